@@ -1,0 +1,287 @@
+//! One TCP connection to Blender: its socket, and the task that reads its replies.
+//!
+//! Requests are written by whoever starts them — usually the JavaScript thread, directly with a
+//! non-blocking `write` — and only what does not fit in the socket buffer is handed to the task.
+//! The task sleeps on the socket's readability and wakes when Blender answers. So a request
+//! costs one wake-up of the I/O thread (the reply), not two (a hand-off, then the reply).
+//!
+//! For the same reason the task is not told when a request starts. Its timer is kept armed no
+//! later than `socketTimeout` ahead, so any request started since it last looked has a deadline
+//! at or after the timer; when the timer fires the task re-reads the pool's view of the
+//! connection and re-arms on the exact deadline (see [`Shared::check_timers`]).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::error::PoolError;
+use crate::framing::{is_whitespace, validate_reply, ReplyScanner, Scan};
+use crate::pool::Shared;
+
+/// Bytes queued behind a write that would have blocked, and how many of them are written.
+type Unwritten = (Vec<u8>, usize);
+
+/// The parts of a connection that both the pool and the connection's task use.
+#[derive(Debug)]
+pub(crate) struct ConnIo {
+    pub(crate) id: u64,
+    pub(crate) stream: TcpStream,
+    /// Wakes the task: bytes were queued in `outbox`, or the connection is closing.
+    wake: Notify,
+    outbox: Mutex<Option<Unwritten>>,
+    closing: AtomicBool,
+    /// Told when the socket is really closed (this struct dropped), for `shutdown()`.
+    pool: Weak<Shared>,
+}
+
+impl ConnIo {
+    pub(crate) fn new(id: u64, stream: TcpStream, pool: Weak<Shared>) -> Self {
+        ConnIo { id, stream, wake: Notify::new(), outbox: Mutex::new(None), closing: AtomicBool::new(false), pool }
+    }
+
+    /// Writes `bytes` without blocking; what does not fit is left for the task to finish.
+    pub(crate) fn write_or_queue(&self, bytes: Vec<u8>) -> io::Result<()> {
+        let mut off = 0;
+        while off < bytes.len() {
+            match self.stream.try_write(&bytes[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    *self.outbox.lock().unwrap_or_else(|p| p.into_inner()) = Some((bytes, off));
+                    self.wake.notify_one();
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the task to stop and close the socket.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.socket_closed();
+        }
+    }
+}
+
+/// What one burst of reads produced.
+enum ReadOutcome {
+    /// Bytes were appended; the socket has no more for now.
+    Data,
+    /// The peer closed its side (possibly after appending bytes).
+    Eof,
+    /// The read failed (reset, ...).
+    Failed(io::Error),
+}
+
+/// The receive buffer of the reply in progress, with its scanner.
+struct ReplyBuffer {
+    buf: Vec<u8>,
+    scanner: ReplyScanner,
+    limit: usize,
+}
+
+impl ReplyBuffer {
+    const MIN_SPARE: usize = 16 * 1024;
+
+    fn new(limit: usize) -> Self {
+        ReplyBuffer { buf: Vec::new(), scanner: ReplyScanner::new(), limit }
+    }
+
+    /// Reads until the socket would block, stopping early once the buffer passes the limit so
+    /// an oversized reply is never buffered whole.
+    fn fill(&mut self, stream: &TcpStream) -> ReadOutcome {
+        loop {
+            if self.buf.capacity() - self.buf.len() < Self::MIN_SPARE {
+                // Grow geometrically, but never reserve far beyond the limit.
+                let want = self.buf.len().max(Self::MIN_SPARE).min(self.limit.saturating_add(1));
+                self.buf.reserve(want.max(Self::MIN_SPARE));
+            }
+            match stream.try_read_buf(&mut self.buf) {
+                Ok(0) => return ReadOutcome::Eof,
+                Ok(_) if self.buf.len() > self.limit => return ReadOutcome::Data,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Data,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return ReadOutcome::Failed(e),
+            }
+        }
+    }
+
+    /// Takes the complete reply out of the buffer, leaving it empty for the next one.
+    /// Returns the validated reply text and whether non-whitespace bytes followed it.
+    fn take_reply(&mut self, start: usize, end: usize) -> (Result<String, PoolError>, bool) {
+        let mut bytes = std::mem::take(&mut self.buf);
+        self.scanner.reset();
+        let trailing = bytes.split_off(end);
+        let garbage_after = !is_whitespace(&trailing);
+        if start > 0 {
+            drop(bytes.drain(..start));
+        }
+        let outcome = match String::from_utf8(bytes) {
+            Ok(text) => validate_reply(text.as_bytes()).map(|_| ()).map(|()| text),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                Err(validate_reply(&bytes).expect_err("not UTF-8, so not valid"))
+            }
+        };
+        (outcome, garbage_after)
+    }
+}
+
+/// The connection's task: reads replies, finishes writes that blocked, enforces timeouts.
+/// Ends when the pool closes the connection or the connection fails.
+pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
+    let mut reply = ReplyBuffer::new(shared.config.max_response_bytes);
+    let mut unwritten: Option<Unwritten> = None;
+    // When bytes last arrived: the reply timeout restarts from here.
+    let mut progress = Instant::now();
+    let mut wake_at = progress + shared.config.socket_timeout;
+    loop {
+        if io.is_closing() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = io.wake.notified() => {
+                if let Some(queued) = io.outbox.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    unwritten = Some(queued);
+                }
+            }
+            ready = io.stream.writable(), if unwritten.is_some() => {
+                let result = ready.and_then(|()| finish_write(&io.stream, &mut unwritten));
+                if let Err(e) = result {
+                    shared.discard(io.id, PoolError::Write(e.to_string()));
+                    break;
+                }
+            }
+            ready = io.stream.readable() => {
+                let outcome = match ready {
+                    Ok(()) => reply.fill(&io.stream),
+                    Err(e) => ReadOutcome::Failed(e),
+                };
+                if !on_read(&shared, &io, &mut reply, outcome, &mut progress) {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(wake_at) => {}
+        }
+        match shared.check_timers(io.id, progress) {
+            Some(next) => wake_at = next,
+            None => break,
+        }
+    }
+    io.close();
+}
+
+/// Writes queued bytes until done or the socket would block again.
+fn finish_write(stream: &TcpStream, unwritten: &mut Option<Unwritten>) -> io::Result<()> {
+    while let Some((bytes, off)) = unwritten.as_mut() {
+        match stream.try_write(&bytes[*off..]) {
+            Ok(n) => {
+                *off += n;
+                if *off == bytes.len() {
+                    *unwritten = None;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Acts on what a burst of reads produced. Returns `false` when the connection is finished.
+fn on_read(
+    shared: &Arc<Shared>,
+    io: &ConnIo,
+    reply: &mut ReplyBuffer,
+    outcome: ReadOutcome,
+    progress: &mut Instant,
+) -> bool {
+    let eof = match outcome {
+        ReadOutcome::Data => false,
+        ReadOutcome::Eof => true,
+        ReadOutcome::Failed(e) => {
+            shared.discard(io.id, PoolError::ConnectionClosed(format!("read failed: {e}")));
+            return false;
+        }
+    };
+    if !shared.has_request_in_flight(io.id) {
+        // Nothing is expected. Stray whitespace is harmless; anything else means the stream is
+        // out of step, and a close means Blender went away: drop the connection now, before
+        // anyone is handed it.
+        if !is_whitespace(&reply.buf) {
+            let bytes = reply.buf.len();
+            shared.discard(io.id, PoolError::invalid_response("Unexpected data while no request was in flight", &reply.buf));
+            tracing::warn!(conn = io.id, bytes, "discarding connection: Blender sent data nobody asked for");
+            return false;
+        }
+        reply.buf.clear();
+        if eof {
+            shared.discard(io.id, PoolError::ConnectionClosed("closed by Blender while idle".into()));
+            return false;
+        }
+        return true;
+    }
+    if !reply.buf.is_empty() {
+        *progress = Instant::now();
+    }
+    match reply.scanner.scan(&reply.buf) {
+        Scan::Complete { start, end } => {
+            let (outcome, garbage_after) = reply.take_reply(start, end);
+            let reusable = outcome.is_ok() && !garbage_after && !eof;
+            if garbage_after {
+                tracing::warn!(conn = io.id, "discarding connection: bytes followed the reply");
+            }
+            shared.finish_request(io.id, outcome, reusable);
+            reusable
+        }
+        Scan::NotAnObject(at) => {
+            shared.discard(io.id, PoolError::invalid_response("Reply is not a JSON object", &reply.buf[at..]));
+            false
+        }
+        Scan::Incomplete | Scan::Empty if reply.buf.len() > reply.limit => {
+            shared.discard(io.id, PoolError::ResponseTooLarge { limit: reply.limit });
+            false
+        }
+        Scan::Incomplete | Scan::Empty if eof => {
+            let detail = if reply.buf.is_empty() {
+                "Blender closed the connection without replying".to_owned()
+            } else {
+                format!("Blender closed the connection after {} bytes of an incomplete reply", reply.buf.len())
+            };
+            shared.discard(io.id, PoolError::ConnectionClosed(detail));
+            false
+        }
+        Scan::Incomplete | Scan::Empty => true,
+    }
+}
+
+/// TCP options every pooled socket gets: no Nagle delay (requests are small and latency-bound)
+/// and keepalive, so a peer that vanished without closing is eventually noticed.
+pub(crate) fn tune_socket(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}

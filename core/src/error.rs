@@ -1,0 +1,152 @@
+//! The one error type of the pool, a variant per stage where a call can fail.
+//!
+//! Every variant maps to one stable, documented code (see [`PoolError::code`]); the binding turns
+//! that code into the `code` property of the JavaScript `Error`, so the mapping lives here once.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a call on the pool failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolError {
+    /// No connection became free within `connectionTimeout` while the caller waited in the queue.
+    PoolTimeout,
+    /// Opening a TCP connection to Blender failed (refused, unreachable, or timed out).
+    Connect {
+        /// `host:port` that was dialled.
+        addr: String,
+        /// What the operating system (or the connect timer) said.
+        reason: String,
+    },
+    /// Blender sent no byte for `socketTimeout` while a reply was expected.
+    ResponseTimeout(Duration),
+    /// The peer closed (or reset) the connection before the reply was complete.
+    ConnectionClosed(String),
+    /// The reply was not a Blender response: not UTF-8, not JSON, not an object, or a bad
+    /// `status`/`message`. `sample` is the start of what arrived, cut at 200 characters.
+    InvalidResponse {
+        /// What was wrong with it.
+        reason: String,
+        /// The first 200 characters of the reply (lossy UTF-8), `...` appended when cut.
+        sample: String,
+    },
+    /// The reply grew past `maxResponseBytes` before it was complete.
+    ResponseTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The pool was shut down before the call could be served.
+    Shutdown,
+    /// A lease was used after it had been released (or its connection had been discarded).
+    Released,
+    /// A lease was asked to run a command while it was still running another (no pipelining).
+    LeaseBusy,
+    /// Writing the request failed.
+    Write(String),
+    /// A bug in the pool (a panic was caught). Never expected; reported rather than crashing.
+    Internal(String),
+}
+
+impl PoolError {
+    /// The stable code the JavaScript layer exposes as `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PoolError::PoolTimeout => "ERR_POOL_TIMEOUT",
+            PoolError::Connect { .. } => "ERR_CONNECT",
+            PoolError::ResponseTimeout(_) => "ERR_RESPONSE_TIMEOUT",
+            PoolError::ConnectionClosed(_) | PoolError::Write(_) => "ERR_CONNECTION_CLOSED",
+            PoolError::InvalidResponse { .. } => "ERR_INVALID_RESPONSE",
+            PoolError::ResponseTooLarge { .. } => "ERR_RESPONSE_TOO_LARGE",
+            PoolError::Shutdown => "ERR_POOL_SHUTDOWN",
+            PoolError::Released => "ERR_CONNECTION_RELEASED",
+            PoolError::LeaseBusy => "ERR_CONNECTION_BUSY",
+            PoolError::Internal(_) => "ERR_INTERNAL",
+        }
+    }
+
+    /// Builds an [`PoolError::InvalidResponse`] with a sample of the offending bytes.
+    pub fn invalid_response(reason: impl Into<String>, bytes: &[u8]) -> Self {
+        PoolError::InvalidResponse { reason: reason.into(), sample: sample(bytes) }
+    }
+}
+
+/// The first 200 characters of `bytes` (invalid UTF-8 replaced), with `...` when cut.
+fn sample(bytes: &[u8]) -> String {
+    const MAX_CHARS: usize = 200;
+    // Look at a bounded prefix only: a 50 MB reply must not be decoded to build an error message.
+    let head = &bytes[..bytes.len().min(MAX_CHARS * 4)];
+    let text = String::from_utf8_lossy(head);
+    let mut chars = text.chars();
+    let cut: String = chars.by_ref().take(MAX_CHARS).collect();
+    if chars.next().is_some() || head.len() < bytes.len() {
+        cut + "..."
+    } else {
+        cut
+    }
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::PoolTimeout => f.write_str("Connection pool timeout - no connections available"),
+            PoolError::Connect { addr, reason } => {
+                write!(f, "Failed to connect to Blender: {reason} ({addr})")
+            }
+            PoolError::ResponseTimeout(after) => {
+                write!(f, "Response timeout (no data from Blender for {} ms)", after.as_millis())
+            }
+            PoolError::ConnectionClosed(detail) => write!(f, "Connection closed ({detail})"),
+            PoolError::InvalidResponse { reason, sample } => write!(
+                f,
+                "Invalid response structure from Blender. {reason}. Expected BlenderSocketResponse \
+                 with status field, got: {sample}"
+            ),
+            PoolError::ResponseTooLarge { limit } => {
+                write!(f, "Response too large: Blender's reply exceeded maxResponseBytes ({limit} bytes)")
+            }
+            PoolError::Shutdown => f.write_str("Connection pool shutting down"),
+            PoolError::Released => {
+                f.write_str("Connection was released to the pool (or discarded) and can no longer be used")
+            }
+            PoolError::LeaseBusy => f.write_str(
+                "Connection is busy with another command (one command at a time per connection)",
+            ),
+            PoolError::Write(reason) => write!(f, "Connection closed (write failed: {reason})"),
+            PoolError::Internal(what) => write!(f, "Internal error in blender-mcp-pool: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_cuts_at_200_chars_and_marks_the_cut() {
+        let long = "é".repeat(300);
+        let s = sample(long.as_bytes());
+        assert_eq!(s.chars().count(), 203);
+        assert!(s.ends_with("..."));
+        assert_eq!(sample(b"short"), "short");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_in_the_sample() {
+        assert_eq!(sample(b"ab\xffcd"), "ab\u{fffd}cd");
+    }
+
+    #[test]
+    fn messages_keep_the_original_wording() {
+        assert_eq!(PoolError::PoolTimeout.to_string(), "Connection pool timeout - no connections available");
+        assert_eq!(PoolError::Shutdown.to_string(), "Connection pool shutting down");
+        assert!(PoolError::ResponseTimeout(Duration::from_millis(5)).to_string().starts_with("Response timeout"));
+        assert!(PoolError::ConnectionClosed("eof".into()).to_string().starts_with("Connection closed"));
+        let e = PoolError::Connect { addr: "h:1".into(), reason: "refused".into() };
+        assert!(e.to_string().starts_with("Failed to connect to Blender: "));
+        let e = PoolError::invalid_response("not an object", b"[1]");
+        assert!(e.to_string().starts_with("Invalid response structure from Blender. "));
+        assert!(e.to_string().ends_with("got: [1]"));
+    }
+}

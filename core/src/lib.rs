@@ -1,0 +1,31 @@
+//! The Blender MCP connection pool, in plain Rust: framing, connections, the pool, its
+//! configuration, errors and statistics. It knows nothing of Node; the napi binding in the
+//! parent crate only converts between JavaScript values and these types.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), blender_mcp_pool_core::PoolError> {
+//! use blender_mcp_pool_core::{Pool, PoolConfig, Request};
+//! let pool = Pool::new(PoolConfig::new(), tokio::runtime::Handle::current());
+//! let reply = pool.execute(Request::new("get_scene_info", r#"{"type":"get_scene_info"}"#)).await?;
+//! assert!(reply.starts_with('{'));
+//! pool.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub, unused_results)]
+#![forbid(unsafe_code)]
+
+mod completion;
+mod config;
+mod connection;
+mod error;
+pub mod framing;
+mod lease;
+mod pool;
+mod stats;
+
+pub use completion::Completion;
+pub use config::{ConfigError, ConfigErrorKind, ConfigInput, EnvInput, PoolConfig};
+pub use error::PoolError;
+pub use lease::{Lease, LeaseInfo};
+pub use pool::{Pool, Request};
+pub use stats::PoolStats;
