@@ -1,1 +1,16 @@
-//! placeholder
+//! Node.js binding of the Blender MCP connection pool.
+//!
+//! Thin by design: each `#[napi]` item converts JavaScript values into `pool-core` types, calls
+//! the core, and converts back. Replies reach JavaScript through one threadsafe function per
+//! pool ([`settle`]), so a call costs no per-call promise machinery on the Rust side; the
+//! JavaScript layer (`index.js`) keeps the promises.
+#![deny(clippy::all)]
+#![warn(missing_docs, missing_debug_implementations, unused_results)]
+
+mod config;
+mod errors;
+mod lease;
+mod logging;
+mod pool;
+mod runtime;
+mod settle;

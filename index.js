@@ -1,0 +1,326 @@
+'use strict'
+// blender-mcp-pool: the JavaScript face of the native pool.
+//
+// What lives here is what JavaScript does best: checking argument types, JSON.stringify of the
+// request, JSON.parse of the reply, promises and error classes. Everything else (sockets,
+// framing, queueing, timeouts) is in Rust; see src/ and core/src/.
+
+const native = require('./binding.js')
+
+native.initLogging(process.env.LOG_LEVEL, process.env.LOG_FORMAT)
+
+/** Numeric options, all whole numbers (milliseconds for durations). */
+const NUMERIC_OPTIONS = [
+  'port',
+  'minConnections',
+  'maxConnections',
+  'connectionTimeout',
+  'idleTimeout',
+  'maxRequestsPerConnection',
+  'healthCheckInterval',
+  'mutexTimeout',
+  'socketTimeout',
+  'maxResponseBytes',
+]
+
+/** Every rejection of the pool: an Error with a stable `code` (see README, "Errors"). */
+class BlenderPoolError extends Error {
+  constructor(code, message) {
+    super(message)
+    this.name = 'BlenderPoolError'
+    this.code = code
+  }
+}
+
+/**
+ * Kept for compatibility with the original pool, whose async mutex could time out. This pool
+ * has no such mutex, so it never throws it; `instanceof MutexTimeoutError` checks stay valid.
+ */
+class MutexTimeoutError extends Error {
+  constructor(operation, timeoutMs) {
+    super(`Mutex acquisition timeout after ${timeoutMs}ms during ${operation}`)
+    this.name = 'MutexTimeoutError'
+  }
+}
+
+function invalidArg(message) {
+  const err = new TypeError(message)
+  err.code = 'ERR_INVALID_ARG_TYPE'
+  return err
+}
+
+function checkConfig(config) {
+  if (config === undefined || config === null) return {}
+  if (typeof config !== 'object' || Array.isArray(config)) {
+    throw invalidArg(`Invalid ConnectionPool config: expected an object, got ${describe(config)}`)
+  }
+  const checked = {}
+  for (const key of NUMERIC_OPTIONS) {
+    const value = config[key]
+    if (value === undefined) continue
+    if (typeof value !== 'number') {
+      throw invalidArg(`Invalid ConnectionPool config: ${key} must be a number, got ${describe(value)}`)
+    }
+    checked[key] = value
+  }
+  if (config.host !== undefined) {
+    if (typeof config.host !== 'string') {
+      throw invalidArg(`Invalid ConnectionPool config: host must be a string, got ${describe(config.host)}`)
+    }
+    checked.host = config.host
+  }
+  return checked
+}
+
+function describe(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'string' ? `string ${JSON.stringify(value.slice(0, 40))}` : typeof value
+}
+
+function isPlainObject(value) {
+  if (typeof value !== 'object' || value === null) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * The request body, or a TypeError. Checked before anything is sent.
+ * `null` params are treated as absent, as the original pool did.
+ */
+function encodeRequest(type, params) {
+  if (typeof type !== 'string' || type.length === 0) {
+    throw invalidArg(`execute: type must be a non-empty string, got ${describe(type)}`)
+  }
+  if (params === undefined || params === null) return JSON.stringify({ type })
+  if (!isPlainObject(params)) {
+    throw invalidArg(`execute: params must be a plain object, got ${describe(params)}`)
+  }
+  try {
+    return JSON.stringify({ type, params })
+  } catch (cause) {
+    const err = new TypeError(`execute: params cannot be serialised to JSON: ${cause.message}`, { cause })
+    err.code = 'ERR_INVALID_ARG_VALUE'
+    throw err
+  }
+}
+
+/**
+ * The calls of one pool waiting for their outcome, by call id, and the function the native
+ * side calls to settle them. Deliberately holds no reference to the pool object, so an
+ * abandoned pool can still be garbage-collected.
+ */
+function createCallTable() {
+  const calls = new Map()
+  let nextId = 0
+  return {
+    /** Registers a call; returns its id. */
+    add(entry) {
+      nextId = nextId === 0xffffffff ? 1 : nextId + 1
+      calls.set(nextId, entry)
+      return nextId
+    },
+    /** Forgets a call that could not be started. */
+    remove(id) {
+      calls.delete(id)
+    },
+    settle(id, code, text, lease) {
+      const call = calls.get(id)
+      if (call === undefined) return
+      calls.delete(id)
+      if (code !== null) {
+        call.reject(new BlenderPoolError(code, text))
+        return
+      }
+      switch (call.kind) {
+        case 'json':
+          try {
+            call.resolve(JSON.parse(text))
+          } catch (cause) {
+            // The native side validated this text; reaching here is a bug, not a bad reply.
+            call.reject(new BlenderPoolError('ERR_INTERNAL', `Reply passed validation but not JSON.parse: ${cause.message}`))
+          }
+          return
+        case 'text':
+          call.resolve(text)
+          return
+        case 'lease':
+          call.resolve(new PooledConnection(lease, call.table))
+          return
+        default:
+          call.resolve(undefined)
+      }
+    },
+  }
+}
+
+/** Starts one native call and returns its promise. */
+function start(table, kind, begin) {
+  return new Promise((resolve, reject) => {
+    const id = table.add({ kind, resolve, reject, table })
+    try {
+      begin(id)
+    } catch (err) {
+      table.remove(id)
+      reject(err)
+    }
+  })
+}
+
+/**
+ * A connection leased with `pool.acquire()`. Use `execute` for several commands in a row on the
+ * same connection, then give it back with `pool.release(conn)` (or `conn.release()`).
+ */
+class PooledConnection {
+  #lease
+  #table
+
+  constructor(lease, table) {
+    this.#lease = lease
+    this.#table = table
+  }
+
+  /** `conn-<n>`: unique over the pool's life. */
+  get id() {
+    return this.#lease.info().id
+  }
+
+  /** True until released (or until its connection is lost). */
+  get inUse() {
+    return this.#lease.info().inUse
+  }
+
+  /** When the connection was opened (ms since the epoch). */
+  get createdAt() {
+    return this.#lease.info().createdAt
+  }
+
+  /** When a command last started or finished on it (ms since the epoch). */
+  get lastUsedAt() {
+    return this.#lease.info().lastUsedAt
+  }
+
+  /** Commands this connection has answered over its life. */
+  get requestCount() {
+    return this.#lease.info().requestCount
+  }
+
+  /** Runs one command on this connection. Rejects after release with ERR_CONNECTION_RELEASED. */
+  execute(type, params) {
+    return this.#run('json', type, params)
+  }
+
+  /** Like `execute`, resolving to the reply's JSON text. */
+  executeRaw(type, params) {
+    return this.#run('text', type, params)
+  }
+
+  /** Gives the connection back to its pool. Idempotent. */
+  release() {
+    this.#lease.release()
+    return Promise.resolve()
+  }
+
+  #run(kind, type, params) {
+    let body
+    try {
+      body = encodeRequest(type, params)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return start(this.#table, kind, (id) => this.#lease.submit(id, type, body))
+  }
+
+  /** @internal The native lease, for `ConnectionPool.release`. */
+  static lease(conn) {
+    return conn.#lease
+  }
+
+  toJSON() {
+    const { id, inUse, createdAt, lastUsedAt, requestCount } = this.#lease.info()
+    return { id, inUse, createdAt, lastUsedAt, requestCount }
+  }
+}
+
+/** A pool of TCP connections to Blender's MCP add-on. See index.d.ts for the full contract. */
+class ConnectionPool {
+  #native
+  #table
+
+  constructor(config) {
+    const checked = checkConfig(config)
+    const table = createCallTable()
+    const env = {
+      BLENDER_HOST: process.env.BLENDER_HOST,
+      BLENDER_PORT: process.env.BLENDER_PORT,
+      SOCKET_TIMEOUT: process.env.SOCKET_TIMEOUT,
+    }
+    this.#native = new native.NativePool(checked, env, table.settle)
+    this.#table = table
+  }
+
+  /** Sends one command and resolves to Blender's parsed reply. */
+  execute(type, params) {
+    return this.#run('json', type, params)
+  }
+
+  /** Like `execute`, resolving to the reply's JSON text (validated, not parsed). */
+  executeRaw(type, params) {
+    return this.#run('text', type, params)
+  }
+
+  /** Leases a connection for several commands in a row. */
+  acquire() {
+    return start(this.#table, 'lease', (id) => this.#native.acquire(id))
+  }
+
+  /** Gives a leased connection back. Idempotent. */
+  release(connection) {
+    if (!(connection instanceof PooledConnection)) {
+      return Promise.reject(invalidArg(`release: expected a PooledConnection from acquire(), got ${describe(connection)}`))
+    }
+    PooledConnection.lease(connection).release()
+    return Promise.resolve()
+  }
+
+  /** The pool's counts, synchronously. */
+  getStats() {
+    return this.#native.stats()
+  }
+
+  /** The configuration in force, defaults and environment applied. */
+  get config() {
+    return this.#native.config()
+  }
+
+  /** Rejects waiting callers, lets in-flight requests finish, closes every socket. Idempotent. */
+  shutdown() {
+    return start(this.#table, 'void', (id) => this.#native.shutdown(id))
+  }
+
+  #run(kind, type, params) {
+    let body
+    try {
+      body = encodeRequest(type, params)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return start(this.#table, kind, (id) => this.#native.submit(id, type, body))
+  }
+}
+
+let defaultPool = null
+
+/** The pool of this JS context (main thread or worker), configured from the environment. */
+function getConnectionPool() {
+  if (defaultPool === null) defaultPool = new ConnectionPool()
+  return defaultPool
+}
+
+module.exports = {
+  ConnectionPool,
+  PooledConnection,
+  BlenderPoolError,
+  MutexTimeoutError,
+  getConnectionPool,
+}

@@ -1,0 +1,5 @@
+// ESM entry: the same objects as the CommonJS entry (one module instance, one default pool).
+import cjs from './index.js'
+
+export const { ConnectionPool, PooledConnection, BlenderPoolError, MutexTimeoutError, getConnectionPool } = cjs
+export default cjs

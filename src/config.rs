@@ -1,0 +1,129 @@
+//! JavaScript shapes of the pool's configuration and statistics.
+//!
+//! Types are checked in `index.js` (where `typeof` lives); values are checked by the core.
+
+use napi_derive::napi;
+use pool_core::{ConfigInput, EnvInput, PoolStats};
+
+/// The options object of `new ConnectionPool(config)`, numbers in milliseconds.
+#[napi(object)]
+#[derive(Debug, Default)]
+#[allow(missing_docs)]
+pub struct JsPoolConfig {
+  pub host: Option<String>,
+  pub port: Option<f64>,
+  pub min_connections: Option<f64>,
+  pub max_connections: Option<f64>,
+  pub connection_timeout: Option<f64>,
+  pub idle_timeout: Option<f64>,
+  pub max_requests_per_connection: Option<f64>,
+  pub health_check_interval: Option<f64>,
+  pub mutex_timeout: Option<f64>,
+  pub socket_timeout: Option<f64>,
+  pub max_response_bytes: Option<f64>,
+}
+
+impl From<JsPoolConfig> for ConfigInput {
+  fn from(c: JsPoolConfig) -> Self {
+    ConfigInput {
+      host: c.host,
+      port: c.port,
+      min_connections: c.min_connections,
+      max_connections: c.max_connections,
+      connection_timeout: c.connection_timeout,
+      idle_timeout: c.idle_timeout,
+      max_requests_per_connection: c.max_requests_per_connection,
+      health_check_interval: c.health_check_interval,
+      mutex_timeout: c.mutex_timeout,
+      socket_timeout: c.socket_timeout,
+      max_response_bytes: c.max_response_bytes,
+    }
+  }
+}
+
+/// The environment variables the pool reads, taken from this JS context's `process.env`.
+#[napi(object)]
+#[derive(Debug, Default)]
+#[allow(missing_docs)]
+pub struct JsPoolEnv {
+  #[napi(js_name = "BLENDER_HOST")]
+  pub blender_host: Option<String>,
+  #[napi(js_name = "BLENDER_PORT")]
+  pub blender_port: Option<String>,
+  #[napi(js_name = "SOCKET_TIMEOUT")]
+  pub socket_timeout: Option<String>,
+}
+
+impl From<JsPoolEnv> for EnvInput {
+  fn from(e: JsPoolEnv) -> Self {
+    EnvInput { blender_host: e.blender_host, blender_port: e.blender_port, socket_timeout: e.socket_timeout }
+  }
+}
+
+/// `getStats()`: the original's five fields first, then extras.
+#[napi(object)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct JsPoolStats {
+  pub total_connections: u32,
+  pub active_connections: u32,
+  pub idle_connections: u32,
+  pub pending_requests: u32,
+  pub total_requests: f64,
+  pub opening_connections: u32,
+  pub failed_requests: f64,
+  pub connections_opened: f64,
+  pub connect_failures: f64,
+}
+
+impl From<PoolStats> for JsPoolStats {
+  fn from(s: PoolStats) -> Self {
+    JsPoolStats {
+      total_connections: s.total_connections as u32,
+      active_connections: s.active_connections as u32,
+      idle_connections: s.idle_connections as u32,
+      pending_requests: s.pending_requests as u32,
+      total_requests: s.total_requests as f64,
+      opening_connections: s.opening_connections as u32,
+      failed_requests: s.failed_requests as f64,
+      connections_opened: s.connections_opened as f64,
+      connect_failures: s.connect_failures as f64,
+    }
+  }
+}
+
+/// The resolved configuration, for `pool.config`.
+#[napi(object)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct JsResolvedConfig {
+  pub host: String,
+  pub port: u32,
+  pub min_connections: u32,
+  pub max_connections: u32,
+  pub connection_timeout: f64,
+  pub idle_timeout: f64,
+  pub max_requests_per_connection: f64,
+  pub health_check_interval: f64,
+  pub mutex_timeout: f64,
+  pub socket_timeout: f64,
+  pub max_response_bytes: f64,
+}
+
+impl From<&pool_core::PoolConfig> for JsResolvedConfig {
+  fn from(c: &pool_core::PoolConfig) -> Self {
+    JsResolvedConfig {
+      host: c.host.clone(),
+      port: c.port.into(),
+      min_connections: c.min_connections as u32,
+      max_connections: c.max_connections as u32,
+      connection_timeout: c.connection_timeout.as_millis() as f64,
+      idle_timeout: c.idle_timeout.as_millis() as f64,
+      max_requests_per_connection: c.max_requests_per_connection as f64,
+      health_check_interval: c.health_check_interval.as_millis() as f64,
+      mutex_timeout: c.mutex_timeout.as_millis() as f64,
+      socket_timeout: c.socket_timeout.as_millis() as f64,
+      max_response_bytes: c.max_response_bytes as f64,
+    }
+  }
+}

@@ -1,0 +1,65 @@
+//! `NativeLease`: one leased connection, wrapped by `PooledConnection` in `index.js`.
+
+use std::sync::Arc;
+
+use napi::Env;
+use napi_derive::napi;
+use pool_core::{Lease, Request};
+
+use crate::settle::{Outcome, Settler};
+
+/// A connection held by one caller. Garbage collection of a lease never released gives the
+/// connection back to the pool.
+#[napi]
+#[derive(Debug)]
+pub struct NativeLease {
+  lease: Lease,
+  settler: Arc<Settler>,
+}
+
+/// What `PooledConnection` shows of its connection.
+#[napi(object)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct JsLeaseInfo {
+  pub id: String,
+  pub in_use: bool,
+  pub created_at: f64,
+  pub last_used_at: f64,
+  pub request_count: f64,
+}
+
+impl NativeLease {
+  pub(crate) fn new(lease: Lease, settler: Arc<Settler>) -> Self {
+    NativeLease { lease, settler }
+  }
+}
+
+#[napi]
+impl NativeLease {
+  /// Sends `body` on this connection and settles call `id` with the reply text.
+  #[napi]
+  pub fn submit(&self, env: Env, id: u32, command: String, body: String) {
+    let done = self.settler.begin(&env, id, Outcome::Reply);
+    self.lease.submit(Request::new(command, body), done);
+  }
+
+  /// The connection's details.
+  #[napi]
+  pub fn info(&self) -> JsLeaseInfo {
+    let i = self.lease.info();
+    JsLeaseInfo {
+      id: i.id,
+      in_use: i.in_use,
+      created_at: i.created_at,
+      last_used_at: i.last_used_at,
+      request_count: i.request_count,
+    }
+  }
+
+  /// Gives the connection back. Idempotent.
+  #[napi]
+  pub fn release(&self) {
+    self.lease.release();
+  }
+}
