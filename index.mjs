@@ -2,4 +2,3 @@
 import cjs from './index.js'
 
 export const { ConnectionPool, PooledConnection, BlenderPoolError, MutexTimeoutError, getConnectionPool } = cjs
-export default cjs

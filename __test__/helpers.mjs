@@ -1,0 +1,58 @@
+// Shared set-up of the JS tests: a mock Blender on a free port, pools pointed at it, and
+// clean-up after each test so no socket outlives its test.
+import { afterEach } from 'vitest'
+import net from 'node:net'
+
+import { startMockBlender } from '../mock/blender-mock.mjs'
+import { ConnectionPool } from '../index.mjs'
+
+const cleanups = []
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()()
+})
+
+/** A mock Blender that stops after the test. */
+export async function mockBlender(options) {
+  const mock = await startMockBlender(options)
+  cleanups.push(() => mock.stop())
+  return mock
+}
+
+/** A pool pointed at `mock` (minConnections 0 unless given, so counts start at zero). */
+export function poolFor(mock, config = {}) {
+  const pool = new ConnectionPool({ host: '127.0.0.1', port: mock.port, minConnections: 0, ...config })
+  cleanups.push(() => pool.shutdown())
+  return pool
+}
+
+/** A port with nothing listening on it. */
+export async function deadPort() {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/**
+ * Resolves once `predicate()` holds, checking after each turn of the event loop; rejects after
+ * `timeoutMs`. For state only the pool can see (its stats), where no event announces a change.
+ */
+export async function until(predicate, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${predicate}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/** The rejection of `promise` (fails the test if it resolves). */
+export async function rejection(promise) {
+  try {
+    const value = await promise
+    throw new Error(`expected a rejection, got ${JSON.stringify(value)}`)
+  } catch (err) {
+    return err
+  }
+}

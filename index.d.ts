@@ -1,0 +1,194 @@
+/**
+ * blender-mcp-pool: a native (Rust) drop-in replacement for the ClaudeKit Blender MCP server's
+ * `ConnectionPool`. Same names and behaviour a caller relies on; see README.md for what changed.
+ *
+ * @packageDocumentation
+ */
+
+/** A command sent to Blender's add-on: serialised as `JSON.stringify({type, params}) + "\n"`. */
+export interface BlenderSocketMessage {
+  /** The command type, e.g. `get_scene_info`. */
+  type: string
+  /** The command's parameters; absent when not given. */
+  params?: Record<string, unknown>
+}
+
+/** Blender's reply to one command. */
+export interface BlenderSocketResponse {
+  /** `success` or `error`; any other reply is rejected with `ERR_INVALID_RESPONSE`. */
+  status: 'success' | 'error'
+  /** The command's result, on success. */
+  result?: unknown
+  /** What went wrong, on error. Always a string when present. */
+  message?: string
+}
+
+/**
+ * Pool options. Every field is optional in the constructor; durations are in milliseconds and
+ * must be whole numbers from 1 to 2147483647 (a JavaScript timer's range).
+ */
+export interface ConnectionPoolConfig {
+  /** Connections kept open even when idle, opened in the background. Default: 1. */
+  minConnections: number
+  /** Hard cap on open plus opening sockets. Default: 5. */
+  maxConnections: number
+  /** Connect timeout, and how long a caller waits for a free connection. Default: 30000. */
+  connectionTimeout: number
+  /** An idle connection above `minConnections` closes after this long unused. Default: 60000. */
+  idleTimeout: number
+  /** A connection is closed and replaced after serving this many requests. Default: 1000. */
+  maxRequestsPerConnection: number
+  /** Period of the background top-up to `minConnections`. Default: 30000. */
+  healthCheckInterval: number
+  /**
+   * Accepted for compatibility and ignored: the original guarded its state with an async mutex
+   * that could time out; this pool has none. Default: 30000.
+   */
+  mutexTimeout: number
+  /** Blender's host. Default: `BLENDER_HOST`, else `localhost`. */
+  host: string
+  /** Blender's port, 1 to 65535. Default: `BLENDER_PORT`, else 9876. */
+  port: number
+  /**
+   * Reply timeout, restarted whenever bytes arrive (so a long reply that keeps flowing never
+   * times out). Default: `SOCKET_TIMEOUT`, else 180000.
+   */
+  socketTimeout: number
+  /** A reply larger than this fails with `ERR_RESPONSE_TOO_LARGE`. Default: 67108864 (64 MiB). */
+  maxResponseBytes: number
+}
+
+/** `getStats()`. The first five fields mean what they meant in the original pool. */
+export interface PoolStats {
+  /** Open connections, idle or in use (connects in progress not counted). */
+  totalConnections: number
+  /** Connections running a command or leased with `acquire()`. */
+  activeConnections: number
+  /** Open connections that are free. */
+  idleConnections: number
+  /** Callers waiting for a connection. */
+  pendingRequests: number
+  /** Requests answered with a valid reply over the pool's life (status `error` included). */
+  totalRequests: number
+  /** Connects in progress. */
+  openingConnections: number
+  /** Requests that failed after being sent: timeout, connection closed, invalid reply. */
+  failedRequests: number
+  /** Connections opened over the pool's life. */
+  connectionsOpened: number
+  /** Connect attempts that failed over the pool's life. */
+  connectFailures: number
+}
+
+/** Stable codes of {@link BlenderPoolError}. */
+export type BlenderPoolErrorCode =
+  /** No connection became free within `connectionTimeout`. */
+  | 'ERR_POOL_TIMEOUT'
+  /** Blender could not be reached (refused, unreachable, connect timeout). */
+  | 'ERR_CONNECT'
+  /** No byte from Blender for `socketTimeout` while a reply was due. */
+  | 'ERR_RESPONSE_TIMEOUT'
+  /** The connection closed (or a write failed) before the reply was complete. */
+  | 'ERR_CONNECTION_CLOSED'
+  /** The reply was not UTF-8 JSON, not an object, or had a bad `status`/`message`. */
+  | 'ERR_INVALID_RESPONSE'
+  /** The reply exceeded `maxResponseBytes`. */
+  | 'ERR_RESPONSE_TOO_LARGE'
+  /** The pool is shut down (or shutting down). */
+  | 'ERR_POOL_SHUTDOWN'
+  /** A `PooledConnection` was used after release. */
+  | 'ERR_CONNECTION_RELEASED'
+  /** A `PooledConnection` was asked to run a command while running another. */
+  | 'ERR_CONNECTION_BUSY'
+  /** A bug in the pool; please report it. */
+  | 'ERR_INTERNAL'
+
+/** Every rejection of the pool's calls (bad arguments aside, which are `TypeError`s). */
+export declare class BlenderPoolError extends Error {
+  /** Always `'BlenderPoolError'`. */
+  readonly name: 'BlenderPoolError'
+  /** What went wrong, stable across versions. */
+  readonly code: BlenderPoolErrorCode
+}
+
+/**
+ * Exported for compatibility: code written for the original pool may test
+ * `err instanceof MutexTimeoutError`. This pool has no async mutex, so it **never throws it**.
+ */
+export declare class MutexTimeoutError extends Error {
+  /** @param operation what was waiting; @param timeoutMs how long it waited. */
+  constructor(operation: string, timeoutMs: number)
+}
+
+/**
+ * A connection leased with {@link ConnectionPool.acquire}. It never exposes its socket. Run
+ * commands with {@link PooledConnection.execute}, then give it back with
+ * {@link ConnectionPool.release} or {@link PooledConnection.release}. After release, `execute`
+ * rejects with `ERR_CONNECTION_RELEASED`.
+ */
+export declare class PooledConnection {
+  private constructor()
+  /** `conn-<n>`, unique over the pool's life. */
+  readonly id: string
+  /** True until released, or until its connection is lost. */
+  readonly inUse: boolean
+  /** When the connection was opened, in ms since the epoch. */
+  readonly createdAt: number
+  /** When a command last started or finished on it, in ms since the epoch. */
+  readonly lastUsedAt: number
+  /** Commands this connection has answered over its life. */
+  readonly requestCount: number
+  /**
+   * Runs one command on this connection. One at a time: a second call while one runs rejects
+   * with `ERR_CONNECTION_BUSY`.
+   */
+  execute(type: string, params?: Record<string, unknown>): Promise<BlenderSocketResponse>
+  /** Like `execute`, resolving to the reply's JSON text (validated, not parsed). */
+  executeRaw(type: string, params?: Record<string, unknown>): Promise<string>
+  /** Gives the connection back to its pool. Idempotent. */
+  release(): Promise<void>
+  /** The fields above as a plain object. */
+  toJSON(): { id: string; inUse: boolean; createdAt: number; lastUsedAt: number; requestCount: number }
+}
+
+/** A pool of TCP connections to Blender's MCP add-on. */
+export declare class ConnectionPool {
+  /**
+   * Creates the pool and opens `minConnections` in the background. Never fails because Blender
+   * is down. Throws `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`)
+   * naming the field when an option is unusable.
+   */
+  constructor(config?: Partial<ConnectionPoolConfig>)
+  /**
+   * Sends one command on a free connection and resolves to Blender's reply (which may be a
+   * `status: 'error'` reply: that is Blender's answer, not a pool failure). Rejects with a
+   * {@link BlenderPoolError}, or with a `TypeError` before sending anything when `type` is not
+   * a non-empty string or `params` is not a JSON-serialisable plain object.
+   */
+  execute(type: string, params?: Record<string, unknown>): Promise<BlenderSocketResponse>
+  /**
+   * Like `execute`, resolving to the reply's JSON text, validated but not parsed: for callers
+   * that forward it as text (MCP tool results are text).
+   */
+  executeRaw(type: string, params?: Record<string, unknown>): Promise<string>
+  /** Leases one connection for several commands in a row. Waits like `execute` when none is free. */
+  acquire(): Promise<PooledConnection>
+  /** Gives a leased connection back (a command still running on it finishes first). Idempotent. */
+  release(connection: PooledConnection): Promise<void>
+  /** The pool's counts, synchronously. */
+  getStats(): PoolStats
+  /** The configuration in force, defaults and environment applied. */
+  readonly config: Readonly<ConnectionPoolConfig>
+  /**
+   * Shuts down: waiting callers reject at once with `ERR_POOL_SHUTDOWN`, requests in flight
+   * finish (or time out), then every socket closes and the promise resolves. Afterwards every
+   * call rejects at once and opens nothing. Idempotent.
+   */
+  shutdown(): Promise<void>
+}
+
+/**
+ * The pool of this JS context (the main thread, or one worker thread), created on first call
+ * from `BLENDER_HOST`, `BLENDER_PORT` and `SOCKET_TIMEOUT`. After its `shutdown()` it stays shut.
+ */
+export declare function getConnectionPool(): ConnectionPool
