@@ -586,9 +586,11 @@ impl Shared {
             Err(err) => {
                 bump(&self.counters.connect_failures);
                 st.connect_failures = st.connect_failures.saturating_add(1);
-                // Back off the background top-up: 100 ms, 200 ms, ... up to the check interval.
-                let backoff = Duration::from_millis(100u64 << st.connect_failures.min(16))
-                    .min(self.config.health_check_interval);
+                // Back off the background top-up: never sooner than the check interval, and
+                // 100 ms, 200 ms, 400 ms, ... (up to a minute) apart while Blender stays down.
+                let backoff = Duration::from_millis(100u64 << (st.connect_failures - 1).min(10))
+                    .min(Duration::from_secs(60))
+                    .max(self.config.health_check_interval);
                 st.next_top_up = Some(Instant::now() + backoff);
                 tracing::warn!(addr = %self.config.addr(), code = err.code(), "connect failed: {err}");
                 // The caller waiting longest learns that Blender is unreachable now rather

@@ -174,8 +174,9 @@ impl TestServer {
     /// Waits until the counts satisfy `pred`, failing the test after [`DEADLINE`].
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&Counts) -> bool) -> Counts {
         let mut rx = self.state.counts.subscribe();
-        match tokio::time::timeout(DEADLINE, rx.wait_for(|c| pred(c))).await {
-            Ok(Ok(c)) => *c,
+        let outcome = tokio::time::timeout(DEADLINE, rx.wait_for(|c| pred(c))).await.map(|r| r.map(|c| *c));
+        match outcome {
+            Ok(Ok(c)) => c,
             _ => panic!("server: timed out waiting for {what}; counts now {:?}", self.counts()),
         }
     }

@@ -1,0 +1,109 @@
+// The pool in a real process: it exits without shutdown(), stays alive while a call is in
+// flight, keeps stdout clean (the consumer's MCP channel), never logs bodies, and works in
+// worker threads.
+import { describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+
+import { getConnectionPool } from '../index.mjs'
+import { mockBlender } from './helpers.mjs'
+
+const entry = fileURLToPath(new URL('../index.mjs', import.meta.url))
+
+/** Runs `source` as an ES module in a fresh node; resolves with its exit code and output. */
+function runScript(source, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(killer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+describe('in a process', () => {
+  it('exits when its work is done, without shutdown(), with idle connections open', async () => {
+    const mock = await mockBlender()
+    const run = await runScript(
+      `import { getConnectionPool } from ${JSON.stringify(entry)}
+       const pool = getConnectionPool()
+       const reply = await pool.execute('echo', { from: 'child' })
+       process.stdout.write(JSON.stringify(reply))`,
+      { BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'silent' },
+    )
+    expect(run.signal).toBeNull()
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout)).toEqual({ status: 'success', result: { from: 'child' } })
+    expect(mock.connectionsOpened).toBeGreaterThanOrEqual(1)
+  })
+
+  it('stays alive while a call is in flight (top-level await on a slow command)', async () => {
+    const mock = await mockBlender()
+    const run = await runScript(
+      `import { ConnectionPool } from ${JSON.stringify(entry)}
+       const pool = new ConnectionPool({ minConnections: 0 })
+       const reply = await pool.execute('sleep', { ms: 300 })
+       process.stdout.write(JSON.stringify(reply))`,
+      { BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'silent' },
+    )
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout)).toEqual({ status: 'success', result: { slept: 300 } })
+  })
+
+  it('logs to stderr only, never to stdout, and never the request or reply bodies', async () => {
+    const mock = await mockBlender()
+    const secret = 'sk-SECRET-API-KEY-4242'
+    const run = await runScript(
+      `import { ConnectionPool } from ${JSON.stringify(entry)}
+       const pool = new ConnectionPool({ minConnections: 0 })
+       await pool.execute('execute_code', { code: 'print(${JSON.stringify(secret).slice(1, -1)})' })
+       await pool.execute('echo', { key: ${JSON.stringify(secret)} })
+       await pool.shutdown()`,
+      { BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'debug', LOG_FORMAT: 'json' },
+    )
+    expect(run.code).toBe(0)
+    expect(run.stdout).toBe('')
+    const records = run.stderr.trim().split('\n').map((line) => JSON.parse(line))
+    expect(records.length).toBeGreaterThan(3)
+    expect(records.some((r) => r.fields?.command === 'execute_code')).toBe(true)
+    expect(run.stderr).not.toContain(secret)
+  })
+
+  it('gives each worker thread its own default pool', async () => {
+    const mock = await mockBlender()
+    const workerSource = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      process.env.BLENDER_HOST = '127.0.0.1'
+      process.env.BLENDER_PORT = String(workerData.port)
+      const { getConnectionPool } = require(workerData.entry)
+      const pool = getConnectionPool()
+      pool.execute('echo', { worker: workerData.n }).then(async (reply) => {
+        await pool.shutdown()
+        parentPort.postMessage(reply)
+      })`
+    const cjsEntry = fileURLToPath(new URL('../index.js', import.meta.url))
+    const results = await Promise.all(
+      [1, 2, 3].map(
+        (n) =>
+          new Promise((resolve, reject) => {
+            const worker = new Worker(workerSource, { eval: true, workerData: { n, port: mock.port, entry: cjsEntry } })
+            worker.once('message', resolve)
+            worker.once('error', reject)
+          }),
+      ),
+    )
+    expect(results.map((r) => r.result.worker)).toEqual([1, 2, 3])
+    expect(getConnectionPool()).toBe(getConnectionPool())
+    await getConnectionPool().shutdown()
+  })
+})
