@@ -153,7 +153,9 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     let mut unwritten: Option<Unwritten> = None;
     // When bytes last arrived: the reply timeout restarts from here.
     let mut progress = Instant::now();
-    let mut wake_at = progress + shared.config.socket_timeout;
+    // Not later than the idle timeout either: a connection that goes idle without this task
+    // seeing an event (a lease given back, a connect whose waiter is gone) must still expire.
+    let mut wake_at = progress + shared.config.socket_timeout.min(shared.config.idle_timeout);
     loop {
         if io.is_closing() {
             break;
@@ -246,6 +248,11 @@ fn on_read(
         *progress = Instant::now();
     }
     match reply.scanner.scan(&reply.buf) {
+        // A reply that arrived whole in one read can be over the limit too.
+        Scan::Complete { start, end } if end - start > reply.limit => {
+            shared.discard(io.id, PoolError::ResponseTooLarge { limit: reply.limit });
+            false
+        }
         Scan::Complete { start, end } => {
             let (outcome, garbage_after) = reply.take_reply(start, end);
             let reusable = outcome.is_ok() && !garbage_after && !eof;

@@ -447,7 +447,9 @@ impl Shared {
                 self.discard(id, PoolError::ResponseTimeout(self.config.socket_timeout));
                 None
             }
-            Phase::Leased => Some(horizon),
+            // Look again within the idle timeout: the lease may be given back without this
+            // task hearing of it, and the connection must then expire on time.
+            Phase::Leased => Some(horizon.min(now + self.config.idle_timeout)),
             Phase::Idle => {
                 let expiry = entry.last_used + self.config.idle_timeout;
                 if total <= min {

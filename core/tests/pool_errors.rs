@@ -37,13 +37,6 @@ async fn fault_then_recover(fault: Reply, tweak: impl FnOnce(&mut PoolConfig)) -
     outcome
 }
 
-fn code(outcome: Result<String, PoolError>) -> &'static str {
-    match outcome {
-        Ok(reply) => panic!("expected an error, got the reply {reply}"),
-        Err(e) => e.code(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_a_closed_port_fails_with_err_connect() {
     let mut config = test_config(dead_port());
@@ -123,6 +116,36 @@ async fn response_timeout_restarts_whenever_bytes_arrive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_stalls_halfway_fails_with_err_response_timeout() {
+    let outcome = fault_then_recover(Reply::Raw(br#"{"status":"success","result":"#.to_vec()), |c| {
+        c.socket_timeout = Duration::from_millis(200)
+    })
+    .await;
+    assert_eq!(outcome.unwrap_err().code(), "ERR_RESPONSE_TIMEOUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_caller_waiting_on_an_unreachable_server_fails_with_err_connect() {
+    let mut config = test_config(dead_port());
+    config.max_connections = 2;
+    let pool = std::sync::Arc::new(blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current()));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.execute(req("echo", json!(i))).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap_err().code(), "ERR_CONNECT");
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "failed fast: {:?}", started.elapsed());
+    let stats = pool.stats();
+    assert_eq!((stats.pending_requests, stats.opening_connections), (0, 0), "{stats:?}");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_closes_without_replying_fails_with_err_connection_closed() {
     let err = fault_then_recover(Reply::Close, |_| {}).await.unwrap_err();
     assert_eq!(err.code(), "ERR_CONNECTION_CLOSED");
@@ -167,7 +190,7 @@ async fn a_reply_with_a_bad_status_fails_with_err_invalid_response() {
         &br#"{"status":"ok","result":1}"#[..],
         br#"{"result":1}"#,
         br#"{"status":"error","message":42}"#,
-        br#"{"status":"success","result":[1,}"#,
+        br#"{"status":"success","result":[1,]}"#,
     ] {
         let err = fault_then_recover(Reply::Raw(bytes.to_vec()), |_| {}).await.unwrap_err();
         assert_eq!(err.code(), "ERR_INVALID_RESPONSE", "{:?}", String::from_utf8_lossy(bytes));

@@ -161,7 +161,8 @@ async fn execute_ignores_whitespace_split_from_the_reply() {
 async fn execute_receives_a_20_mb_reply_whole() {
     const SIZE: usize = 20 * 1024 * 1024;
     // A long string with escapes and braces all the way through, as `execute_code` output can be.
-    let body: String = "line {of} \\\"output\\\" ]\\n".repeat(SIZE / 25);
+    let unit = "line {of} \\\"output\\\" ]\\n";
+    let body: String = unit.repeat(SIZE.div_ceil(unit.len()));
     let reply_bytes = format!(r#"{{"status":"success","result":"{body}"}}"#).into_bytes();
     assert!(reply_bytes.len() >= SIZE - 100);
     let expected = String::from_utf8(reply_bytes.clone()).unwrap();
@@ -174,5 +175,55 @@ async fn execute_receives_a_20_mb_reply_whole() {
     let reply = pool.execute(req("execute_code", json!({}))).await.unwrap();
     assert_eq!(reply.len(), expected.len());
     assert_eq!(server.counts().accepted, 1);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_sends_a_request_larger_than_the_socket_buffer() {
+    // 8 MB does not fit in the socket's send buffer: the rest is finished by the connection task.
+    let server = TestServer::echo().await;
+    let pool = server.pool(|_| {});
+    let params = json!({"code": "#".repeat(8 * 1024 * 1024)});
+    let reply = pool.execute(req("execute_code", params.clone())).await.unwrap();
+    assert!(result_of(&reply) == params, "the 8 MB request came back different");
+    // And the connection is in step for the next one.
+    let reply = pool.execute(req("echo", json!("small"))).await.unwrap();
+    assert_eq!(result_of(&reply), json!("small"));
+    assert_eq!(server.conns(), vec![1, 1]);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_works_from_threads_outside_the_runtime() {
+    let server = TestServer::echo().await;
+    let pool = Arc::new(server.pool(|c| c.max_connections = 3));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let pool = pool.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let params = json!([t, i]);
+                    let tx = tx.clone();
+                    let expected = params.clone();
+                    pool.submit(
+                        req("echo", params),
+                        blender_mcp_pool_core::Completion::new(move |r| drop(tx.send((expected, r)))),
+                    );
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let replies = tokio::task::spawn_blocking(move || rx.iter().collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(replies.len(), 100);
+    for (sent, reply) in replies {
+        assert_eq!(result_of(&reply.unwrap()), sent);
+    }
+    assert!(server.counts().peak_open <= 3);
     pool.shutdown().await;
 }

@@ -188,6 +188,7 @@ async fn a_lease_held_at_shutdown_fails_with_err_pool_shutdown() {
     let server = TestServer::echo().await;
     let pool = server.pool(|_| {});
     let lease = pool.acquire().await.unwrap();
+    let _ = server.wait_for("the leased connection", |c| c.accepted == 1).await;
     tokio::time::timeout(Duration::from_secs(5), pool.shutdown()).await.expect("shutdown does not wait for leases");
     let _ = server.wait_for("the leased socket to close", |c| c.open == 0).await;
     let err = lease.execute(req("echo", json!(1))).await.unwrap_err();
@@ -195,4 +196,20 @@ async fn a_lease_held_at_shutdown_fails_with_err_pool_shutdown() {
     assert!(!lease.info().in_use);
     lease.release();
     assert_eq!(server.counts().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_command_that_times_out_fails_with_err_response_timeout() {
+    let server = TestServer::start(|r| if r.kind == "hang" { Reply::Never } else { Reply::Echo }).await;
+    let pool = server.pool(|c| c.socket_timeout = Duration::from_millis(200));
+    let lease = pool.acquire().await.unwrap();
+    let err = lease.execute(req("hang", json!(1))).await.unwrap_err();
+    assert_eq!(err.code(), "ERR_RESPONSE_TIMEOUT");
+    assert!(!lease.info().in_use, "the connection was discarded");
+    assert_eq!(lease.execute(req("echo", json!(2))).await.unwrap_err().code(), "ERR_CONNECTION_CLOSED");
+    let _ = server.wait_for("the timed-out socket to close", |c| c.open == 0).await;
+    drop(lease);
+    assert_eq!(result_of(&pool.execute(req("echo", json!(3))).await.unwrap()), json!(3));
+    assert_eq!(server.conns(), vec![1, 2]);
+    pool.shutdown().await;
 }

@@ -91,9 +91,15 @@ async fn a_leased_connection_closes_after_idle_timeout_once_released() {
         c.socket_timeout = Duration::from_secs(60);
     });
     let lease = pool.acquire().await.unwrap();
+    let used_at = Instant::now();
     let _ = lease.execute(req("echo", json!(1))).await.unwrap();
+    // The holder keeps the lease a while after its last command (the behaviour under test: the
+    // connection's task has long since looked at it, and seen it leased).
+    tokio::time::sleep(Duration::from_millis(50)).await;
     lease.release();
     let _ = server.wait_for("the released connection to close when idle", |c| c.open == 0).await;
+    assert!(used_at.elapsed() >= Duration::from_millis(100), "closed after {:?}", used_at.elapsed());
+    assert_eq!(server.counts().accepted, 1);
     eventually("the pool to drop it", || pool.stats().total_connections == 0).await;
     pool.shutdown().await;
 }
@@ -106,8 +112,12 @@ async fn a_connection_never_used_closes_after_idle_timeout() {
         c.idle_timeout = Duration::from_millis(100);
         c.socket_timeout = Duration::from_secs(60);
     });
+    let started = Instant::now();
     drop(pool.acquire().await.unwrap());
+    let _ = server.wait_for("the connection", |c| c.accepted == 1).await;
     let _ = server.wait_for("the unused connection to close when idle", |c| c.open == 0).await;
+    assert!(started.elapsed() >= Duration::from_millis(100), "closed after {:?}", started.elapsed());
+    assert_eq!(server.counts().accepted, 1);
     pool.shutdown().await;
 }
 

@@ -115,7 +115,7 @@ impl Drop for TestServer {
 
 /// The bytes of an echo reply for `params`.
 pub fn echo_bytes(params: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({"status": "success", "result": params})).unwrap()
+    format!(r#"{{"status":"success","result":{params}}}"#).into_bytes()
 }
 
 impl TestServer {
@@ -206,12 +206,16 @@ async fn serve(st: Arc<ServerState>, mut stream: TcpStream, conn: usize) {
     let mut kill = st.kill.subscribe();
     kill.mark_unchanged();
     let mut buf = Vec::new();
+    // Bytes of `buf` already searched for the terminator (big requests arrive in many reads).
+    let mut scanned = 0;
     loop {
         let line = loop {
-            if let Some(pos) = memchr::memchr(b'\n', &buf) {
-                let rest = buf.split_off(pos + 1);
+            if let Some(pos) = memchr::memchr(b'\n', &buf[scanned..]) {
+                let rest = buf.split_off(scanned + pos + 1);
+                scanned = 0;
                 break std::mem::replace(&mut buf, rest);
             }
+            scanned = buf.len();
             tokio::select! {
                 n = stream.read_buf(&mut buf) => match n {
                     Ok(0) | Err(_) => return,
