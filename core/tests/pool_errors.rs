@@ -39,7 +39,8 @@ async fn fault_then_recover(fault: Reply, tweak: impl FnOnce(&mut PoolConfig)) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_a_closed_port_fails_with_err_connect() {
-    let mut config = test_config(dead_port());
+    let dead = dead_port();
+    let mut config = test_config(dead.port);
     config.max_connections = 2;
     let pool = blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current());
     let err = pool.execute(req("get_scene_info", json!({}))).await.unwrap_err();
@@ -55,7 +56,8 @@ async fn connect_to_a_closed_port_fails_with_err_connect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_with_min_connections_still_fails_the_caller_with_err_connect() {
-    let mut config = test_config(dead_port());
+    let dead = dead_port();
+    let mut config = test_config(dead.port);
     config.min_connections = 1;
     let pool = blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current());
     let started = Instant::now();
@@ -126,7 +128,8 @@ async fn a_reply_that_stalls_halfway_fails_with_err_response_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_caller_waiting_on_an_unreachable_server_fails_with_err_connect() {
-    let mut config = test_config(dead_port());
+    let dead = dead_port();
+    let mut config = test_config(dead.port);
     config.max_connections = 2;
     let pool = std::sync::Arc::new(blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current()));
     let started = Instant::now();

@@ -263,8 +263,9 @@ async fn shutdown_closes_idle_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_of_a_pool_that_never_connected_completes() {
+    let dead = common::dead_port();
     let pool = blender_mcp_pool_core::Pool::new(
-        common::test_config(common::dead_port()),
+        common::test_config(dead.port),
         tokio::runtime::Handle::current(),
     );
     tokio::time::timeout(Duration::from_secs(5), pool.shutdown()).await.expect("shutdown completes");

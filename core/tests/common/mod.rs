@@ -314,8 +314,17 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A port on which nothing listens (bound, then released).
-pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A port on which nothing listens. The port stays bound (without listening) for as long as
+/// this lives, so no other test's server can be given it meanwhile: connects to it are refused.
+pub struct DeadPort {
+    pub port: u16,
+    _socket: socket2::Socket,
+}
+
+pub fn dead_port() -> DeadPort {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&addr.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    DeadPort { port, _socket: socket }
 }
