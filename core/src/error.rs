@@ -30,7 +30,7 @@ pub enum PoolError {
         /// The first 200 characters of the reply (lossy UTF-8), `...` appended when cut.
         sample: String,
     },
-    /// The reply grew past `maxResponseBytes` before it was complete.
+    /// The reply is (or, still incomplete, already grew) larger than `maxResponseBytes`.
     ResponseTooLarge {
         /// The configured limit.
         limit: usize,

@@ -471,7 +471,13 @@ impl Shared {
         let mut fx = Effects::default();
         let mut st = self.lock();
         match st.conns.get_mut(&id).map(|e| &mut e.phase) {
-            Some(Phase::Leased) => self.make_available(&mut st, id, &mut fx),
+            Some(Phase::Leased) => {
+                // Idle time counts from the release, not from the lease's last command.
+                if let Some(entry) = st.conns.get_mut(&id) {
+                    entry.last_used = Instant::now();
+                }
+                self.make_available(&mut st, id, &mut fx)
+            }
             Some(Phase::Busy { leased, .. }) => *leased = false,
             _ => {}
         }

@@ -24,7 +24,8 @@ async fn execute_round_trip_returns_the_reply_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_returns_an_error_reply_as_a_reply() {
-    let server = TestServer::start(|_| Reply::Raw(br#"{"status":"error","message":"Object not found"}"#.to_vec())).await;
+    let server =
+        TestServer::start(|_| Reply::Raw(br#"{"status":"error","message":"Object not found"}"#.to_vec())).await;
     let pool = server.pool(|_| {});
     let reply = pool.execute(req("get_object_info", json!({"name": "Nope"}))).await.unwrap();
     assert_eq!(reply, r#"{"status":"error","message":"Object not found"}"#);
@@ -100,7 +101,8 @@ async fn stats_count_answered_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_reassembles_a_reply_sent_one_byte_at_a_time() {
-    let server = TestServer::start(|r| Reply::Chunked { bytes: echo_bytes(&r.params), chunk: 1, gap: Duration::ZERO }).await;
+    let server =
+        TestServer::start(|r| Reply::Chunked { bytes: echo_bytes(&r.params), chunk: 1, gap: Duration::ZERO }).await;
     let pool = server.pool(|_| {});
     let params = json!({"text": "a \"quoted\" {brace} h\u{e9}llo \u{1f3a8} \\", "list": [1, [2, {"x": []}]]});
     for _ in 0..3 {
@@ -113,12 +115,9 @@ async fn execute_reassembles_a_reply_sent_one_byte_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_reassembles_a_reply_split_across_timed_writes() {
-    let server = TestServer::start(|r| Reply::Chunked {
-        bytes: echo_bytes(&r.params),
-        chunk: 7,
-        gap: Duration::from_millis(2),
-    })
-    .await;
+    let server =
+        TestServer::start(|r| Reply::Chunked { bytes: echo_bytes(&r.params), chunk: 7, gap: Duration::from_millis(2) })
+            .await;
     let pool = server.pool(|_| {});
     let params = json!({"s": "}]\"\\".repeat(10), "n": [1.5, null, true]});
     let reply = pool.execute(req("echo", params.clone())).await.unwrap();

@@ -77,7 +77,8 @@ async fn lease_ids_are_unique_over_the_pools_life() {
 async fn lease_refuses_a_second_command_while_one_runs() {
     let gate = Gate::new();
     let g = gate.clone();
-    let server = TestServer::start(move |r| if r.kind == "slow" { Reply::EchoWhen(g.clone()) } else { Reply::Echo }).await;
+    let server =
+        TestServer::start(move |r| if r.kind == "slow" { Reply::EchoWhen(g.clone()) } else { Reply::Echo }).await;
     let pool = server.pool(|_| {});
     let lease = pool.acquire().await.unwrap();
     let (tx, slow) = oneshot::channel();
@@ -150,7 +151,8 @@ async fn dropping_a_lease_hands_the_connection_to_a_waiter() {
 async fn releasing_a_lease_mid_command_returns_the_connection_after_the_reply() {
     let gate = Gate::new();
     let g = gate.clone();
-    let server = TestServer::start(move |r| if r.kind == "slow" { Reply::EchoWhen(g.clone()) } else { Reply::Echo }).await;
+    let server =
+        TestServer::start(move |r| if r.kind == "slow" { Reply::EchoWhen(g.clone()) } else { Reply::Echo }).await;
     let pool = Arc::new(server.pool(|c| c.max_connections = 1));
     let lease = pool.acquire().await.unwrap();
     let (tx, slow) = oneshot::channel();

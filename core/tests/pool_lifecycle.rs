@@ -140,7 +140,8 @@ async fn a_connection_is_retired_after_max_requests_per_connection() {
 async fn a_retired_connection_goes_to_a_waiter_as_a_new_connection() {
     let gate = Gate::new();
     let g = gate.clone();
-    let server = TestServer::start(move |r| if r.kind == "slow" { Reply::EchoWhen(g.clone()) } else { Reply::Echo }).await;
+    let server =
+        TestServer::start(move |r| if r.kind == "slow" { Reply::EchoWhen(g.clone()) } else { Reply::Echo }).await;
     let pool = Arc::new(server.pool(|c| {
         c.max_connections = 1;
         c.max_requests_per_connection = 1;
@@ -264,10 +265,7 @@ async fn shutdown_closes_idle_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_of_a_pool_that_never_connected_completes() {
     let dead = common::dead_port();
-    let pool = blender_mcp_pool_core::Pool::new(
-        common::test_config(dead.port),
-        tokio::runtime::Handle::current(),
-    );
+    let pool = blender_mcp_pool_core::Pool::new(common::test_config(dead.port), tokio::runtime::Handle::current());
     tokio::time::timeout(Duration::from_secs(5), pool.shutdown()).await.expect("shutdown completes");
     tokio::time::timeout(Duration::from_secs(5), pool.shutdown()).await.expect("second shutdown completes");
 }

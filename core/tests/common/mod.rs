@@ -166,7 +166,7 @@ impl TestServer {
         self.log().iter().map(|r| r.conn).collect()
     }
 
-    /// Closes every open connection from the server's side.
+    /// Closes, from the server's side, every open connection that is waiting for a request.
     pub fn close_connections(&self) {
         self.state.kill.send_modify(|g| *g += 1);
     }
@@ -195,7 +195,7 @@ impl TestServer {
 }
 
 /// Serves one connection: reads `\n`-terminated requests and answers each as the handler says.
-async fn serve(st: Arc<ServerState>, mut stream: TcpStream, conn: usize) {
+async fn serve(st: Arc<ServerState>, stream: TcpStream, conn: usize) {
     struct Closed(Arc<ServerState>);
     impl Drop for Closed {
         fn drop(&mut self) {
@@ -203,6 +203,8 @@ async fn serve(st: Arc<ServerState>, mut stream: TcpStream, conn: usize) {
         }
     }
     let _closed = Closed(st.clone());
+    // Declared after the guard, so dropped before it: the socket is closed when `open` drops.
+    let mut stream = stream;
     let mut kill = st.kill.subscribe();
     kill.mark_unchanged();
     let mut buf = Vec::new();
