@@ -4,18 +4,18 @@ import { describe, expect, it } from 'vitest'
 import net from 'node:net'
 
 import { BlenderPoolError } from '../index.mjs'
-import { deadPort, mockBlender, poolFor, rejection } from './helpers.mjs'
+import { deadEndpoint, mockBlender, poolFor, rejection } from './helpers.mjs'
 
 describe('errors', () => {
   it('ERR_CONNECT when nothing listens', async () => {
-    const port = await deadPort()
-    const pool = poolFor({ port })
+    const dead = await deadEndpoint()
+    const pool = poolFor(dead)
     const err = await rejection(pool.execute('get_scene_info'))
     expect(err).toBeInstanceOf(BlenderPoolError)
     expect(err).toBeInstanceOf(Error)
     expect(err.code).toBe('ERR_CONNECT')
     expect(err.message).toMatch(/^Failed to connect to Blender: /)
-    expect(err.message).toContain(`127.0.0.1:${port}`)
+    expect(err.message).toContain(`127.0.0.2:${dead.port}`)
     expect(pool.getStats().connectFailures).toBe(1)
   })
 

@@ -19,20 +19,24 @@ export async function mockBlender(options) {
   return mock
 }
 
-/** A pool pointed at `mock` (minConnections 0 unless given, so counts start at zero). */
-export function poolFor(mock, config = {}) {
-  const pool = new ConnectionPool({ host: '127.0.0.1', port: mock.port, minConnections: 0, ...config })
+/** A pool pointed at `target` (a mock, or `{host, port}`), minConnections 0 unless given. */
+export function poolFor(target, config = {}) {
+  const host = target.host ?? '127.0.0.1'
+  const pool = new ConnectionPool({ host, port: target.port, minConnections: 0, ...config })
   cleanups.push(() => pool.shutdown())
   return pool
 }
 
-/** A port with nothing listening on it. */
-export async function deadPort() {
+/**
+ * An address where connects are refused: a port just released, on 127.0.0.2, where no test
+ * server ever listens (they bind 127.0.0.1), so a concurrent test cannot take it over.
+ */
+export async function deadEndpoint() {
   const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise((resolve) => server.listen(0, '127.0.0.2', resolve))
   const { port } = server.address()
   await new Promise((resolve) => server.close(resolve))
-  return port
+  return { host: '127.0.0.2', port }
 }
 
 /**

@@ -1,7 +1,7 @@
 // Connections open in the background, age out, retire, and vanish when Blender closes them.
 import { describe, expect, it } from 'vitest'
 
-import { deadPort, mockBlender, poolFor, until } from './helpers.mjs'
+import { deadEndpoint, mockBlender, poolFor, until } from './helpers.mjs'
 
 describe('connection lifecycle', () => {
   it('opens minConnections in the background, with no call made', async () => {
@@ -14,8 +14,8 @@ describe('connection lifecycle', () => {
   })
 
   it('constructs fine while Blender is down, and backs off its top-up attempts', async () => {
-    const port = await deadPort()
-    const pool = poolFor({ port }, { minConnections: 1, healthCheckInterval: 20 })
+    const dead = await deadEndpoint()
+    const pool = poolFor(dead, { minConnections: 1, healthCheckInterval: 20 })
     await until(() => pool.getStats().connectFailures >= 3)
     // Attempts back off (100 ms, 200 ms, ...): far fewer than one per 20 ms interval.
     const started = Date.now()
