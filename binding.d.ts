@@ -14,8 +14,13 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * connection back to the pool.
  */
 export declare class NativeLease {
-  /** Sends `body` on this connection and settles call `id` with the reply text. */
-  submit(id: number, command: string, body: string): void
+  /**
+   * Sends `body` on this connection and settles call `id` with the reply text. Returns the
+   * pool's id of the call, for `cancel`.
+   */
+  submit(id: number, command: string, body: string, timeout?: number | undefined | null): number
+  /** Aborts a call made on this lease; its connection is discarded. */
+  cancel(call: number): void
   /** The connection's details. */
   info(): JsLeaseInfo
   /** Gives the connection back. Idempotent. */
@@ -29,10 +34,15 @@ export declare class NativeLease {
 export declare class NativePool {
   /** Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool. */
   constructor(config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void)
-  /** Sends `body` (the JSON request) and settles call `id` with the reply text. */
-  submit(id: number, command: string, body: string): void
-  /** Settles call `id` with a `NativeLease`. */
-  acquire(id: number): void
+  /**
+   * Sends `body` (the JSON request) and settles call `id` with the reply text. `timeout` is
+   * the call's own deadline in ms. Returns the pool's id of the call, for `cancel`.
+   */
+  submit(id: number, command: string, body: string, timeout?: number | undefined | null): number
+  /** Settles call `id` with a `NativeLease`. Returns the pool's id of the call, for `cancel`. */
+  acquire(id: number, timeout?: number | undefined | null): number
+  /** Aborts a call (waiting: it leaves the queue; in flight: its connection is discarded). */
+  cancel(call: number): void
   /** Starts shutting down; settles call `id` once every socket is closed. */
   shutdown(id: number): void
   /** A snapshot of the pool's counts. */
@@ -40,6 +50,9 @@ export declare class NativePool {
   /** The configuration in force (defaults and environment applied). */
   config(): JsResolvedConfig
 }
+
+/** Test hook: turns a failpoint (`"panic-on-reply"`, `"panic-on-submit"`) on or off. */
+export declare function __setFailpoint(name: string, on: boolean): void
 
 /**
  * Installs the process-wide subscriber. The first call wins (later pools, or worker threads,
@@ -69,6 +82,7 @@ export interface JsPoolConfig {
   mutexTimeout?: number
   socketTimeout?: number
   maxResponseBytes?: number
+  maxLifetime?: number
 }
 
 /** The environment variables the pool reads, taken from this JS context's `process.env`. */
@@ -104,4 +118,6 @@ export interface JsResolvedConfig {
   mutexTimeout: number
   socketTimeout: number
   maxResponseBytes: number
+  /** 0 when connections are never retired for age. */
+  maxLifetime: number
 }

@@ -837,4 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeLease = nativeBinding.NativeLease
 module.exports.NativePool = nativeBinding.NativePool
+module.exports.__setFailpoint = nativeBinding.__setFailpoint
 module.exports.initLogging = nativeBinding.initLogging

@@ -21,6 +21,7 @@ const NUMERIC_OPTIONS = [
   'mutexTimeout',
   'socketTimeout',
   'maxResponseBytes',
+  'maxLifetime',
 ]
 
 /** Every rejection of the pool: an Error with a stable `code` (see README, "Errors"). */
@@ -29,6 +30,15 @@ class BlenderPoolError extends Error {
     super(message)
     this.name = 'BlenderPoolError'
     this.code = code
+  }
+}
+
+/** A call aborted through its `AbortSignal`: `name` 'AbortError', `code` 'ABORT_ERR'. */
+class AbortError extends BlenderPoolError {
+  constructor(message = 'The operation was aborted', options = undefined) {
+    super('ABORT_ERR', message)
+    this.name = 'AbortError'
+    if (options !== undefined && 'cause' in options) this.cause = options.cause
   }
 }
 
@@ -106,6 +116,35 @@ function encodeRequest(type, params) {
 }
 
 /**
+ * The per-call options `{ signal, timeout }`, checked. `timeout` is in ms, a positive number.
+ */
+function checkCallOptions(options) {
+  if (options === undefined || options === null) return NO_OPTIONS
+  if (typeof options !== 'object') {
+    throw invalidArg(`options must be an object, got ${describe(options)}`)
+  }
+  const { signal, timeout } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
+  }
+  if (timeout !== undefined) {
+    if (typeof timeout !== 'number') throw invalidArg(`options.timeout must be a number, got ${describe(timeout)}`)
+    if (!(timeout > 0) || timeout > 2147483647) {
+      const err = new RangeError(`options.timeout must be a positive number of ms up to 2147483647, got ${timeout}`)
+      err.code = 'ERR_OUT_OF_RANGE'
+      throw err
+    }
+  }
+  return { signal, timeout }
+}
+
+const NO_OPTIONS = Object.freeze({ signal: undefined, timeout: undefined })
+
+function abortError(signal) {
+  return new AbortError('The operation was aborted', { cause: signal.reason })
+}
+
+/**
  * The calls of one pool waiting for their outcome, by call id, and the function the native
  * side calls to settle them. Deliberately holds no reference to the pool object, so an
  * abandoned pool can still be garbage-collected.
@@ -124,12 +163,17 @@ function createCallTable() {
     remove(id) {
       calls.delete(id)
     },
+    /** Whether call `id` is still waiting for its outcome. */
+    has(id) {
+      return calls.has(id)
+    },
     settle(id, code, text, lease) {
       const call = calls.get(id)
       if (call === undefined) return
       calls.delete(id)
+      if (call.signal !== undefined) call.signal.removeEventListener('abort', call.onAbort)
       if (code !== null) {
-        call.reject(new BlenderPoolError(code, text))
+        call.reject(code === 'ABORT_ERR' && call.signal !== undefined ? abortError(call.signal) : new BlenderPoolError(code, text))
         return
       }
       switch (call.kind) {
@@ -154,17 +198,38 @@ function createCallTable() {
   }
 }
 
-/** Starts one native call and returns its promise. */
-function start(table, kind, begin) {
+/**
+ * Starts one native call and returns its promise. `begin(id)` starts it and returns the pool's
+ * id of the call, which an abort passes to `cancel`.
+ */
+function start(table, kind, options, begin, cancel) {
+  const { signal } = options
+  if (signal !== undefined && signal.aborted) return Promise.reject(abortError(signal))
   return new Promise((resolve, reject) => {
-    const id = table.add({ kind, resolve, reject, table })
+    const entry = { kind, resolve, reject, table, signal: undefined, onAbort: undefined }
+    const id = table.add(entry)
+    let callId
     try {
-      begin(id)
+      callId = begin(id)
     } catch (err) {
       table.remove(id)
-      reject(err)
+      reject(internalError(err))
+      return
+    }
+    if (signal !== undefined && table.has(id)) {
+      entry.signal = signal
+      entry.onAbort = () => cancel(callId)
+      signal.addEventListener('abort', entry.onAbort, { once: true })
     }
   })
+}
+
+/** A native method threw (a caught Rust panic, most likely): never expected. */
+function internalError(cause) {
+  if (cause instanceof BlenderPoolError || cause instanceof TypeError || cause instanceof RangeError) return cause
+  const err = new BlenderPoolError('ERR_INTERNAL', `Internal error in blender-mcp-pool: ${cause?.message ?? cause}`)
+  err.cause = cause
+  return err
 }
 
 /**
@@ -206,13 +271,13 @@ class PooledConnection {
   }
 
   /** Runs one command on this connection. Rejects after release with ERR_CONNECTION_RELEASED. */
-  execute(type, params) {
-    return this.#run('json', type, params)
+  execute(type, params, options) {
+    return this.#run('json', type, params, options)
   }
 
   /** Like `execute`, resolving to the reply's JSON text. */
-  executeRaw(type, params) {
-    return this.#run('text', type, params)
+  executeRaw(type, params, options) {
+    return this.#run('text', type, params, options)
   }
 
   /** Gives the connection back to its pool. Idempotent. */
@@ -221,14 +286,17 @@ class PooledConnection {
     return Promise.resolve()
   }
 
-  #run(kind, type, params) {
+  #run(kind, type, params, options) {
     let body
+    let checked
     try {
       body = encodeRequest(type, params)
+      checked = checkCallOptions(options)
     } catch (err) {
       return Promise.reject(err)
     }
-    return start(this.#table, kind, (id) => this.#lease.submit(id, type, body))
+    const lease = this.#lease
+    return start(this.#table, kind, checked, (id) => lease.submit(id, type, body, checked.timeout), (call) => lease.cancel(call))
   }
 
   /** @internal The native lease, for `ConnectionPool.release`. */
@@ -260,18 +328,25 @@ class ConnectionPool {
   }
 
   /** Sends one command and resolves to Blender's parsed reply. */
-  execute(type, params) {
-    return this.#run('json', type, params)
+  execute(type, params, options) {
+    return this.#run('json', type, params, options)
   }
 
   /** Like `execute`, resolving to the reply's JSON text (validated, not parsed). */
-  executeRaw(type, params) {
-    return this.#run('text', type, params)
+  executeRaw(type, params, options) {
+    return this.#run('text', type, params, options)
   }
 
   /** Leases a connection for several commands in a row. */
-  acquire() {
-    return start(this.#table, 'lease', (id) => this.#native.acquire(id))
+  acquire(options) {
+    let checked
+    try {
+      checked = checkCallOptions(options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const native = this.#native
+    return start(this.#table, 'lease', checked, (id) => native.acquire(id, checked.timeout), (call) => native.cancel(call))
   }
 
   /** Gives a leased connection back. Idempotent. */
@@ -295,17 +370,21 @@ class ConnectionPool {
 
   /** Rejects waiting callers, lets in-flight requests finish, closes every socket. Idempotent. */
   shutdown() {
-    return start(this.#table, 'void', (id) => this.#native.shutdown(id))
+    const native = this.#native
+    return start(this.#table, 'void', NO_OPTIONS, (id) => native.shutdown(id))
   }
 
-  #run(kind, type, params) {
+  #run(kind, type, params, options) {
     let body
+    let checked
     try {
       body = encodeRequest(type, params)
+      checked = checkCallOptions(options)
     } catch (err) {
       return Promise.reject(err)
     }
-    return start(this.#table, kind, (id) => this.#native.submit(id, type, body))
+    const native = this.#native
+    return start(this.#table, kind, checked, (id) => native.submit(id, type, body, checked.timeout), (call) => native.cancel(call))
   }
 }
 
@@ -321,6 +400,7 @@ module.exports = {
   ConnectionPool,
   PooledConnection,
   BlenderPoolError,
+  AbortError,
   MutexTimeoutError,
   getConnectionPool,
 }

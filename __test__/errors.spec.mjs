@@ -7,16 +7,18 @@ import { BlenderPoolError } from '../index.mjs'
 import { deadEndpoint, mockBlender, poolFor, rejection } from './helpers.mjs'
 
 describe('errors', () => {
-  it('ERR_CONNECT when nothing listens', async () => {
+  it('ERR_CONNECT when nothing listens, once the caller's wait is over', async () => {
     const dead = await deadEndpoint()
-    const pool = poolFor(dead)
+    const pool = poolFor(dead, { connectionTimeout: 300 })
+    const started = Date.now()
     const err = await rejection(pool.execute('get_scene_info'))
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290)
     expect(err).toBeInstanceOf(BlenderPoolError)
     expect(err).toBeInstanceOf(Error)
     expect(err.code).toBe('ERR_CONNECT')
     expect(err.message).toMatch(/^Failed to connect to Blender: /)
     expect(err.message).toContain(`127.0.0.2:${dead.port}`)
-    expect(pool.getStats().connectFailures).toBe(1)
+    expect(pool.getStats().connectFailures).toBeGreaterThanOrEqual(2) // retried with back-off meanwhile
   })
 
   it('ERR_RESPONSE_TIMEOUT when Blender never answers, then a new connection serves the next call', async () => {

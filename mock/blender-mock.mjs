@@ -4,9 +4,41 @@
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 
-/** Names accepted by `MockBlender#setFault` / the `fault` property. */
+/**
+ * Names accepted by `MockBlender#setFault` / the `fault` property / a script's return value.
+ * - `close`: destroy the connection without replying (FIN).
+ * - `garbage`, `invalid-utf8`, `non-object`, `bad-status`, `bad-message`: fixed malformed replies.
+ * - `two-documents`: the reply followed by a second JSON document.
+ * - `no-reply`: never reply to this request (the connection stays usable).
+ * - `half-reply`: the first half of the reply, then close.
+ * - `trickle`: the reply one byte per event-loop turn.
+ * - `reset`: no reply; reset the connection with a TCP RST (the client sees ECONNRESET).
+ * - `delay`: the normal reply, written `delayMs` (default 200) after the command ran; the wait
+ *   does not hold the mock's serial command queue, so other connections are not blocked.
+ * - `huge`: a valid success reply whose result is `bytes` (default 80 MiB) 'a' characters,
+ *   streamed in 1 MiB chunks with backpressure; stops as soon as the socket is gone.
+ * - `half-open`: no reply, and this connection goes silent for good: never replies, never closes
+ *   on its own, discards further data (a peer that vanished without FIN).
+ */
 export const FAULTS = Object.freeze(['close', 'garbage', 'invalid-utf8', 'non-object', 'bad-status',
-  'bad-message', 'two-documents', 'no-reply', 'half-reply', 'trickle']);
+  'bad-message', 'two-documents', 'no-reply', 'half-reply', 'trickle', 'reset', 'delay', 'huge',
+  'half-open']);
+
+/**
+ * Connection-level behaviours for `MockBlender#setAcceptMode`, applied to connections accepted
+ * while set: `normal`; `refuse` (not listening: ECONNREFUSED); `never-read` (accepted, paused,
+ * never read nor answered); `close-on-accept` (accepted, then destroyed at once).
+ */
+export const ACCEPT_MODES = Object.freeze(['normal', 'refuse', 'never-read', 'close-on-accept']);
+
+/** The fast faults the CLI's `--fault-rate` (and `seededFaultScript` by default) chooses among. */
+export const FAST_FAULTS = Object.freeze(['close', 'garbage', 'non-object', 'bad-status',
+  'two-documents', 'half-reply', 'reset', 'delay']);
+
+/** Default `delayMs` of the `delay` fault. */
+export const DEFAULT_DELAY_MS = 200;
+/** Default `bytes` of the `huge` fault's result string (80 MiB). */
+export const DEFAULT_HUGE_BYTES = 80 * 1024 * 1024;
 
 /** Faults answered with fixed bytes, without running the command. */
 const FIXED_REPLIES = {
@@ -19,6 +51,59 @@ const FIXED_REPLIES = {
 };
 const EXTRA_DOCUMENT = Buffer.from('{"status":"success","result":"extra"}');
 const PRIMITIVE_NAMES = { UV_SPHERE: 'Sphere', ICO_SPHERE: 'Icosphere', MONKEY: 'Suzanne' };
+const HUGE_CHUNK = 1024 * 1024;
+const HUGE_PREFIX = Buffer.from('{"status":"success","result":"');
+const HUGE_SUFFIX = Buffer.from('"}');
+/** One shared, never-mutated 1 MiB run of 'a' bytes, allocated on first use of `huge`. */
+let hugeChunk = null;
+
+/**
+ * mulberry32: a tiny seeded 32-bit PRNG. Returns a function yielding floats in [0, 1).
+ * @param {number} seed any number; only its low 32 bits are used
+ * @returns {() => number}
+ */
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A deterministic fault script for `startMockBlender({ script })` / `MockBlender#setScript`:
+ * request number `globalIndex` gets a fault with probability `rate`, chosen uniformly among
+ * `faults`. The decision is a pure function of (seed, globalIndex), so the same seed gives the
+ * same fault sequence whatever the timing or number of connections. `delay` faults use `delayMs`.
+ * @param {{ rate: number, seed?: number, faults?: readonly string[], delayMs?: number }} options
+ * @returns {(ctx: ScriptContext) => ScriptResult}
+ */
+export function seededFaultScript({ rate, seed = 1, faults = FAST_FAULTS, delayMs = 20 }) {
+  if (!(rate >= 0 && rate <= 1)) throw new RangeError(`fault rate must be in [0, 1]: ${rate}`);
+  for (const f of faults) if (!FAULTS.includes(f)) throw new TypeError(`Unknown fault: ${f}`);
+  if (faults.length === 0 && rate > 0) throw new RangeError('no faults to choose from');
+  return ({ globalIndex }) => {
+    const rng = mulberry32((seed + Math.imul(globalIndex + 1, 0x9E3779B9)) >>> 0);
+    if (rate === 0 || rng() >= rate) return null;
+    const fault = faults[Math.floor(rng() * faults.length)];
+    return fault === 'delay' ? { fault, delayMs } : fault;
+  };
+}
+
+/**
+ * @typedef {{ connectionId: number, requestIndex: number, globalIndex: number,
+ *   type: string | null, params: unknown }} ScriptContext
+ *   Argument of a fault script: the connection's id (1-based), the request's 0-based index on its
+ *   connection and over the whole server, and the request's `type`/`params` (null/undefined when
+ *   the request was not a JSON object).
+ * @typedef {string | { fault: string, delayMs?: number, bytes?: number } | null | undefined}
+ *   ScriptResult  A fault name (or a fault with its options) to apply to the request, or
+ *   null/undefined for none (the `fault` property then applies as usual).
+ * @typedef {{ delayMs: number, bytes: number }} FaultOptions
+ */
 
 /**
  * Incremental, linear-time splitter of a byte stream into JSON-object requests. Tracks brace
@@ -65,46 +150,169 @@ export class MockBlender {
   /** @type {number} */ port = 0;
   /** @type {string} */ host = '127.0.0.1';
   connectionsOpened = 0;
+  /** Connections currently open (incremented on accept, decremented on their 'close'). */
   openConnections = 0;
   maxOpenConnections = 0;
   requests = 0;
   /** @type {{ connectionId: number, type: string | null, params: unknown }[]} */
   requestLog = [];
   bytesReceived = 0;
+  /**
+   * Request faults applied so far: fault name -> count (from `fault`/`setFault` or the script).
+   * @type {Record<string, number>}
+   */
+  faultsInjected = {};
+  /**
+   * Every request fault applied, in order received.
+   * @type {{ globalIndex: number, connectionId: number, requestIndex: number, fault: string }[]}
+   */
+  faultLog = [];
+  /** TCP RSTs sent (the `reset` fault). */
+  resets = 0;
+  /** Completed `restart()` calls. */
+  restarts = 0;
+  /**
+   * Connections handled by the `never-read` / `close-on-accept` accept modes: mode -> count.
+   * @type {Record<string, number>}
+   */
+  acceptFaults = {};
+  /** Requests whose script threw or returned an unknown fault (answered with an error reply). */
+  scriptErrors = 0;
   /** In-memory scene: object name -> { type, location }. */
   scene = new Map([['Cube', { type: 'MESH', location: [0, 0, 0] }],
     ['Camera', { type: 'CAMERA', location: [7.36, -6.93, 4.96] }],
     ['Light', { type: 'LIGHT', location: [4.08, 1.01, 5.9] }]]);
 
-  #server; #handlers; #fault = null; #sticky = false;
+  /** @type {net.Server | null} */ #server;
+  #handlers; #fault = null; #sticky = false;
+  /** @type {FaultOptions} */ #faultOptions = { delayMs: DEFAULT_DELAY_MS, bytes: DEFAULT_HUGE_BYTES };
+  /** @type {((ctx: ScriptContext) => ScriptResult) | null} */ #script = null;
+  #acceptMode = 'normal'; #listenerChain = Promise.resolve();
   #queue = Promise.resolve(); #conns = new Set(); #waiters = new Set(); #timers = new Set();
   #stopped = null;
 
-  /** @param {net.Server} server @param {Record<string, Function>} handlers */
-  constructor(server, handlers = {}) {
+  /**
+   * @param {net.Server} server the (listening or about to listen) server to serve
+   * @param {Record<string, Function>} [handlers] extra or overriding commands
+   * @param {{ script?: ((ctx: ScriptContext) => ScriptResult) | null }} [options]
+   */
+  constructor(server, handlers = {}, options = {}) {
     this.#server = server;
     this.#handlers = { ...this.#builtins(), ...handlers };
-    server.on('connection', (socket) => this.#onConnection(socket));
+    this.#attach(server);
+    if (options.script != null) this.setScript(options.script);
   }
 
   /** Fault applied to the next request received (one-shot unless set sticky via setFault). */
   get fault() { return this.#fault; }
   set fault(name) { this.setFault(name); }
 
+  /** Options of the `delay`/`huge` faults set through `setFault` (a copy). @returns {FaultOptions} */
+  get faultOptions() { return { ...this.#faultOptions }; }
+
+  /** The current accept mode (see `ACCEPT_MODES`). */
+  get acceptMode() { return this.#acceptMode; }
+
+  /** Whether the mock currently listens (false in `refuse` mode, while restarting, once stopped). */
+  get listening() { return this.#server?.listening ?? false; }
+
   /**
    * Sets (or clears, with null) the fault for the next request; `sticky` keeps it until cleared.
-   * @param {string | null} name @param {{ sticky?: boolean }} [options]
+   * `delayMs` (for `delay`) and `bytes` (for `huge`) set the fault's options; omitted ones reset
+   * to their defaults (200 ms, 80 MiB).
+   * @param {string | null} name
+   * @param {{ sticky?: boolean, delayMs?: number, bytes?: number }} [options]
    */
-  setFault(name, { sticky = false } = {}) {
+  setFault(name, { sticky = false, delayMs = DEFAULT_DELAY_MS, bytes = DEFAULT_HUGE_BYTES } = {}) {
     if (name !== null && !FAULTS.includes(name)) throw new TypeError(`Unknown fault: ${name}`);
+    const faultOptions = checkFaultOptions({ delayMs, bytes });
     this.#fault = name;
     this.#sticky = name !== null && sticky;
+    this.#faultOptions = faultOptions;
+  }
+
+  /**
+   * Sets (or clears, with null) the per-request script: called synchronously for every request
+   * received, in order, with a `ScriptContext`. A non-null result (fault name, or
+   * `{ fault, delayMs?, bytes? }`) is applied to that request instead of the `fault` property,
+   * which then stays pending (a one-shot fault is only consumed by a request it applies to).
+   * A script that throws or names an unknown fault gets that request an error reply
+   * (`mock script: ...`) and counts in `scriptErrors`.
+   * @param {((ctx: ScriptContext) => ScriptResult) | null} fn
+   */
+  setScript(fn) {
+    if (fn !== null && typeof fn !== 'function') throw new TypeError('script must be a function or null');
+    this.#script = fn;
+  }
+
+  /**
+   * Changes how new connections are handled (see `ACCEPT_MODES`); connections already open are
+   * unaffected. `refuse` stops listening (connects get ECONNREFUSED); any other mode re-listens on
+   * the same port if needed. Resolves once the change took effect; changes (and `restart`) are
+   * applied in call order. Rejects if the port cannot be re-bound or the mock was stopped.
+   * @param {'normal' | 'refuse' | 'never-read' | 'close-on-accept'} mode
+   * @returns {Promise<void>}
+   */
+  setAcceptMode(mode) {
+    if (!ACCEPT_MODES.includes(mode)) throw new TypeError(`Unknown accept mode: ${mode}`);
+    return this.#onListenerChain(async () => {
+      this.#acceptMode = mode;
+      if (mode === 'refuse') await this.#closeListener();
+      else if (!this.#server) await this.#listen();
+    });
+  }
+
+  /**
+   * Simulates a Blender restart: stops listening, destroys every open connection (resolving once
+   * all are closed), then listens again on the same port. Resolves once listening again (in
+   * `refuse` accept mode it stays not listening). The scene and counters are kept.
+   * @returns {Promise<void>}
+   */
+  restart() {
+    return this.#onListenerChain(async () => {
+      const closing = this.#closeListener();
+      await this.closeAllConnections();
+      await closing;
+      if (this.#acceptMode !== 'refuse') await this.#listen();
+      this.restarts++;
+      this.#notify();
+    });
   }
 
   /** Destroys every open socket; resolves once the server has seen them all closed. */
   closeAllConnections() {
     return Promise.all([...this.#conns].map((c) => { c.socket.destroy(); return c.closed; }))
       .then(() => undefined);
+  }
+
+  /**
+   * A plain-object copy of every counter (for assertions and the CLI's SIGUSR2 dump).
+   * @returns {{ port: number, host: string, listening: boolean, acceptMode: string,
+   *   connectionsOpened: number, openConnections: number, maxOpenConnections: number,
+   *   silentConnections: number, requests: number, bytesReceived: number,
+   *   faultsInjected: Record<string, number>, resets: number, restarts: number,
+   *   acceptFaults: Record<string, number>, scriptErrors: number }}
+   */
+  snapshot() {
+    let silentConnections = 0;
+    for (const c of this.#conns) if (c.silent) silentConnections++;
+    return {
+      port: this.port,
+      host: this.host,
+      listening: this.listening,
+      acceptMode: this.#acceptMode,
+      connectionsOpened: this.connectionsOpened,
+      openConnections: this.openConnections,
+      maxOpenConnections: this.maxOpenConnections,
+      silentConnections,
+      requests: this.requests,
+      bytesReceived: this.bytesReceived,
+      faultsInjected: { ...this.faultsInjected },
+      resets: this.resets,
+      restarts: this.restarts,
+      acceptFaults: { ...this.acceptFaults },
+      scriptErrors: this.scriptErrors,
+    };
   }
 
   /**
@@ -124,15 +332,93 @@ export class MockBlender {
     });
   }
 
-  /** Closes the listener and destroys all sockets; resolves when closed. Idempotent. */
+  /**
+   * Closes the listener and destroys all sockets; resolves once the listener and every socket are
+   * closed. Idempotent. Waits for a pending `setAcceptMode`/`restart` (which then fail).
+   */
   stop() {
-    this.#stopped ??= new Promise((resolve) => {
-      this.#server.close(() => resolve());
+    if (this.#stopped) return this.#stopped;
+    const destroyAll = () => {
       for (const c of this.#conns) c.socket.destroy();
       for (const t of this.#timers) clearTimeout(t);
       this.#timers.clear();
+    };
+    destroyAll();
+    // After any pending accept-mode change / restart (which may just have re-listened).
+    this.#stopped = this.#listenerChain.then(async () => {
+      const server = this.#server;
+      this.#server = null;
+      const serverClosed = server?.listening ? new Promise((resolve) => server.close(() => resolve()))
+        : undefined;
+      destroyAll();
+      await Promise.all([...this.#conns].map((c) => c.closed));
+      await serverClosed;
     });
     return this.#stopped;
+  }
+
+  /** Runs fn after the previous listener change; rejects at once if the mock was stopped. */
+  #onListenerChain(fn) {
+    if (this.#stopped) return Promise.reject(new Error('mock-blender is stopped'));
+    const result = this.#listenerChain.then(() => {
+      if (this.#stopped) throw new Error('mock-blender is stopped');
+      return fn();
+    });
+    this.#listenerChain = result.then(() => {}, () => {});
+    return result;
+  }
+
+  #attach(server) {
+    server.on('connection', (socket) => this.#onConnection(socket));
+    server.on('error', () => {});
+  }
+
+  /** Listens on a fresh server at this.port/this.host (the port of the first listen). */
+  #listen() {
+    if (this.#stopped) return Promise.reject(new Error('mock-blender is stopped'));
+    const server = net.createServer();
+    this.#attach(server);
+    return new Promise((resolve, reject) => {
+      const onError = (err) => reject(err);
+      server.once('error', onError);
+      server.listen(this.port, this.host, () => {
+        server.off('error', onError);
+        this.#server = server;
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stops listening now (new connects are refused from here on). Resolves on the next turn of the
+   * event loop; the old server's own 'close' (which waits for its connections) is not awaited.
+   */
+  #closeListener() {
+    const server = this.#server;
+    this.#server = null;
+    if (server?.listening) server.close();
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /**
+   * Resolves after `ms`; `stop()` cancels the timer (the promise then never settles: its socket
+   * is gone anyway). Once stopped, resolves at once without arming a timer. With `conn`, also
+   * resolves early (timer cleared) when that connection closes, so no timer outlives its socket.
+   * @param {number} ms @param {{ socket: net.Socket } | null} [conn] @returns {Promise<void>}
+   */
+  #sleep(ms, conn = null) {
+    if (this.#stopped || conn?.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.#timers.delete(t);
+        conn?.socket.off('close', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#timers.add(t);
+      conn?.socket.once('close', done);
+    });
   }
 
   #notify() {
@@ -148,50 +434,101 @@ export class MockBlender {
 
   #onConnection(socket) {
     if (this.#stopped) { socket.destroy(); return; }
-    const conn = { id: ++this.connectionsOpened, socket, chain: Promise.resolve(), closed: null };
+    const mode = this.#acceptMode;
+    const conn = { id: ++this.connectionsOpened, socket, chain: Promise.resolve(), closed: null,
+      requests: 0, silent: false };
     conn.closed = new Promise((resolve) => socket.once('close', resolve));
     this.#conns.add(conn);
     this.openConnections++;
     this.maxOpenConnections = Math.max(this.maxOpenConnections, this.openConnections);
-    socket.setNoDelay(true);
     socket.on('error', () => {}); // ECONNRESET, EPIPE...: the 'close' event follows; never crash
-    const splitter = new RequestSplitter();
-    socket.on('data', (chunk) => {
-      this.bytesReceived += chunk.length;
-      splitter.push(chunk, (bytes) => this.#onRequest(conn, bytes));
-    });
     socket.on('close', () => {
       this.#conns.delete(conn);
       this.openConnections--;
       this.#notify();
     });
+    if (mode === 'never-read' || mode === 'close-on-accept') {
+      this.acceptFaults[mode] = (this.acceptFaults[mode] ?? 0) + 1;
+      if (mode === 'never-read') socket.pause(); else socket.destroy();
+      this.#notify();
+      return;
+    }
+    socket.setNoDelay(true);
+    const splitter = new RequestSplitter();
+    socket.on('data', (chunk) => {
+      this.bytesReceived += chunk.length;
+      if (conn.silent) return; // half-open: discard everything from now on
+      splitter.push(chunk, (bytes) => this.#onRequest(conn, bytes));
+    });
     this.#notify();
   }
 
-  /** Records a complete request and queues its handling; returns false if the socket is gone. */
+  /** Records a complete request and queues its handling; returns false to stop parsing. */
   #onRequest(conn, bytes) {
-    if (conn.socket.destroyed) return false;
+    if (conn.socket.destroyed || conn.silent) return false;
     let req = null;
     try {
       const parsed = JSON.parse(bytes.toString('utf8'));
       if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) req = parsed;
     } catch { /* invalid JSON: req stays null */ }
-    const fault = this.#fault;
-    if (!this.#sticky) this.#fault = null;
+    const type = req ? req.type ?? null : null;
+    const globalIndex = this.requests;
+    const requestIndex = conn.requests++;
+    let fault = null;
+    let options = this.#faultOptions;
+    let scriptError = null;
+    if (this.#script) {
+      try {
+        const picked = this.#script({ connectionId: conn.id, requestIndex, globalIndex, type,
+          params: req?.params });
+        if (picked != null) {
+          const name = typeof picked === 'string' ? picked : picked.fault;
+          if (!FAULTS.includes(name)) throw new TypeError(`Unknown fault: ${name}`);
+          fault = name;
+          options = typeof picked === 'string' ? { delayMs: DEFAULT_DELAY_MS, bytes: DEFAULT_HUGE_BYTES }
+            : checkFaultOptions({ delayMs: picked.delayMs ?? DEFAULT_DELAY_MS,
+              bytes: picked.bytes ?? DEFAULT_HUGE_BYTES });
+        }
+      } catch (err) {
+        scriptError = `mock script: ${err instanceof Error ? err.message : String(err)}`;
+        fault = null;
+        this.scriptErrors++;
+      }
+    }
+    if (fault === null && scriptError === null && this.#fault !== null) {
+      fault = this.#fault;
+      if (!this.#sticky) this.#fault = null;
+    }
     this.requests++;
-    this.requestLog.push({ connectionId: conn.id, type: req ? req.type ?? null : null, params: req?.params });
-    conn.chain = conn.chain.then(() => this.#respond(conn, req, fault)).catch(() => {});
+    this.requestLog.push({ connectionId: conn.id, type, params: req?.params });
+    if (fault !== null) {
+      this.faultsInjected[fault] = (this.faultsInjected[fault] ?? 0) + 1;
+      this.faultLog.push({ globalIndex, connectionId: conn.id, requestIndex, fault });
+    }
+    if (fault === 'half-open') conn.silent = true;
+    const respond = scriptError === null ? () => this.#respond(conn, req, fault, options)
+      : () => write(conn.socket, Buffer.from(JSON.stringify({ status: 'error', message: scriptError })));
+    conn.chain = conn.chain.then(respond).catch(() => {});
     this.#notify();
-    return true;
+    return !conn.silent;
   }
 
-  async #respond(conn, req, fault) {
+  /** @param {{ socket: net.Socket }} conn @param {any} req @param {string | null} fault @param {FaultOptions} options */
+  async #respond(conn, req, fault, options) {
     const { socket } = conn;
     if (fault === 'close') { socket.destroy(); return; }
-    if (fault === 'no-reply') return;
+    if (fault === 'reset') {
+      if (!socket.destroyed) { this.resets++; socket.resetAndDestroy(); }
+      return;
+    }
+    if (fault === 'no-reply' || fault === 'half-open') return;
+    if (fault === 'huge') { await writeHuge(socket, options.bytes); return; }
     if (FIXED_REPLIES[fault]) { write(socket, FIXED_REPLIES[fault]); return; }
     const reply = Buffer.from(JSON.stringify(await this.#serial(() => this.#run(conn, req))));
-    if (fault === 'two-documents') write(socket, Buffer.concat([reply, EXTRA_DOCUMENT]));
+    if (fault === 'delay') {
+      await this.#sleep(options.delayMs, conn);
+      write(socket, reply);
+    } else if (fault === 'two-documents') write(socket, Buffer.concat([reply, EXTRA_DOCUMENT]));
     else if (fault === 'half-reply') {
       if (!socket.destroyed) socket.write(reply.subarray(0, reply.length >> 1), () => socket.destroy());
     } else if (fault === 'trickle') await trickle(socket, reply);
@@ -255,14 +592,18 @@ export class MockBlender {
         return { executed: true, result: m ? 'x'.repeat(Number(m[1])) + '\n' : '' };
       },
       echo: (params) => params,
-      sleep: ({ ms = 0 }) => new Promise((resolve) => {
-        const t = setTimeout(() => { this.#timers.delete(t); resolve({ slept: ms }); }, Number(ms) || 0);
-        this.#timers.add(t);
-      }),
+      sleep: ({ ms = 0 }) => this.#sleep(Number(ms) || 0).then(() => ({ slept: ms })),
       big: ({ bytes = 0 }) => 'a'.repeat(Math.max(0, Number(bytes) || 0)),
       fail: ({ message = 'fail' }) => { throw new Error(String(message)); },
     };
   }
+}
+
+/** Validates `delay`/`huge` options. @param {FaultOptions} o @returns {FaultOptions} */
+function checkFaultOptions({ delayMs, bytes }) {
+  if (!(Number.isFinite(delayMs) && delayMs >= 0)) throw new RangeError(`invalid delayMs: ${delayMs}`);
+  if (!(Number.isSafeInteger(bytes) && bytes >= 0)) throw new RangeError(`invalid bytes: ${bytes}`);
+  return { delayMs, bytes };
 }
 
 function write(socket, bytes) {
@@ -282,48 +623,102 @@ function trickle(socket, bytes) {
   });
 }
 
+/** Resolves on the socket's next 'drain' or 'close' (at once if it is already unwritable). */
+function drainOrClose(socket) {
+  if (socket.destroyed || !socket.writable) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { socket.off('drain', done); socket.off('close', done); resolve(); };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+/**
+ * Streams `{"status":"success","result":"aaa…"}` with `bytes` 'a's in 1 MiB chunks, waiting for
+ * 'drain' whenever the socket's buffer is full; stops as soon as the socket is destroyed or ended,
+ * so at most ~1 MiB is ever buffered in the process.
+ */
+async function writeHuge(socket, bytes) {
+  hugeChunk ??= Buffer.alloc(HUGE_CHUNK, 0x61);
+  const writable = () => !socket.destroyed && socket.writable;
+  if (!writable()) return;
+  if (!socket.write(HUGE_PREFIX)) await drainOrClose(socket);
+  for (let left = bytes; left > 0;) {
+    if (!writable()) return;
+    const n = Math.min(left, HUGE_CHUNK);
+    left -= n;
+    if (!socket.write(n === HUGE_CHUNK ? hugeChunk : hugeChunk.subarray(0, n))) await drainOrClose(socket);
+  }
+  if (writable()) socket.write(HUGE_SUFFIX);
+}
+
 /**
  * Starts a mock Blender add-on server.
  * @param {{ port?: number, host?: string,
  *   handlers?: Record<string, (params: any, ctx: { connectionId: number, mock: MockBlender,
- *     scene: Map<string, { type: string, location: number[] }> }) => unknown> }} [options]
- *   port 0 (default) picks a free port; handlers add or override commands (throw => error reply).
+ *     scene: Map<string, { type: string, location: number[] }> }) => unknown>,
+ *   script?: ((ctx: ScriptContext) => ScriptResult) | null }} [options]
+ *   port 0 (default) picks a free port; handlers add or override commands (throw => error reply);
+ *   script picks a fault per request (see `MockBlender#setScript`, `seededFaultScript`).
  * @returns {Promise<MockBlender>}
  */
 export async function startMockBlender(options = {}) {
-  const { port = 0, host = '127.0.0.1', handlers = {} } = options;
+  const { port = 0, host = '127.0.0.1', handlers = {}, script = null } = options;
   const server = net.createServer();
-  const mock = new MockBlender(server, handlers);
+  const mock = new MockBlender(server, handlers, { script });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => { server.off('error', reject); resolve(); });
   });
-  server.on('error', () => {});
   mock.host = host;
   mock.port = /** @type {net.AddressInfo} */ (server.address()).port;
   return mock;
 }
 
-/** CLI: node mock/blender-mock.mjs [--port N] [--host H] */
+const USAGE = 'usage: blender-mock.mjs [--port N] [--host H] [--fault-rate R] [--seed S]\n';
+
+/**
+ * CLI: node mock/blender-mock.mjs [--port N] [--host H] [--fault-rate R] [--seed S]
+ * `--fault-rate R` (0..1, default 0) applies a seeded-random fast fault (`FAST_FAULTS`; `delay`
+ * with delayMs 20) to fraction R of requests; `--seed S` (integer, default 1) makes it
+ * reproducible. Prints only the listening line on stdout; SIGUSR2 dumps `snapshot()` as one JSON
+ * line on stderr.
+ */
 async function main(argv) {
   let port = Number(process.env.BLENDER_PORT ?? 9876);
   let host = '127.0.0.1';
+  let faultRate = 0;
+  let seed = 1;
+  const flags = new Set(['--port', '--host', '--fault-rate', '--seed']);
   for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
-    const value = inline ?? argv[++i];
-    if ((flag !== '--port' && flag !== '--host') || value === undefined) {
-      process.stderr.write(`usage: blender-mock.mjs [--port N] [--host H]\n`);
+    const eq = argv[i].indexOf('=');
+    const flag = eq < 0 ? argv[i] : argv[i].slice(0, eq);
+    const value = eq < 0 ? argv[++i] : argv[i].slice(eq + 1);
+    if (!flags.has(flag) || value === undefined) {
+      process.stderr.write(USAGE);
       process.exit(2);
     }
     if (flag === '--port') port = Number(value);
-    else host = value;
+    else if (flag === '--host') host = value;
+    else if (flag === '--fault-rate') faultRate = value.trim() === '' ? NaN : Number(value);
+    else seed = value.trim() === '' ? NaN : Number(value);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`invalid port: ${port}\n`);
     process.exit(2);
   }
-  const mock = await startMockBlender({ port, host });
+  if (!(faultRate >= 0 && faultRate <= 1)) {
+    process.stderr.write(`invalid fault rate (0..1): ${faultRate}\n`);
+    process.exit(2);
+  }
+  if (!Number.isSafeInteger(seed)) {
+    process.stderr.write(`invalid seed (integer): ${seed}\n`);
+    process.exit(2);
+  }
+  const script = faultRate > 0 ? seededFaultScript({ rate: faultRate, seed }) : null;
+  const mock = await startMockBlender({ port, host, script });
   process.stdout.write(`mock-blender listening on ${mock.host}:${mock.port}\n`);
+  process.on('SIGUSR2', () => process.stderr.write(`${JSON.stringify(mock.snapshot())}\n`));
   const shutdown = () => mock.stop().then(() => process.exit(0));
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);

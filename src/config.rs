@@ -21,6 +21,7 @@ pub struct JsPoolConfig {
   pub mutex_timeout: Option<f64>,
   pub socket_timeout: Option<f64>,
   pub max_response_bytes: Option<f64>,
+  pub max_lifetime: Option<f64>,
 }
 
 impl From<JsPoolConfig> for ConfigInput {
@@ -37,6 +38,7 @@ impl From<JsPoolConfig> for ConfigInput {
       mutex_timeout: c.mutex_timeout,
       socket_timeout: c.socket_timeout,
       max_response_bytes: c.max_response_bytes,
+      max_lifetime: c.max_lifetime,
     }
   }
 }
@@ -108,6 +110,8 @@ pub struct JsResolvedConfig {
   pub mutex_timeout: f64,
   pub socket_timeout: f64,
   pub max_response_bytes: f64,
+  /// 0 when connections are never retired for age.
+  pub max_lifetime: f64,
 }
 
 impl From<&pool_core::PoolConfig> for JsResolvedConfig {
@@ -124,6 +128,7 @@ impl From<&pool_core::PoolConfig> for JsResolvedConfig {
       mutex_timeout: c.mutex_timeout.as_millis() as f64,
       socket_timeout: c.socket_timeout.as_millis() as f64,
       max_response_bytes: c.max_response_bytes as f64,
+      max_lifetime: c.max_lifetime.map_or(0.0, |d| d.as_millis() as f64),
     }
   }
 }

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use napi::Env;
+use napi::{Env, Result};
 use napi_derive::napi;
 use pool_core::{Lease, Request};
 
+use crate::pool::call_options;
 use crate::settle::{Outcome, Settler};
 
 /// A connection held by one caller. Garbage collection of a lease never released gives the
@@ -37,15 +38,23 @@ impl NativeLease {
 
 #[napi]
 impl NativeLease {
-  /// Sends `body` on this connection and settles call `id` with the reply text.
-  #[napi]
-  pub fn submit(&self, env: Env, id: u32, command: String, body: String) {
+  /// Sends `body` on this connection and settles call `id` with the reply text. Returns the
+  /// pool's id of the call, for `cancel`.
+  #[napi(catch_unwind)]
+  pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
     let done = self.settler.begin(&env, id, Outcome::Reply);
-    self.lease.submit(Request::new(command, body), done);
+    Ok(self.lease.submit(Request::new(command, body), call_options(timeout), done) as f64)
+  }
+
+  /// Aborts a call made on this lease; its connection is discarded.
+  #[napi(catch_unwind)]
+  pub fn cancel(&self, call: f64) -> Result<()> {
+    self.lease.cancel(call as u64);
+    Ok(())
   }
 
   /// The connection's details.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn info(&self) -> JsLeaseInfo {
     let i = self.lease.info();
     JsLeaseInfo {
@@ -58,8 +67,9 @@ impl NativeLease {
   }
 
   /// Gives the connection back. Idempotent.
-  #[napi]
-  pub fn release(&self) {
+  #[napi(catch_unwind)]
+  pub fn release(&self) -> Result<()> {
     self.lease.release();
+    Ok(())
   }
 }

@@ -14,3 +14,4 @@ mod logging;
 mod pool;
 mod runtime;
 mod settle;
+mod testing;

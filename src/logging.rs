@@ -28,3 +28,4 @@ pub fn init_logging(level: Option<String>, format: Option<String>) {
     _ => builder.compact().try_init(),
   };
 }
+

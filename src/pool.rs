@@ -5,7 +5,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
-use pool_core::{Pool, PoolConfig, Request};
+use pool_core::{CallOptions, Pool, PoolConfig, Request};
 
 use crate::config::{JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
 use crate::errors::throw_config_error;
@@ -24,7 +24,7 @@ pub struct NativePool {
 #[napi]
 impl NativePool {
   /// Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool.
-  #[napi(constructor, ts_args_type = "config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void")]
+  #[napi(constructor, catch_unwind, ts_args_type = "config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void")]
   pub fn new(env: Env, config: JsPoolConfig, vars: JsPoolEnv, settle: Function<'_, crate::settle::SettleArgsPublic, Unknown<'static>>) -> Result<Self> {
     let config = PoolConfig::from_input(&config.into(), &vars.into()).map_err(|e| throw_config_error(&env, &e))?;
     let settler = Settler::new(settle)?;
@@ -32,36 +32,51 @@ impl NativePool {
     Ok(NativePool { pool: Pool::new(config, runtime::handle()), settler })
   }
 
-  /// Sends `body` (the JSON request) and settles call `id` with the reply text.
-  #[napi]
-  pub fn submit(&self, env: Env, id: u32, command: String, body: String) {
+  /// Sends `body` (the JSON request) and settles call `id` with the reply text. `timeout` is
+  /// the call's own deadline in ms. Returns the pool's id of the call, for `cancel`.
+  #[napi(catch_unwind)]
+  pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
+    pool_core::failpoint::hit(pool_core::failpoint::Failpoint::PanicOnSubmit);
     let done = self.settler.begin(&env, id, Outcome::Reply);
-    self.pool.submit(Request::new(command, body), done);
+    Ok(self.pool.submit_with(Request::new(command, body), call_options(timeout), done) as f64)
   }
 
-  /// Settles call `id` with a `NativeLease`.
-  #[napi]
-  pub fn acquire(&self, env: Env, id: u32) {
+  /// Settles call `id` with a `NativeLease`. Returns the pool's id of the call, for `cancel`.
+  #[napi(catch_unwind)]
+  pub fn acquire(&self, env: Env, id: u32, timeout: Option<f64>) -> Result<f64> {
     let done = self.settler.begin(&env, id, Outcome::Lease);
-    self.pool.acquire_with(done);
+    Ok(self.pool.acquire_with(call_options(timeout), done) as f64)
+  }
+
+  /// Aborts a call (waiting: it leaves the queue; in flight: its connection is discarded).
+  #[napi(catch_unwind)]
+  pub fn cancel(&self, call: f64) -> Result<()> {
+    self.pool.cancel(call as u64);
+    Ok(())
   }
 
   /// Starts shutting down; settles call `id` once every socket is closed.
-  #[napi]
-  pub fn shutdown(&self, env: Env, id: u32) {
+  #[napi(catch_unwind)]
+  pub fn shutdown(&self, env: Env, id: u32) -> Result<()> {
     let done = self.settler.begin(&env, id, |()| Outcome::Done);
     self.pool.shutdown_with(done);
+    Ok(())
   }
 
   /// A snapshot of the pool's counts.
-  #[napi]
-  pub fn stats(&self) -> JsPoolStats {
-    self.pool.stats().into()
+  #[napi(catch_unwind)]
+  pub fn stats(&self) -> Result<JsPoolStats> {
+    Ok(self.pool.stats().into())
   }
 
   /// The configuration in force (defaults and environment applied).
-  #[napi]
-  pub fn config(&self) -> JsResolvedConfig {
-    self.pool.config().into()
+  #[napi(catch_unwind)]
+  pub fn config(&self) -> Result<JsResolvedConfig> {
+    Ok(self.pool.config().into())
   }
+}
+
+/// Per-call options from the JavaScript `timeout` (ms, already checked to be positive).
+pub(crate) fn call_options(timeout: Option<f64>) -> CallOptions {
+  CallOptions { timeout: timeout.map(|ms| std::time::Duration::from_micros((ms * 1000.0).ceil() as u64)) }
 }

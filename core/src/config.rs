@@ -36,6 +36,9 @@ pub struct PoolConfig {
     pub socket_timeout: Duration,
     /// A reply larger than this fails with `ERR_RESPONSE_TOO_LARGE`. Default: 64 MiB.
     pub max_response_bytes: usize,
+    /// A connection is retired (at its next idle moment) after this long, less up to 10%
+    /// jitter; `None` keeps connections forever. Default: 30 min.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl Default for PoolConfig {
@@ -59,6 +62,7 @@ impl PoolConfig {
             mutex_timeout: Duration::from_secs(30),
             socket_timeout: Duration::from_secs(180),
             max_response_bytes: 64 * 1024 * 1024,
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
         }
     }
 
@@ -118,6 +122,11 @@ impl PoolConfig {
         if let Some(v) = input.max_response_bytes {
             c.max_response_bytes = int_in(v, "maxResponseBytes", 1.0, 4_294_967_295.0)? as usize;
         }
+        if let Some(v) = input.max_lifetime {
+            // 0 means "never retire for age".
+            let ms = int_in(v, "maxLifetime", 0.0, MAX_MS)? as u64;
+            c.max_lifetime = (ms > 0).then(|| Duration::from_millis(ms));
+        }
         if c.min_connections > c.max_connections {
             return Err(ConfigError::range(
                 "minConnections",
@@ -147,6 +156,7 @@ pub struct ConfigInput {
     pub mutex_timeout: Option<f64>,
     pub socket_timeout: Option<f64>,
     pub max_response_bytes: Option<f64>,
+    pub max_lifetime: Option<f64>,
 }
 
 /// The environment variables the consumer documents. Passed in (rather than read here) because

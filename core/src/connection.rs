@@ -62,6 +62,25 @@ impl ConnIo {
         Ok(())
     }
 
+    /// Why this idle connection cannot carry a request, if it cannot: the peer closed or reset
+    /// it, or sent bytes nobody asked for. One non-blocking `recv(MSG_PEEK)`, so a connection
+    /// Blender dropped is found before a request is written to it, not after.
+    pub(crate) fn peer_gone(&self) -> Option<&'static str> {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(&self.stream).peek(&mut probe) {
+            Ok(0) => Some("closed by Blender"),
+            Ok(_) => Some("unexpected bytes from Blender"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(_) => Some("socket error"),
+        }
+    }
+
+    /// Makes the task re-check its timers now (a call's deadline is earlier than its timer).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Asks the task to stop and close the socket.
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);
@@ -149,6 +168,9 @@ impl ReplyBuffer {
 /// The connection's task: reads replies, finishes writes that blocked, enforces timeouts.
 /// Ends when the pool closes the connection or the connection fails.
 pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
+    // However this task ends — even by a panic — the connection leaves the pool and a request
+    // in flight on it is answered (`ERR_INTERNAL` if nothing better is known).
+    let _guard = DiscardOnExit { shared: shared.clone(), id: io.id };
     let mut reply = ReplyBuffer::new(shared.config.max_response_bytes);
     let mut unwritten: Option<Unwritten> = None;
     // When bytes last arrived: the reply timeout restarts from here.
@@ -191,6 +213,19 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
         }
     }
     io.close();
+}
+
+/// Discards the connection when its task ends. A no-op when the pool already removed it.
+struct DiscardOnExit {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for DiscardOnExit {
+    fn drop(&mut self) {
+        let why = if std::thread::panicking() { "the connection task panicked" } else { "the connection task ended" };
+        self.shared.discard(self.id, PoolError::Internal(why.into()));
+    }
 }
 
 /// Writes queued bytes until done or the socket would block again.
@@ -254,6 +289,7 @@ fn on_read(
             false
         }
         Scan::Complete { start, end } => {
+            crate::failpoint::hit(crate::failpoint::Failpoint::PanicOnReply);
             let (outcome, garbage_after) = reply.take_reply(start, end);
             let reusable = outcome.is_ok() && !garbage_after && !eof;
             if garbage_after {

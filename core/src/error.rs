@@ -41,6 +41,8 @@ pub enum PoolError {
     Released,
     /// A lease was asked to run a command while it was still running another (no pipelining).
     LeaseBusy,
+    /// The caller aborted the call (its `AbortSignal` fired, or `cancel` was called).
+    Aborted,
     /// Writing the request failed.
     Write(String),
     /// A bug in the pool (a panic was caught). Never expected; reported rather than crashing.
@@ -59,6 +61,7 @@ impl PoolError {
             PoolError::ResponseTooLarge { .. } => "ERR_RESPONSE_TOO_LARGE",
             PoolError::Shutdown => "ERR_POOL_SHUTDOWN",
             PoolError::Released => "ERR_CONNECTION_RELEASED",
+            PoolError::Aborted => "ABORT_ERR",
             PoolError::LeaseBusy => "ERR_CONNECTION_BUSY",
             PoolError::Internal(_) => "ERR_INTERNAL",
         }
@@ -111,6 +114,7 @@ impl fmt::Display for PoolError {
             PoolError::LeaseBusy => f.write_str(
                 "Connection is busy with another command (one command at a time per connection)",
             ),
+            PoolError::Aborted => f.write_str("The operation was aborted"),
             PoolError::Write(reason) => write!(f, "Connection closed (write failed: {reason})"),
             PoolError::Internal(what) => write!(f, "Internal error in blender-mcp-pool: {what}"),
         }

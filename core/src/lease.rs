@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::completion::Completion;
 use crate::error::PoolError;
-use crate::pool::{Effects, Phase, Request, Shared};
+use crate::pool::{CallOptions, Request, Shared};
+use crate::state::CallId;
 
 /// A connection taken out of the pool by [`crate::Pool::acquire`].
 #[derive(Debug)]
@@ -50,39 +50,25 @@ impl Lease {
 
     /// Sends `request` on the leased connection; `done` gets the reply. Fails with
     /// `ERR_CONNECTION_BUSY` while another command runs on it, `ERR_CONNECTION_RELEASED` after
-    /// release, `ERR_CONNECTION_CLOSED` if the connection was lost.
-    pub fn submit(&self, request: Request, done: Completion<String>) {
-        let refused = if self.released.load(Ordering::Acquire) {
-            Some(PoolError::Released)
-        } else {
-            let mut st = self.shared.lock();
-            let shutting_down = st.shutdown;
-            match st.conns.get_mut(&self.conn) {
-                None if shutting_down => Some(PoolError::Shutdown),
-                None => Some(PoolError::ConnectionClosed("the leased connection was lost".into())),
-                Some(entry) => match entry.phase {
-                    Phase::Leased => {
-                        entry.phase = Phase::Busy { done, since: Instant::now(), leased: true };
-                        let io = entry.io.clone();
-                        drop(st);
-                        tracing::debug!(conn = self.conn, command = request.command(), "sending on lease");
-                        let mut fx = Effects::default();
-                        fx.sends.push((io, request.bytes));
-                        return fx.run(&self.shared);
-                    }
-                    _ => Some(PoolError::LeaseBusy),
-                },
-            }
-        };
-        if let Some(err) = refused {
-            done.complete(Err(err));
+    /// release, `ERR_CONNECTION_CLOSED` if the connection was lost. Returns the call's id, for
+    /// [`crate::Pool::cancel`] or [`Lease::cancel`].
+    pub fn submit(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
+        if self.released.load(Ordering::Acquire) {
+            done.complete(Err(PoolError::Released));
+            return self.shared.next_call();
         }
+        self.shared.submit_on_lease(self.conn, request, options, done)
+    }
+
+    /// Aborts a call made on this lease (see [`crate::Pool::cancel`]).
+    pub fn cancel(&self, call: CallId) {
+        self.shared.cancel_call(call);
     }
 
     /// `async` form of [`Lease::submit`].
     pub async fn execute(&self, request: Request) -> Result<String, PoolError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(request, Completion::new(move |r| drop(tx.send(r))));
+        let _ = self.submit(request, CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
         rx.await.unwrap_or_else(|_| Err(PoolError::Internal("reply channel dropped".into())))
     }
 

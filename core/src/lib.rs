@@ -14,18 +14,24 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, unused_results)]
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod completion;
 mod config;
 mod connection;
 mod error;
+#[doc(hidden)]
+pub mod failpoint;
 pub mod framing;
 mod lease;
+mod maintenance;
 mod pool;
+mod state;
 mod stats;
 
 pub use completion::Completion;
 pub use config::{ConfigError, ConfigErrorKind, ConfigInput, EnvInput, PoolConfig};
 pub use error::PoolError;
 pub use lease::{Lease, LeaseInfo};
-pub use pool::{Pool, Request};
+pub use pool::{CallOptions, Pool, Request};
+pub use state::CallId;
 pub use stats::PoolStats;

@@ -11,31 +11,37 @@
 //! ```
 //!
 //! # Design
-//! All state sits behind one mutex, held only for bookkeeping (never across I/O or a callback).
-//! Calls are callback-driven ([`Pool::submit`]) rather than `async`, so that a call arriving
-//! while a connection is idle is written to the socket right there on the caller's thread: no
-//! task is spawned and no thread is woken until Blender's reply arrives. Everything that must
-//! happen after the lock is released (answering callers, writing a request handed to a
-//! connection, spawning a connect) is collected in [`Effects`] and run by [`Effects::run`].
+//! All state sits behind one mutex, held only for bookkeeping (never across a callback, and
+//! across no I/O but a non-blocking peek). Calls are callback-driven ([`Pool::submit`]) rather
+//! than `async`, so that a call arriving while a connection is idle is written to the socket
+//! right there on the caller's thread: no task is spawned and no thread is woken until
+//! Blender's reply arrives. Everything that must happen after the lock is released (answering
+//! callers, writing a request handed to a connection, spawning a connect) is collected in
+//! [`Effects`] and run by [`Effects::run`].
 //!
 //! Waiters are served first-in first-out. The cap `maxConnections` counts open and opening
 //! sockets, and every decision to open one is taken under the lock, so no race can exceed it.
+//!
+//! A request is only ever written once. It is re-routed to another connection only when it
+//! provably never reached Blender: while it waits for a connection (connects failing are
+//! retried, see `backoff.rs`), or when the idle connection it was about to use turns out to be
+//! closed before anything was written.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::completion::Completion;
 use crate::config::PoolConfig;
-use crate::connection::{drive, tune_socket, ConnIo};
+use crate::connection::ConnIo;
 use crate::error::PoolError;
 use crate::lease::Lease;
+use crate::maintenance::{connect, maintain};
+use crate::state::{CallId, InFlight, Job, Phase, State, Waiter};
 use crate::stats::PoolStats;
 
 /// One command for Blender: its type (for logs) and the bytes to send.
@@ -60,6 +66,16 @@ impl Request {
     }
 }
 
+/// Options of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// The call's deadline, counted from the call. Past it, a call still waiting for a
+    /// connection fails with `ERR_POOL_TIMEOUT` (nothing was sent) and a call in flight with
+    /// `ERR_RESPONSE_TIMEOUT` (its connection is discarded). `socketTimeout` and
+    /// `connectionTimeout` still apply.
+    pub timeout: Option<Duration>,
+}
+
 /// A connection pool to Blender's add-on server. Dropping it shuts it down.
 #[derive(Debug)]
 pub struct Pool {
@@ -77,8 +93,7 @@ impl Pool {
             maintenance: Notify::new(),
             counters: Counters::default(),
         });
-        let task = maintain(shared.clone());
-        drop(shared.runtime.spawn(task));
+        drop(shared.runtime.spawn(maintain(shared.clone())));
         Pool { shared }
     }
 
@@ -89,43 +104,55 @@ impl Pool {
 
     /// Sends `request` on a free connection and calls `done` with Blender's reply text (a
     /// validated Blender response) or the error. May be called from any thread.
-    pub fn submit(&self, request: Request, done: Completion<String>) {
-        self.shared.submit(Job::Execute(request, done));
+    pub fn submit(&self, request: Request, done: Completion<String>) -> CallId {
+        self.submit_with(request, CallOptions::default(), done)
+    }
+
+    /// [`Pool::submit`] with per-call options.
+    pub fn submit_with(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
+        self.shared.submit(Job::Execute(request, done), options)
     }
 
     /// `async` form of [`Pool::submit`].
     pub async fn execute(&self, request: Request) -> Result<String, PoolError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(request, Completion::new(move |r| drop(tx.send(r))));
+        let _ = self.submit(request, Completion::new(move |r| drop(tx.send(r))));
         rx.await.unwrap_or_else(|_| Err(PoolError::Internal("reply channel dropped".into())))
     }
 
     /// Leases a connection for several commands in a row; `done` receives the [`Lease`].
-    pub fn acquire_with(&self, done: Completion<Lease>) {
-        self.shared.submit(Job::Acquire(done));
+    pub fn acquire_with(&self, options: CallOptions, done: Completion<Lease>) -> CallId {
+        self.shared.submit(Job::Acquire(done), options)
     }
 
     /// `async` form of [`Pool::acquire_with`].
     pub async fn acquire(&self) -> Result<Lease, PoolError> {
         let (tx, rx) = oneshot::channel();
-        self.acquire_with(Completion::new(move |r| drop(tx.send(r))));
+        let _ = self.acquire_with(CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
         rx.await.unwrap_or_else(|_| Err(PoolError::Internal("lease channel dropped".into())))
+    }
+
+    /// Aborts call `call`: a waiting call leaves the queue, a call in flight has its connection
+    /// discarded; either fails with `ABORT_ERR`. A finished call is left alone.
+    pub fn cancel(&self, call: CallId) {
+        self.shared.cancel_call(call);
     }
 
     /// A snapshot of the pool's counts.
     pub fn stats(&self) -> PoolStats {
         let st = self.shared.lock();
         let active = st.conns.values().filter(|c| !matches!(c.phase, Phase::Idle)).count();
+        let c = &self.shared.counters;
         PoolStats {
             total_connections: st.conns.len(),
             active_connections: active,
             idle_connections: st.conns.len() - active,
             pending_requests: st.waiters.len(),
-            total_requests: self.shared.counters.completed.load(Ordering::Relaxed),
+            total_requests: c.completed.load(Ordering::Relaxed),
             opening_connections: st.opening,
-            failed_requests: self.shared.counters.failed.load(Ordering::Relaxed),
-            connections_opened: self.shared.counters.opened.load(Ordering::Relaxed),
-            connect_failures: self.shared.counters.connect_failures.load(Ordering::Relaxed),
+            failed_requests: c.failed.load(Ordering::Relaxed),
+            connections_opened: c.opened.load(Ordering::Relaxed),
+            connect_failures: c.connect_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -152,82 +179,31 @@ impl Drop for Pool {
     }
 }
 
-/// What a caller asked for.
-pub(crate) enum Job {
-    /// Send a request, answer with the reply.
-    Execute(Request, Completion<String>),
-    /// Hand over a connection.
-    Acquire(Completion<Lease>),
-}
-
-/// What a connection is doing.
-pub(crate) enum Phase {
-    /// In the pool, free.
-    Idle,
-    /// Held by a lease, no command running.
-    Leased,
-    /// A request was sent; `done` gets the reply. `leased` says where the connection goes after.
-    Busy { done: Completion<String>, since: Instant, leased: bool },
-}
-
-/// The pool's bookkeeping for one open connection.
-pub(crate) struct ConnEntry {
-    pub(crate) io: Arc<ConnIo>,
-    pub(crate) phase: Phase,
-    /// Wall-clock ms, for the JavaScript handle.
-    pub(crate) created_at_ms: f64,
-    pub(crate) last_used_ms: f64,
-    last_used: Instant,
-    pub(crate) requests: u64,
-}
-
-/// A caller in the queue.
-struct Waiter {
-    job: Job,
-    deadline: Instant,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    pub(crate) conns: HashMap<u64, ConnEntry>,
-    /// Idle connection ids, most recently used last (taken from the end: hot connections stay
-    /// hot and surplus ones age out).
-    idle: Vec<u64>,
-    /// Connects in progress; they count against `max_connections`.
-    opening: usize,
-    /// Sockets not yet closed (entries plus those being torn down).
-    sockets: usize,
-    waiters: VecDeque<Waiter>,
-    pub(crate) shutdown: bool,
-    shutdown_done: Vec<Completion<()>>,
-    next_id: u64,
-    /// Consecutive failed connects, for the top-up back-off.
-    connect_failures: u32,
-    next_top_up: Option<Instant>,
-}
-
-impl State {
-    fn can_open(&self, config: &PoolConfig) -> bool {
-        !self.shutdown && self.conns.len() + self.opening < config.max_connections
-    }
-}
-
 #[derive(Debug, Default)]
-struct Counters {
-    completed: AtomicU64,
-    failed: AtomicU64,
-    opened: AtomicU64,
-    connect_failures: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) opened: AtomicU64,
+    pub(crate) connect_failures: AtomicU64,
+    calls: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    let _ = counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn wall_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }
 
 /// State shared by the pool handle, its leases and its tasks.
 pub(crate) struct Shared {
     pub(crate) config: PoolConfig,
-    runtime: Handle,
+    pub(crate) runtime: Handle,
     state: Mutex<State>,
-    /// Wakes the maintenance task (a first waiter queued, shutdown).
-    maintenance: Notify,
-    counters: Counters,
+    /// Wakes the maintenance task (a waiter queued, connects failing, shutdown).
+    pub(crate) maintenance: Notify,
+    pub(crate) counters: Counters,
 }
 
 impl std::fmt::Debug for Shared {
@@ -240,11 +216,13 @@ impl std::fmt::Debug for Shared {
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
-    replies: Vec<(Completion<String>, Result<String, PoolError>)>,
-    leases: Vec<(Completion<Lease>, Result<Lease, PoolError>)>,
+    pub(crate) replies: Vec<(Completion<String>, Result<String, PoolError>)>,
+    pub(crate) leases: Vec<(Completion<Lease>, Result<Lease, PoolError>)>,
     pub(crate) sends: Vec<(Arc<ConnIo>, Vec<u8>)>,
-    connects: usize,
-    closed: Vec<Completion<()>>,
+    /// Connection tasks to wake: a call's deadline is earlier than their timer.
+    pub(crate) wakes: Vec<Arc<ConnIo>>,
+    pub(crate) connects: usize,
+    pub(crate) closed: Vec<Completion<()>>,
 }
 
 impl Effects {
@@ -260,6 +238,9 @@ impl Effects {
                 shared.discard(io.id, PoolError::Write(e.to_string()));
             }
         }
+        for io in self.wakes {
+            io.wake();
+        }
         for _ in 0..self.connects {
             drop(shared.runtime.spawn(connect(shared.clone())));
         }
@@ -269,12 +250,11 @@ impl Effects {
     }
 }
 
-fn bump(counter: &AtomicU64) {
-    let _ = counter.fetch_add(1, Ordering::Relaxed);
-}
-
-fn wall_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+pub(crate) fn fail_job(job: Job, err: PoolError, fx: &mut Effects) {
+    match job {
+        Job::Execute(_, done) => fx.replies.push((done, Err(err))),
+        Job::Acquire(done) => fx.leases.push((done, Err(err))),
+    }
 }
 
 impl Shared {
@@ -284,39 +264,76 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn next_call(&self) -> CallId {
+        self.counters.calls.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Serves a job at once if a connection is idle, otherwise queues it (opening a connection
     /// if the cap allows).
-    pub(crate) fn submit(self: &Arc<Self>, job: Job) {
+    fn submit(self: &Arc<Self>, job: Job, options: CallOptions) -> CallId {
+        let call = self.next_call();
+        let now = Instant::now();
+        let deadline = options.timeout.map(|t| now + t);
         let mut fx = Effects::default();
         let mut st = self.lock();
         if st.shutdown {
             drop(st);
             fail_job(job, PoolError::Shutdown, &mut fx);
-            return fx.run(self);
+            fx.run(self);
+            return call;
         }
-        if let Some(id) = st.idle.pop() {
-            self.assign(&mut st, id, job, &mut fx);
-        } else {
-            st.waiters.push_back(Waiter { job, deadline: Instant::now() + self.config.connection_timeout });
-            let first = st.waiters.len() == 1;
-            self.open_for_waiters(&mut st, &mut fx);
-            drop(st);
-            if first {
+        match self.take_idle(&mut st) {
+            Some(id) => self.assign(&mut st, id, call, job, deadline, &mut fx),
+            None => {
+                let wait = now + self.config.connection_timeout;
+                let give_up_at = deadline.map_or(wait, |d| d.min(wait));
+                st.waiters.push_back(Waiter { call, job, give_up_at, deadline });
+                self.open_for_waiters(&mut st, &mut fx);
+                drop(st);
+                // The maintenance task enforces waiters' deadlines; this one may be the earliest.
                 self.maintenance.notify_one();
             }
         }
         fx.run(self);
+        call
     }
 
-    /// Gives connection `id` (just taken from the idle list, or just opened) to `job`.
-    fn assign(self: &Arc<Self>, st: &mut State, id: u64, job: Job, fx: &mut Effects) {
-        let entry = st.conns.get_mut(&id).expect("an idle or new id has an entry");
-        entry.last_used = Instant::now();
+    /// The most recently used idle connection that is still alive. Connections Blender closed
+    /// (or that hold stray bytes) are dropped here, before any request is written to them.
+    fn take_idle(&self, st: &mut State) -> Option<u64> {
+        while let Some(id) = st.idle.pop() {
+            let io = &st.conns.get(&id).expect("idle ids have entries").io;
+            if let Some(why) = io.peer_gone() {
+                tracing::debug!(conn = id, why, "idle connection found closed; not using it");
+                let _ = self.remove(st, id);
+                continue;
+            }
+            return Some(id);
+        }
+        None
+    }
+
+    /// Gives connection `id` (just taken from the idle list, or just freed or opened) to a job.
+    fn assign(
+        self: &Arc<Self>,
+        st: &mut State,
+        id: u64,
+        call: CallId,
+        job: Job,
+        deadline: Option<Instant>,
+        fx: &mut Effects,
+    ) {
+        let entry = st.conns.get_mut(&id).expect("an assigned id has an entry");
+        let now = Instant::now();
+        entry.last_used = now;
         entry.last_used_ms = wall_ms();
         match job {
             Job::Execute(request, done) => {
                 tracing::debug!(conn = id, command = request.command(), bytes = request.bytes.len(), "sending");
-                entry.phase = Phase::Busy { done, since: Instant::now(), leased: false };
+                entry.phase = Phase::Busy(InFlight { done, call, since: now, deadline, leased: false });
+                if deadline.is_some_and(|d| d < now + self.config.socket_timeout) {
+                    fx.wakes.push(entry.io.clone());
+                }
                 fx.sends.push((entry.io.clone(), request.bytes));
             }
             Job::Acquire(done) => {
@@ -326,8 +343,18 @@ impl Shared {
         }
     }
 
-    /// Starts one connect per waiter not already covered by a connect in progress.
-    fn open_for_waiters(&self, st: &mut State, fx: &mut Effects) {
+    /// Starts the connects the queue needs: one per waiter not already covered by a connect in
+    /// progress, within the cap. While connects are failing, only one probe at a time, once its
+    /// back-off delay has passed (the maintenance task calls again then).
+    pub(crate) fn open_for_waiters(&self, st: &mut State, fx: &mut Effects) {
+        if st.backoff.failing() {
+            let due = st.backoff.retry_at().is_none_or(|at| at <= Instant::now());
+            if due && st.opening == 0 && !st.waiters.is_empty() && st.can_open(&self.config) {
+                st.opening += 1;
+                fx.connects += 1;
+            }
+            return;
+        }
         while st.waiters.len() > st.opening && st.can_open(&self.config) {
             st.opening += 1;
             fx.connects += 1;
@@ -335,10 +362,13 @@ impl Shared {
     }
 
     /// A free connection goes to the first waiter, or back to the idle list — unless it has
-    /// served its quota or the pool is shutting down, in which case it is closed.
-    fn make_available(self: &Arc<Self>, st: &mut State, id: u64, fx: &mut Effects) {
+    /// served its quota, outlived `max_lifetime`, or the pool is shutting down: then it closes.
+    pub(crate) fn make_available(self: &Arc<Self>, st: &mut State, id: u64, fx: &mut Effects) {
+        let now = Instant::now();
         let retire = st.shutdown
-            || st.conns.get(&id).is_some_and(|c| c.requests >= self.config.max_requests_per_connection);
+            || st.conns.get(&id).is_some_and(|c| {
+                c.requests >= self.config.max_requests_per_connection || c.expired(now)
+            });
         if retire {
             tracing::debug!(conn = id, "retiring connection");
             let _ = self.remove(st, id);
@@ -346,7 +376,7 @@ impl Shared {
             return;
         }
         match st.waiters.pop_front() {
-            Some(waiter) => self.assign(st, id, waiter.job, fx),
+            Some(w) => self.assign(st, id, w.call, w.job, w.deadline, fx),
             None => {
                 let entry = st.conns.get_mut(&id).expect("caller checked");
                 entry.phase = Phase::Idle;
@@ -355,13 +385,13 @@ impl Shared {
         }
     }
 
-    /// Removes connection `id` and closes its socket; a request it was serving fails with `err`.
-    fn remove(&self, st: &mut State, id: u64) -> Option<Completion<String>> {
+    /// Removes connection `id` and closes its socket; returns the request it was serving.
+    pub(crate) fn remove(&self, st: &mut State, id: u64) -> Option<InFlight> {
         let entry = st.conns.remove(&id)?;
         st.idle.retain(|&i| i != id);
         entry.io.close();
         match entry.phase {
-            Phase::Busy { done, .. } => Some(done),
+            Phase::Busy(flight) => Some(flight),
             _ => None,
         }
     }
@@ -370,22 +400,42 @@ impl Shared {
     pub(crate) fn discard(self: &Arc<Self>, id: u64, err: PoolError) {
         let mut fx = Effects::default();
         let mut st = self.lock();
+        self.discard_locked(&mut st, id, err, &mut fx);
+        drop(st);
+        fx.run(self);
+    }
+
+    fn discard_locked(&self, st: &mut State, id: u64, err: PoolError, fx: &mut Effects) {
         if !st.conns.contains_key(&id) {
             return;
         }
         tracing::debug!(conn = id, code = err.code(), "discarding connection");
-        if let Some(done) = self.remove(&mut st, id) {
+        if let Some(flight) = self.remove(st, id) {
             bump(&self.counters.failed);
-            fx.replies.push((done, Err(err)));
+            fx.replies.push((flight.done, Err(err)));
         }
-        self.open_for_waiters(&mut st, &mut fx);
+        self.open_for_waiters(st, fx);
+    }
+
+    /// Aborts call `call` wherever it is.
+    pub(crate) fn cancel_call(self: &Arc<Self>, call: CallId) {
+        let mut fx = Effects::default();
+        let mut st = self.lock();
+        if let Some(pos) = st.waiters.iter().position(|w| w.call == call) {
+            let waiter = st.waiters.remove(pos).expect("position is in range");
+            tracing::debug!("call aborted while waiting for a connection");
+            fail_job(waiter.job, PoolError::Aborted, &mut fx);
+        } else if let Some(id) = st.conn_running(call) {
+            tracing::debug!(conn = id, "call aborted in flight; discarding its connection");
+            self.discard_locked(&mut st, id, PoolError::Aborted, &mut fx);
+        }
         drop(st);
         fx.run(self);
     }
 
     /// Whether connection `id` is waiting for a reply.
     pub(crate) fn has_request_in_flight(&self, id: u64) -> bool {
-        matches!(self.lock().conns.get(&id).map(|c| &c.phase), Some(Phase::Busy { .. }))
+        matches!(self.lock().conns.get(&id).map(|c| &c.phase), Some(Phase::Busy(_)))
     }
 
     /// A reply (or a bad reply) arrived on `id`. The caller is answered; the connection is
@@ -394,7 +444,7 @@ impl Shared {
         let mut fx = Effects::default();
         let mut st = self.lock();
         let Some(entry) = st.conns.get_mut(&id) else { return };
-        let Phase::Busy { done, since, leased } = std::mem::replace(&mut entry.phase, Phase::Idle) else {
+        let Phase::Busy(flight) = std::mem::replace(&mut entry.phase, Phase::Idle) else {
             return;
         };
         entry.requests += 1;
@@ -403,18 +453,19 @@ impl Shared {
         match &outcome {
             Ok(text) => {
                 bump(&self.counters.completed);
-                tracing::debug!(conn = id, bytes = text.len(), micros = since.elapsed().as_micros() as u64, "reply");
+                let micros = flight.since.elapsed().as_micros() as u64;
+                tracing::debug!(conn = id, bytes = text.len(), micros, "reply");
             }
             Err(e) => {
                 bump(&self.counters.failed);
                 tracing::warn!(conn = id, code = e.code(), "bad reply from Blender; discarding connection");
             }
         }
-        fx.replies.push((done, outcome));
+        fx.replies.push((flight.done, outcome));
         if !reusable {
             let _ = self.remove(&mut st, id);
             self.open_for_waiters(&mut st, &mut fx);
-        } else if leased {
+        } else if flight.leased {
             if st.shutdown {
                 let _ = self.remove(&mut st, id);
             } else if let Some(entry) = st.conns.get_mut(&id) {
@@ -427,36 +478,52 @@ impl Shared {
         fx.run(self);
     }
 
-    /// The connection task's timer fired or it handled an event: enforce the reply timeout and
-    /// the idle timeout, and say when to look again (`None`: the connection is gone, stop).
+    /// The connection task's timer fired or it handled an event: enforce the reply timeout, the
+    /// call's deadline, the idle timeout and the lifetime, and say when to look again (`None`:
+    /// the connection is gone, stop).
+    ///
+    /// The answer is never later than `socket_timeout` (nor `idle_timeout`) from now. That is
+    /// what lets requests start without waking the task: any deadline they bring is at least
+    /// that far away, unless the caller wakes the task itself (see [`Shared::assign`]).
     pub(crate) fn check_timers(self: &Arc<Self>, id: u64, progress: Instant) -> Option<Instant> {
         let now = Instant::now();
-        let horizon = now + self.config.socket_timeout;
+        let horizon = now + self.config.socket_timeout.min(self.config.idle_timeout);
         let mut st = self.lock();
         let min = self.config.min_connections;
         let total = st.conns.len();
         let entry = st.conns.get(&id)?;
         match &entry.phase {
-            Phase::Busy { since, .. } => {
-                let deadline = (*since).max(progress) + self.config.socket_timeout;
+            Phase::Busy(flight) => {
+                let quiet_deadline = flight.since.max(progress) + self.config.socket_timeout;
+                let deadline = flight.deadline.map_or(quiet_deadline, |d| d.min(quiet_deadline));
                 if now < deadline {
                     return Some(deadline);
                 }
+                let after = match flight.deadline {
+                    Some(d) if d <= quiet_deadline => d - flight.since,
+                    _ => self.config.socket_timeout,
+                };
                 drop(st);
                 tracing::warn!(conn = id, "reply timeout");
-                self.discard(id, PoolError::ResponseTimeout(self.config.socket_timeout));
+                self.discard(id, PoolError::ResponseTimeout(after));
                 None
             }
-            // Look again within the idle timeout: the lease may be given back without this
-            // task hearing of it, and the connection must then expire on time.
-            Phase::Leased => Some(horizon.min(now + self.config.idle_timeout)),
+            // Look again soon enough: the lease may be given back without this task hearing
+            // of it, and the connection must then expire on time.
+            Phase::Leased => Some(horizon.min(entry.expires_at.unwrap_or(horizon))),
             Phase::Idle => {
-                let expiry = entry.last_used + self.config.idle_timeout;
-                if total <= min {
-                    return Some(horizon.min(now + self.config.idle_timeout));
+                if entry.expired(now) {
+                    tracing::debug!(conn = id, "retiring connection: max lifetime reached");
+                    let _ = self.remove(&mut st, id);
+                    return None;
                 }
-                if now < expiry {
-                    return Some(horizon.min(expiry));
+                let lifetime_end = entry.expires_at.unwrap_or(horizon);
+                let idle_end = entry.last_used + self.config.idle_timeout;
+                if total <= min {
+                    return Some(horizon.min(lifetime_end));
+                }
+                if now < idle_end {
+                    return Some(horizon.min(idle_end).min(lifetime_end));
                 }
                 tracing::debug!(conn = id, "closing idle connection");
                 let _ = self.remove(&mut st, id);
@@ -470,19 +537,51 @@ impl Shared {
     pub(crate) fn end_lease(self: &Arc<Self>, id: u64) {
         let mut fx = Effects::default();
         let mut st = self.lock();
-        match st.conns.get_mut(&id).map(|e| &mut e.phase) {
-            Some(Phase::Leased) => {
-                // Idle time counts from the release, not from the lease's last command.
-                if let Some(entry) = st.conns.get_mut(&id) {
+        if let Some(entry) = st.conns.get_mut(&id) {
+            match &mut entry.phase {
+                Phase::Leased => {
+                    // Idle time counts from the release, not from the lease's last command.
                     entry.last_used = Instant::now();
+                    self.make_available(&mut st, id, &mut fx);
                 }
-                self.make_available(&mut st, id, &mut fx)
+                Phase::Busy(flight) => flight.leased = false,
+                Phase::Idle => {}
             }
-            Some(Phase::Busy { leased, .. }) => *leased = false,
-            _ => {}
         }
         drop(st);
         fx.run(self);
+    }
+
+    /// Runs `request` on leased connection `id` (which must be between commands).
+    pub(crate) fn submit_on_lease(
+        self: &Arc<Self>,
+        id: u64,
+        request: Request,
+        options: CallOptions,
+        done: Completion<String>,
+    ) -> CallId {
+        let call = self.next_call();
+        let mut fx = Effects::default();
+        let mut st = self.lock();
+        let shutting_down = st.shutdown;
+        match st.conns.get(&id).map(|e| &e.phase) {
+            Some(Phase::Leased) => {
+                let deadline = options.timeout.map(|t| Instant::now() + t);
+                self.assign(&mut st, id, call, Job::Execute(request, done), deadline, &mut fx);
+                if let Some(Phase::Busy(flight)) = st.conns.get_mut(&id).map(|e| &mut e.phase) {
+                    flight.leased = true;
+                }
+            }
+            Some(_) => fx.replies.push((done, Err(PoolError::LeaseBusy))),
+            None if shutting_down => fx.replies.push((done, Err(PoolError::Shutdown))),
+            None => fx.replies.push((
+                done,
+                Err(PoolError::ConnectionClosed("the leased connection was lost".into())),
+            )),
+        }
+        drop(st);
+        fx.run(self);
+        call
     }
 
     /// A socket was closed for good.
@@ -496,7 +595,7 @@ impl Shared {
         }
     }
 
-    fn take_shutdown_done(&self, st: &mut State) -> Vec<Completion<()>> {
+    pub(crate) fn take_shutdown_done(&self, st: &mut State) -> Vec<Completion<()>> {
         if st.shutdown && st.sockets == 0 && st.opening == 0 {
             std::mem::take(&mut st.shutdown_done)
         } else {
@@ -516,7 +615,7 @@ impl Shared {
             let not_busy: Vec<u64> = st
                 .conns
                 .iter()
-                .filter(|(_, c)| !matches!(c.phase, Phase::Busy { .. }))
+                .filter(|(_, c)| !matches!(c.phase, Phase::Busy(_)))
                 .map(|(&id, _)| id)
                 .collect();
             for id in not_busy {
@@ -530,122 +629,12 @@ impl Shared {
         fx.run(self);
     }
 
-    /// Housekeeping: expire waiters past their deadline, top up to `min_connections`.
-    /// Returns when to run again, or `None` once the pool is shut down.
-    fn housekeep(self: &Arc<Self>) -> Option<Instant> {
-        let now = Instant::now();
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        if st.shutdown {
-            return None;
-        }
-        while st.waiters.front().is_some_and(|w| w.deadline <= now) {
-            let waiter = st.waiters.pop_front().expect("checked");
-            tracing::debug!("caller gave up waiting for a connection");
-            fail_job(waiter.job, PoolError::PoolTimeout, &mut fx);
-        }
-        let next_top_up = *st.next_top_up.get_or_insert(now);
-        if next_top_up <= now {
-            let have = st.conns.len() + st.opening;
-            let mut deficit = self.config.min_connections.saturating_sub(have);
-            while deficit > 0 && st.can_open(&self.config) {
-                st.opening += 1;
-                fx.connects += 1;
-                deficit -= 1;
-            }
-            st.next_top_up = Some(now + self.config.health_check_interval);
-        }
-        let mut next = st.next_top_up.expect("set above");
-        if let Some(w) = st.waiters.front() {
-            next = next.min(w.deadline);
-        }
-        drop(st);
-        fx.run(self);
-        Some(next)
-    }
-
-    /// A connect finished (or failed).
-    fn connected(self: &Arc<Self>, outcome: Result<TcpStream, PoolError>) {
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        st.opening -= 1;
-        match outcome {
-            Ok(stream) if !st.shutdown => {
-                st.connect_failures = 0;
-                st.next_id += 1;
-                let id = st.next_id;
-                st.sockets += 1;
-                bump(&self.counters.opened);
-                let io = Arc::new(ConnIo::new(id, stream, Arc::downgrade(self)));
-                let now = wall_ms();
-                let _ = st.conns.insert(id, ConnEntry {
-                    io: io.clone(),
-                    phase: Phase::Idle,
-                    created_at_ms: now,
-                    last_used_ms: now,
-                    last_used: Instant::now(),
-                    requests: 0,
-                });
-                tracing::debug!(conn = id, "connected");
-                drop(self.runtime.spawn(drive(self.clone(), io)));
-                self.make_available(&mut st, id, &mut fx);
-            }
-            Ok(_closed_by_shutdown) => {}
-            Err(err) => {
-                bump(&self.counters.connect_failures);
-                st.connect_failures = st.connect_failures.saturating_add(1);
-                // Back off the background top-up: never sooner than the check interval, and
-                // 100 ms, 200 ms, 400 ms, ... (up to a minute) apart while Blender stays down.
-                let backoff = Duration::from_millis(100u64 << (st.connect_failures - 1).min(10))
-                    .min(Duration::from_secs(60))
-                    .max(self.config.health_check_interval);
-                st.next_top_up = Some(Instant::now() + backoff);
-                tracing::warn!(addr = %self.config.addr(), code = err.code(), "connect failed: {err}");
-                // The caller waiting longest learns that Blender is unreachable now rather
-                // than after its full timeout.
-                if let Some(waiter) = st.waiters.pop_front() {
-                    fail_job(waiter.job, err, &mut fx);
-                }
-                self.open_for_waiters(&mut st, &mut fx);
-            }
-        }
-        fx.closed = self.take_shutdown_done(&mut st);
-        drop(st);
-        fx.run(self);
-    }
-}
-
-fn fail_job(job: Job, err: PoolError, fx: &mut Effects) {
-    match job {
-        Job::Execute(_, done) => fx.replies.push((done, Err(err))),
-        Job::Acquire(done) => fx.leases.push((done, Err(err))),
-    }
-}
-
-/// Opens one connection, within `connection_timeout`.
-async fn connect(shared: Arc<Shared>) {
-    let addr = shared.config.addr();
-    let outcome = match tokio::time::timeout(shared.config.connection_timeout, TcpStream::connect(&addr)).await {
-        Ok(Ok(stream)) => match tune_socket(&stream) {
-            Ok(()) => Ok(stream),
-            Err(e) => Err(PoolError::Connect { addr, reason: e.to_string() }),
-        },
-        Ok(Err(e)) => Err(PoolError::Connect { addr, reason: e.to_string() }),
-        Err(_) => Err(PoolError::Connect {
-            addr,
-            reason: format!("timed out after {} ms", shared.config.connection_timeout.as_millis()),
-        }),
-    };
-    shared.connected(outcome);
-}
-
-/// The pool's background task. Ends at shutdown, which dropping the [`Pool`] starts.
-async fn maintain(shared: Arc<Shared>) {
-    loop {
-        let Some(next) = shared.housekeep() else { return };
-        tokio::select! {
-            () = shared.maintenance.notified() => {}
-            () = tokio::time::sleep_until(next) => {}
-        }
+    /// A new connection's lifetime end, jittered down by up to 10% so connections opened
+    /// together do not all retire together.
+    pub(crate) fn lifetime_end(&self, now: Instant, id: u64) -> Option<Instant> {
+        let lifetime = self.config.max_lifetime?;
+        // Spread by id: cheap, deterministic per connection, and different for neighbours.
+        let spread = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as f64 / 1024.0;
+        Some(now + lifetime - lifetime.mul_f64(0.1 * spread))
     }
 }

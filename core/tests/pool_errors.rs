@@ -42,6 +42,7 @@ async fn connect_to_a_closed_port_fails_with_err_connect() {
     let dead = dead_port();
     let mut config = test_config(dead.port);
     config.max_connections = 2;
+    config.connection_timeout = Duration::from_millis(200);
     let pool = blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current());
     let err = pool.execute(req("get_scene_info", json!({}))).await.unwrap_err();
     assert_eq!(err.code(), "ERR_CONNECT");
@@ -55,15 +56,19 @@ async fn connect_to_a_closed_port_fails_with_err_connect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_failure_with_min_connections_still_fails_the_caller_with_err_connect() {
+async fn a_caller_keeps_waiting_through_connect_retries_then_fails_with_err_connect_at_its_deadline() {
     let dead = dead_port();
     let mut config = test_config(dead.port);
     config.min_connections = 1;
+    config.connection_timeout = Duration::from_millis(300);
     let pool = blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current());
     let started = Instant::now();
     let err = pool.execute(req("get_scene_info", json!({}))).await.unwrap_err();
     assert_eq!(err.code(), "ERR_CONNECT");
-    assert!(started.elapsed() < Duration::from_secs(1), "failed fast, not after the connection timeout");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "retried until its deadline, not less: {waited:?}");
+    assert!(waited < Duration::from_secs(2), "and not much longer: {waited:?}");
+    assert!(pool.stats().connect_failures >= 2, "it was retried: {:?}", pool.stats());
     pool.shutdown().await;
 }
 
@@ -127,13 +132,14 @@ async fn a_reply_that_stalls_halfway_fails_with_err_response_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_caller_waiting_on_an_unreachable_server_fails_with_err_connect() {
+async fn callers_waiting_on_an_unreachable_server_make_a_trickle_of_attempts_not_a_storm() {
     let dead = dead_port();
     let mut config = test_config(dead.port);
-    config.max_connections = 2;
+    config.max_connections = 5;
+    config.connection_timeout = Duration::from_millis(400);
     let pool = std::sync::Arc::new(blender_mcp_pool_core::Pool::new(config, tokio::runtime::Handle::current()));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..8)
+    let tasks: Vec<_> = (0..50)
         .map(|i| {
             let pool = pool.clone();
             tokio::spawn(async move { pool.execute(req("echo", json!(i))).await })
@@ -142,8 +148,11 @@ async fn every_caller_waiting_on_an_unreachable_server_fails_with_err_connect() 
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap_err().code(), "ERR_CONNECT");
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "failed fast: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "all fail at their deadline: {:?}", started.elapsed());
     let stats = pool.stats();
+    // One probe at a time, 25-50 ms, 50-100 ms, 100-200 ms, 200-400 ms apart: at most 6 in
+    // 400 ms, whatever the number of callers (50 here).
+    assert!((2..=6).contains(&stats.connect_failures), "{stats:?}");
     assert_eq!((stats.pending_requests, stats.opening_connections), (0, 0), "{stats:?}");
     pool.shutdown().await;
 }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blender_mcp_pool_core::{Completion, PoolError};
+use blender_mcp_pool_core::{CallOptions, Completion, PoolError};
 use common::{eventually, req, result_of, Gate, Reply, TestServer};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -82,7 +82,7 @@ async fn lease_refuses_a_second_command_while_one_runs() {
     let pool = server.pool(|_| {});
     let lease = pool.acquire().await.unwrap();
     let (tx, slow) = oneshot::channel();
-    lease.submit(req("slow", json!("first")), Completion::new(move |r| drop(tx.send(r))));
+    let _ = lease.submit(req("slow", json!("first")), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
     let err = lease.execute(req("echo", json!("second"))).await.unwrap_err();
     assert_eq!(err, PoolError::LeaseBusy);
     assert_eq!(err.code(), "ERR_CONNECTION_BUSY");
@@ -156,9 +156,9 @@ async fn releasing_a_lease_mid_command_returns_the_connection_after_the_reply() 
     let pool = Arc::new(server.pool(|c| c.max_connections = 1));
     let lease = pool.acquire().await.unwrap();
     let (tx, slow) = oneshot::channel();
-    lease.submit(req("slow", json!("slow")), Completion::new(move |r| drop(tx.send(r))));
+    let _ = lease.submit(req("slow", json!("slow")), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
     let (tx, waiting) = oneshot::channel();
-    pool.submit(req("echo", json!("next")), Completion::new(move |r| drop(tx.send(r))));
+    let _ = pool.submit(req("echo", json!("next")), Completion::new(move |r| drop(tx.send(r))));
     drop(lease);
     assert_eq!(pool.stats().pending_requests, 1, "the connection is still busy");
     gate.open();

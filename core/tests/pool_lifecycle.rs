@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blender_mcp_pool_core::{Completion, PoolError};
+use blender_mcp_pool_core::{CallOptions, Completion, PoolError};
 use common::{eventually, req, result_of, Gate, Reply, TestServer};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -150,7 +150,7 @@ async fn a_retired_connection_goes_to_a_waiter_as_a_new_connection() {
     let slow = tokio::spawn(async move { p.execute(req("slow", json!(1))).await });
     let _ = server.wait_for("the first request", |c| c.requests == 1).await;
     let (tx, rx) = oneshot::channel();
-    pool.submit(req("echo", json!(2)), Completion::new(move |r| drop(tx.send(r))));
+    let _ = pool.submit(req("echo", json!(2)), Completion::new(move |r| drop(tx.send(r))));
     gate.open();
     let _ = slow.await.unwrap().unwrap();
     assert_eq!(result_of(&rx.await.unwrap().unwrap()), json!(2));
@@ -209,9 +209,9 @@ async fn shutdown_fails_waiters_at_once_and_lets_the_request_in_flight_finish() 
     let in_flight = tokio::spawn(async move { p.execute(req("slow", json!("in flight"))).await });
     let _ = server.wait_for("the request in flight", |c| c.requests == 1).await;
     let (tx, waiting) = oneshot::channel();
-    pool.submit(req("echo", json!("waiting")), Completion::new(move |r| drop(tx.send(r))));
+    let _ = pool.submit(req("echo", json!("waiting")), Completion::new(move |r| drop(tx.send(r))));
     let (tx, waiting_lease) = oneshot::channel();
-    pool.acquire_with(Completion::new(move |r| drop(tx.send(r))));
+    let _ = pool.acquire_with(CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
     assert_eq!(pool.stats().pending_requests, 2);
 
     let p = pool.clone();

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blender_mcp_pool_core::{Completion, PoolError};
+use blender_mcp_pool_core::{CallOptions, Completion, PoolError};
 use common::{eventually, req, result_of, Gate, Reply, TestServer};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -17,7 +17,7 @@ type ReplyRx = oneshot::Receiver<Result<String, PoolError>>;
 /// Submits a request without awaiting: it is queued (or sent) before this returns.
 fn submit(pool: &blender_mcp_pool_core::Pool, kind: &str, params: serde_json::Value) -> ReplyRx {
     let (tx, rx) = oneshot::channel();
-    pool.submit(req(kind, params), Completion::new(move |r| drop(tx.send(r))));
+    let _ = pool.submit(req(kind, params), Completion::new(move |r| drop(tx.send(r))));
     rx
 }
 
@@ -48,7 +48,7 @@ async fn waiting_leases_and_requests_share_one_fifo_queue() {
     let first = pool.acquire().await.unwrap();
     let a = submit(&pool, "echo", json!("a"));
     let (tx, lease_rx) = oneshot::channel();
-    pool.acquire_with(Completion::new(move |r| drop(tx.send(r))));
+    let _ = pool.acquire_with(CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
     let b = submit(&pool, "echo", json!("b"));
     assert_eq!(pool.stats().pending_requests, 3);
     first.release();

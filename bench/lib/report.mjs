@@ -1,0 +1,155 @@
+// Turns the benchmark's aggregated results into markdown: the main table, the table of ratios to
+// the original pool, the issue's targets checked against this run, and bench/RESULTS.md.
+import { MB } from './workloads.mjs'
+
+/** The figures reported for each (workload, contender), in table order. */
+export const FIGURES = [
+  { key: 'opsPerSec', title: 'ops/s', fmt: fmtCount },
+  { key: 'p50Us', title: 'p50', fmt: fmtMicros },
+  { key: 'p99Us', title: 'p99', fmt: fmtMicros },
+  { key: 'elu', title: 'ELU', fmt: (v) => v.toFixed(2) },
+  { key: 'mainCpuPerOpUs', title: 'main CPU/op', fmt: fmtMicros },
+  { key: 'procCpuPerOpUs', title: 'proc CPU/op', fmt: fmtMicros },
+  { key: 'peakRssKb', title: 'peak RSS', fmt: fmtKb },
+  { key: 'rssGrowthKb', title: 'ΔRSS', fmt: fmtKb },
+]
+
+/** 3 significant digits, thousands separated. */
+function fmtCount(v) {
+  if (v >= 1000) return Math.round(v).toLocaleString('en-US')
+  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)
+}
+
+/** A duration given in µs, in the unit that suits it. */
+function fmtMicros(us) {
+  if (us < 1000) return `${us < 10 ? us.toFixed(1) : us.toFixed(0)} µs`
+  if (us < 1e6) return `${(us / 1000).toFixed(us < 1e4 ? 2 : 1)} ms`
+  return `${(us / 1e6).toFixed(2)} s`
+}
+
+function fmtKb(kb) {
+  return `${((kb * 1024) / MB).toFixed(1)} MB`
+}
+
+function fmtRatio(r) {
+  if (r === null || r === undefined || !Number.isFinite(r)) return '—'
+  return r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`
+}
+
+function cell(value, fmt) {
+  return value === null || value === undefined || !Number.isFinite(value) ? '—' : fmt(value)
+}
+
+/** What to show for a row whose contender produced no figures. */
+function statusCell(row) {
+  return row.status === 'ok' ? '' : ` (${row.status})`
+}
+
+function table(header, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+/** The main table: every figure, plus ops/s and p50 as ratios to the original. */
+export function mainTable(rows) {
+  const header = ['workload', 'contender', ...FIGURES.map((f) => f.title), 'ops/s vs orig', 'p50 vs orig']
+  return table(
+    header,
+    rows.map((r) => [
+      r.workload,
+      r.label + statusCell(r),
+      ...FIGURES.map((f) => cell(r.median?.[f.key], f.fmt)),
+      fmtRatio(r.vsOriginal?.opsPerSec),
+      fmtRatio(r.vsOriginal?.p50Us),
+    ]),
+  )
+}
+
+/** Every figure as a ratio to the original pool's, same workload, same run. */
+export function ratioTable(rows) {
+  const header = ['workload', 'contender', ...FIGURES.map((f) => f.title)]
+  const shown = rows.filter((r) => r.contender !== 'original' && r.vsOriginal)
+  if (shown.length === 0) return '(the original pool did not run: no ratios)'
+  return table(header, shown.map((r) => [r.workload, r.label, ...FIGURES.map((f) => fmtRatio(r.vsOriginal[f.key]))]))
+}
+
+/**
+ * The issue's targets, checked against this run's medians (information only: the benchmark never
+ * fails on them). Returns [{ target, value, verdict }] with verdict 'met' | 'missed' | 'n/a'.
+ */
+export function checkTargets(rows) {
+  const find = (workload, contender) => rows.find((r) => r.workload === workload && r.contender === contender)
+  const ours = (w) => find(w, 'native')
+  const ratio = (w, key) => ours(w)?.vsOriginal?.[key] ?? null
+  const vsRaw = (w, key) => {
+    const a = ours(w)?.median?.[key]
+    const b = find(w, 'raw')?.median?.[key]
+    return a && b ? a / b : null
+  }
+  const verdict = (value, ok) => ({ value, verdict: value === null ? 'n/a' : ok(value) ? 'met' : 'missed' })
+  const rss20 = ours('reply-20MB')?.median?.rssGrowthKb
+  const big50 = ours('reply-50MB')
+  return [
+    { target: 'c1: p50 ≤ original (ratio ≤ 1.0)', ...verdict(ratio('c1', 'p50Us'), (v) => v <= 1), fmt: fmtRatio },
+    { target: 'c1 stretch: p50 within 10% of the raw Node socket', ...verdict(vsRaw('c1', 'p50Us'), (v) => v <= 1.1), fmt: fmtRatio },
+    { target: 'c16: ops/s ≥ 2× original', ...verdict(ratio('c16', 'opsPerSec'), (v) => v >= 2), fmt: fmtRatio },
+    { target: 'reply-20MB: ≥ 50× faster than original (ops/s)', ...verdict(ratio('reply-20MB', 'opsPerSec'), (v) => v >= 50), fmt: fmtRatio },
+    { target: 'reply-20MB: ELU ≤ 0.2', ...verdict(ours('reply-20MB')?.median?.elu ?? null, (v) => v <= 0.2), fmt: (v) => v.toFixed(2) },
+    {
+      target: 'reply-20MB: RSS growth ≤ 3× the reply (60 MB)',
+      ...verdict(rss20 ?? null, (kb) => kb * 1024 <= 3 * 20 * MB),
+      fmt: fmtKb,
+    },
+    {
+      target: 'reply-50MB: completes every round',
+      ...verdict(big50 ? big50.okRounds / big50.rounds : null, (v) => v === 1),
+      fmt: () => `${big50.okRounds}/${big50.rounds} rounds`,
+    },
+    { target: 'c1: main-thread CPU/op ≤ original', ...verdict(ratio('c1', 'mainCpuPerOpUs'), (v) => v <= 1), fmt: fmtRatio },
+    { target: 'c16: main-thread CPU/op ≤ original', ...verdict(ratio('c16', 'mainCpuPerOpUs'), (v) => v <= 1), fmt: fmtRatio },
+  ].map(({ fmt, ...t }) => ({ ...t, shown: t.value === null ? '—' : fmt(t.value) }))
+}
+
+export function targetsList(targets) {
+  const mark = { met: '✅ met', missed: '❌ missed', 'n/a': '— n/a' }
+  return table(['target (issue 4)', 'this run', 'verdict'], targets.map((t) => [t.target, t.shown, mark[t.verdict]]))
+}
+
+/** The whole report: tables and targets, for stdout and RESULTS.md. */
+export function reportMarkdown(rows, targets) {
+  return [
+    '### Figures (medians over rounds)',
+    '',
+    mainTable(rows),
+    '',
+    '### Every figure as a ratio to the original pool (same run)',
+    '',
+    'Above 1 is more for ops/s and less for the others: read ops/s up, everything else down.',
+    '',
+    ratioTable(rows),
+    '',
+    '### Targets of issue 4 (information only; the benchmark never fails on them)',
+    '',
+    targetsList(targets),
+    '',
+  ].join('\n')
+}
+
+/** bench/RESULTS.md: the machine, the command, then the report. */
+export function resultsFile(meta, report) {
+  return [
+    '# Benchmark results (latest recorded run)',
+    '',
+    'Written by `node bench/run.mjs --write`; see [README.md](README.md) for what each column means.',
+    '',
+    `- date: ${meta.date}`,
+    `- machine: ${meta.uname}; CPU: ${meta.cpuModel}; ${meta.cores} cores; ${meta.memoryGB} GB RAM`,
+    `- load average (1 min) before / after: ${meta.loadBefore} / ${meta.loadAfter}`,
+    `- Node ${meta.node}; ${meta.rustc}`,
+    `- command: \`${meta.command}\``,
+    `- rounds: ${meta.rounds}; ${meta.short ? 'short run' : 'full run'}; contender timeout ${meta.timeoutS} s`,
+    `- CPU pinning: ${meta.pinning}`,
+    '',
+    report,
+  ].join('\n')
+}

@@ -1,0 +1,94 @@
+// The benchmark's workloads and contenders: what each run sends, how many times, and how a reply
+// is checked. Shared by bench/run.mjs (the plan) and bench/contender.mjs (the timed loop); the
+// Rust client (bench/native) is given the same requests through its command-line options.
+
+/** 1 MB = 10^6 bytes throughout the benchmark (reply sizes and RSS figures). */
+export const MB = 1_000_000
+
+/** Params of every small `echo` request (the server echoes them back as `result`). */
+export const SMALL_PARAMS = Object.freeze({ name: 'Cube', location: [1, 2, 3], tag: 'bench' })
+
+/** One line of the generated `execute_code` script; the Rust side has the same (`CODE_LINE`). */
+export const CODE_LINE = 'bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 0))\n'
+
+/** An `execute_code` script of exactly `len` characters. */
+export function makeCode(len) {
+  return CODE_LINE.repeat(Math.ceil(len / CODE_LINE.length) + 1).slice(0, len)
+}
+
+/**
+ * The contenders, in the order they run within each round.
+ * - native: blender-mcp-pool (this repository), `execute()`
+ * - original: the TypeScript pool being replaced (`--baseline PATH`, loaded with tsx)
+ * - raw: raw Node sockets, no pool (the JS floor)
+ * - rust: the `rust-client` binary, blocking std sockets (the floor without JS)
+ */
+export const CONTENDERS = [
+  { id: 'native', label: 'blender-mcp-pool' },
+  { id: 'original', label: 'original (TS)' },
+  { id: 'raw', label: 'raw Node socket' },
+  { id: 'rust', label: 'Rust client' },
+]
+
+/**
+ * Workloads. `ops`/`warmup` are [full run, --short run]. `originalOps`/`originalWarmup` cap the
+ * original pool where its quadratic reply framing would take minutes (about 4 s per 20 MB reply).
+ * `connections` is the number of sockets: the pools' `maxConnections`, the raw floor's sockets.
+ */
+export const WORKLOADS = [
+  { name: 'c1', kind: 'echo', concurrency: 1, connections: 5, ops: [20000, 2000], warmup: [2000, 200] },
+  { name: 'c16', kind: 'echo', concurrency: 16, connections: 5, ops: [40000, 4000], warmup: [4000, 400] },
+  bigReply('reply-1MB', 1, [20, 5], [3, 1], [20, 5], [2, 1]),
+  bigReply('reply-5MB', 5, [10, 3], [2, 1], [10, 3], [1, 1]),
+  bigReply('reply-20MB', 20, [5, 2], [1, 1], [2, 1], [0, 0]),
+  bigReply('reply-50MB', 50, [3, 1], [1, 1], [1, 1], [0, 0]),
+  { name: 'request-5MB', kind: 'exec', bytes: 5 * MB, concurrency: 1, connections: 5, ops: [10, 3], warmup: [2, 1] },
+]
+
+function bigReply(name, mb, ops, warmup, originalOps, originalWarmup) {
+  return { name, kind: 'big', bytes: mb * MB, concurrency: 1, connections: 5, ops, warmup, originalOps, originalWarmup }
+}
+
+/** How many timed and warm-up calls `contender` makes on `workload`. */
+export function callCounts(workload, contender, short) {
+  const pick = (pair) => pair[short ? 1 : 0]
+  const capped = contender === 'original' && workload.originalOps
+  return {
+    ops: pick(capped ? workload.originalOps : workload.ops),
+    warmup: pick(capped ? workload.originalWarmup : workload.warmup),
+  }
+}
+
+/**
+ * The request one call of `workload` sends, and the check its reply must pass.
+ * Built once per process: the 5 MB script is made before the timed run, not in it.
+ */
+export function requestFor(workload) {
+  switch (workload.kind) {
+    case 'echo':
+      return { type: 'echo', params: SMALL_PARAMS, check: checkStatus }
+    case 'big':
+      return { type: 'big', params: { bytes: workload.bytes }, check: checkLength(workload.bytes, (r) => (typeof r === 'string' ? r.length : -1)) }
+    case 'exec':
+      return {
+        type: 'execute_code',
+        params: { code: makeCode(workload.bytes) },
+        check: checkLength(workload.bytes, (r) => r?.length), // the server reports the script's length
+      }
+    default:
+      throw new Error(`unknown workload kind ${workload.kind}`)
+  }
+}
+
+function checkStatus(reply) {
+  if (reply?.status !== 'success') throw new Error(`unexpected reply: ${JSON.stringify(reply).slice(0, 200)}`)
+}
+
+/** A check that `lengthOf(reply.result)` is `expected`. */
+function checkLength(expected, lengthOf) {
+  return (reply) => {
+    checkStatus(reply)
+    const length = lengthOf(reply.result)
+    if (length !== expected) throw new Error(`reply length ${length}, expected ${expected}`)
+  }
+}

@@ -1,0 +1,140 @@
+//! `mock-server`: a fast mock of the Blender add-on's socket server, for `npm run bench`.
+//!
+//! Listens on 127.0.0.1 (`--port N`, 0 = a free port), prints `listening on 127.0.0.1:PORT` on
+//! stdout, then serves until killed, one thread per connection. A request is one JSON object
+//! ended by `\n` (the clients always append it, and JSON never holds a raw newline); the reply is
+//! one JSON object with no delimiter after it, like the real add-on. Commands:
+//!
+//! - `echo` (and any unknown type): `{"status":"success","result":<params>}`
+//! - `big` `{bytes: N}`: `{"status":"success","result":"aaa…"}` with N `a`s (built once per size)
+//! - `execute_code` `{code}`: `{"status":"success","result":{"executed":true,"length":<chars>}}`
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use blender_mcp_pool_bench::args::{fail, Args};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One request as the clients send it: `{"type": ..., "params": {...}}`.
+#[derive(Deserialize)]
+struct Request {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// `big` replies already built, by size: the benchmark asks for the same few sizes many times.
+#[derive(Default)]
+struct BigReplies {
+    by_size: Mutex<HashMap<usize, Arc<Vec<u8>>>>,
+}
+
+impl BigReplies {
+    fn get(&self, size: usize) -> Arc<Vec<u8>> {
+        let mut map = self.by_size.lock().unwrap();
+        map.entry(size).or_insert_with(|| Arc::new(build_big_reply(size))).clone()
+    }
+}
+
+fn build_big_reply(size: usize) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"status":"success","result":""#;
+    const TAIL: &[u8] = br#""}"#;
+    let mut reply = Vec::with_capacity(HEAD.len() + size + TAIL.len());
+    reply.extend_from_slice(HEAD);
+    reply.resize(HEAD.len() + size, b'a');
+    reply.extend_from_slice(TAIL);
+    reply
+}
+
+/// The bytes of one reply: built for this request, or shared from the `big` cache.
+enum Reply {
+    Owned(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl Reply {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Reply::Owned(v) => v,
+            Reply::Shared(v) => v,
+        }
+    }
+}
+
+fn success(result: &Value) -> Reply {
+    let mut out = br#"{"status":"success","result":"#.to_vec();
+    serde_json::to_writer(&mut out, result).expect("serialising a Value cannot fail");
+    out.push(b'}');
+    Reply::Owned(out)
+}
+
+fn error(message: &str) -> Reply {
+    let body = serde_json::json!({ "status": "error", "message": message });
+    Reply::Owned(serde_json::to_vec(&body).expect("serialising a Value cannot fail"))
+}
+
+/// Answers one request line.
+fn respond(line: &[u8], big: &BigReplies) -> Reply {
+    let request: Request = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => return error(&format!("invalid request: {e}")),
+    };
+    let params = request.params.unwrap_or(Value::Null);
+    match request.kind.as_str() {
+        "big" => match params.get("bytes").and_then(Value::as_u64) {
+            Some(n) => Reply::Shared(big.get(n as usize)),
+            None => error("big needs params.bytes (a whole number)"),
+        },
+        "execute_code" => match params.get("code").and_then(Value::as_str) {
+            Some(code) => success(&serde_json::json!({ "executed": true, "length": code.chars().count() })),
+            None => error("execute_code needs params.code (a string)"),
+        },
+        _ => success(&params),
+    }
+}
+
+/// Serves one connection until the client closes it.
+fn serve(stream: TcpStream, big: &BigReplies) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::with_capacity(256 * 1024, stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        writer.write_all(respond(&line, big).bytes())?;
+    }
+}
+
+fn main() {
+    let args = Args::from_env();
+    let port: u16 = args.get("port", 0);
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+    let addr = listener.local_addr().expect("a bound listener has an address");
+    println!("listening on {addr}");
+    std::io::stdout().flush().ok();
+
+    let big = Arc::new(BigReplies::default());
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let big = Arc::clone(&big);
+                std::thread::spawn(move || {
+                    // A client going away mid-reply is normal at the end of a run.
+                    let _ = serve(stream, &big);
+                });
+            }
+            Err(e) => eprintln!("mock-server: accept failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The pool's background work: opening connections, and the one task that watches the clock
+//! for the queue (waiters' deadlines, connect retries) and tops the pool up to
+//! `min_connections` every `health_check_interval`.
+
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::connection::{drive, tune_socket, ConnIo};
+use crate::error::PoolError;
+use crate::pool::{bump, fail_job, wall_ms, Effects, Shared};
+use crate::state::{ConnEntry, Phase};
+
+/// The maintenance task. Ends at shutdown, which dropping the `Pool` starts.
+pub(crate) async fn maintain(shared: Arc<Shared>) {
+    loop {
+        let Some(next) = housekeep(&shared) else { return };
+        tokio::select! {
+            () = shared.maintenance.notified() => {}
+            () = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// One round: fail waiters past their deadline, start due connect retries, top up. Returns
+/// when to run again, or `None` once the pool is shut down.
+fn housekeep(shared: &Arc<Shared>) -> Option<Instant> {
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    let mut st = shared.lock();
+    if st.shutdown {
+        return None;
+    }
+
+    // Waiters past their deadline give up. While connects are failing, the connect error says
+    // more than "no connection available".
+    let gave_up: Vec<_> = {
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiters).into_iter().partition(|w| w.give_up_at <= now);
+        st.waiters = kept.into();
+        expired
+    };
+    for waiter in gave_up {
+        let err = st.backoff.last_error().cloned().unwrap_or(PoolError::PoolTimeout);
+        tracing::debug!(code = err.code(), "caller gave up waiting for a connection");
+        fail_job(waiter.job, err, &mut fx);
+    }
+
+    // Connect retries for the queue (a no-op unless one is due).
+    shared.open_for_waiters(&mut st, &mut fx);
+
+    // Top-up to min_connections, paced by the interval (and backed off while failing).
+    let next_top_up = *st.next_top_up.get_or_insert(now);
+    if next_top_up <= now {
+        let have = st.conns.len() + st.opening;
+        let mut deficit = shared.config.min_connections.saturating_sub(have);
+        while deficit > 0 && st.can_open(&shared.config) && (!st.backoff.failing() || st.opening == 0) {
+            st.opening += 1;
+            fx.connects += 1;
+            deficit -= 1;
+        }
+        st.next_top_up = Some(now + shared.config.health_check_interval);
+    }
+
+    let mut next = st.next_top_up.expect("set above");
+    if let Some(first_give_up) = st.waiters.iter().map(|w| w.give_up_at).min() {
+        next = next.min(first_give_up);
+        if let Some(retry) = st.backoff.retry_at() {
+            next = next.min(retry.max(now));
+        }
+    }
+    drop(st);
+    fx.run(shared);
+    Some(next)
+}
+
+/// Opens one connection, within `connection_timeout`, and reports to the pool.
+pub(crate) async fn connect(shared: Arc<Shared>) {
+    let addr = shared.config.addr();
+    let timeout = shared.config.connection_timeout;
+    let outcome = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+        Ok(Ok(stream)) => tune_socket(&stream).map(|()| stream).map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+    };
+    connected(&shared, outcome.map_err(|reason| PoolError::Connect { addr, reason }));
+}
+
+/// A connect finished (or failed).
+fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    let mut st = shared.lock();
+    st.opening -= 1;
+    match outcome {
+        Ok(stream) if !st.shutdown => {
+            if st.backoff.failing() {
+                tracing::info!(addr = %shared.config.addr(), "Blender reachable again");
+            }
+            st.backoff.succeeded();
+            st.next_id += 1;
+            let id = st.next_id;
+            st.sockets += 1;
+            bump(&shared.counters.opened);
+            let io = Arc::new(ConnIo::new(id, stream, Arc::downgrade(shared)));
+            let wall = wall_ms();
+            let _ = st.conns.insert(
+                id,
+                ConnEntry {
+                    io: io.clone(),
+                    phase: Phase::Idle,
+                    created_at_ms: wall,
+                    last_used_ms: wall,
+                    last_used: now,
+                    expires_at: shared.lifetime_end(now, id),
+                    requests: 0,
+                },
+            );
+            tracing::debug!(conn = id, "connected");
+            drop(shared.runtime.spawn(drive(shared.clone(), io)));
+            shared.make_available(&mut st, id, &mut fx);
+            // Back from an outage: open for the rest of the queue now.
+            shared.open_for_waiters(&mut st, &mut fx);
+        }
+        Ok(_closed_by_shutdown) => {}
+        Err(err) => {
+            bump(&shared.counters.connect_failures);
+            tracing::warn!(addr = %shared.config.addr(), "connect failed: {err}");
+            st.backoff.failed(err, now);
+            let delay = st.backoff.top_up_delay(shared.config.health_check_interval);
+            st.next_top_up = Some(now + delay);
+            // Waiters stay queued (nothing was sent): the maintenance task retries for them
+            // after the back-off, and tells them the connect error if their deadline passes.
+        }
+    }
+    fx.closed = shared.take_shutdown_done(&mut st);
+    drop(st);
+    shared.maintenance.notify_one();
+    fx.run(shared);
+}
