@@ -7,7 +7,7 @@ import { BlenderPoolError } from '../index.mjs'
 import { deadEndpoint, mockBlender, poolFor, rejection } from './helpers.mjs'
 
 describe('errors', () => {
-  it('ERR_CONNECT when nothing listens, once the caller's wait is over', async () => {
+  it("ERR_CONNECT when nothing listens, once the caller's wait is over", async () => {
     const dead = await deadEndpoint()
     const pool = poolFor(dead, { connectionTimeout: 300 })
     const started = Date.now()
