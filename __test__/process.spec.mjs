@@ -106,4 +106,32 @@ describe('in a process', () => {
     expect(getConnectionPool()).toBe(getConnectionPool())
     await getConnectionPool().shutdown()
   })
+
+  it('survives a worker terminated in the middle of a request, and other workers carry on', async () => {
+    const mock = await mockBlender()
+    const cjsEntry = fileURLToPath(new URL('../index.js', import.meta.url))
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      const { ConnectionPool } = require(workerData.entry)
+      const pool = new ConnectionPool({ host: '127.0.0.1', port: workerData.port, minConnections: 0 })
+      parentPort.postMessage('started')
+      pool.execute(workerData.type, workerData.params).then((reply) => parentPort.postMessage(reply))`
+    const slow = new Worker(source, { eval: true, workerData: { entry: cjsEntry, port: mock.port, type: 'sleep', params: { ms: 300 } } })
+    await mock.waitFor((m) => m.requestLog.some((r) => r.type === 'sleep'))
+    await slow.terminate()
+    // The reply to the terminated worker's request arrives after its JS context is gone.
+    await mock.waitFor((m) => m.openConnections === 0, 5000)
+    const others = await Promise.all(
+      [1, 2].map(
+        (n) =>
+          new Promise((resolve, reject) => {
+            const w = new Worker(source, { eval: true, workerData: { entry: cjsEntry, port: mock.port, type: 'echo', params: { n } } })
+            w.on('message', (m) => m !== 'started' && resolve(m))
+            w.once('error', reject)
+          }),
+      ),
+    )
+    expect(others.map((r) => r.result.n)).toEqual([1, 2])
+  })
 })
+
