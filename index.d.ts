@@ -56,6 +56,29 @@ export interface ConnectionPoolConfig {
   socketTimeout: number
   /** A reply larger than this fails with `ERR_RESPONSE_TOO_LARGE`. Default: 67108864 (64 MiB). */
   maxResponseBytes: number
+  /**
+   * A connection is closed and replaced (at its next idle moment) after this long, less up to
+   * 10% jitter so connections opened together do not retire together. `0` disables it.
+   * Default: 1800000 (30 min).
+   */
+  maxLifetime: number
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * Aborts the call: a call waiting for a connection leaves the queue (nothing is sent); a call
+   * in flight has its connection discarded. Either rejects with an {@link AbortError} whose
+   * `cause` is the signal's reason. An already-aborted signal rejects at once, sending nothing.
+   */
+  signal?: AbortSignal
+  /**
+   * The call's own deadline in ms, counted from the call. Past it, a call still waiting for a
+   * connection rejects with `ERR_POOL_TIMEOUT` (nothing was sent) and a call in flight with
+   * `ERR_RESPONSE_TIMEOUT` (its connection is discarded). `socketTimeout` and
+   * `connectionTimeout` still apply.
+   */
+  timeout?: number
 }
 
 /** `getStats()`. The first five fields mean what they meant in the original pool. */
@@ -84,7 +107,10 @@ export interface PoolStats {
 export type BlenderPoolErrorCode =
   /** No connection became free within `connectionTimeout`. */
   | 'ERR_POOL_TIMEOUT'
-  /** Blender could not be reached (refused, unreachable, connect timeout). */
+  /**
+   * Blender could not be reached (refused, unreachable, connect timeout) for as long as the
+   * caller was prepared to wait: connects are retried with back-off meanwhile.
+   */
   | 'ERR_CONNECT'
   /** No byte from Blender for `socketTimeout` while a reply was due. */
   | 'ERR_RESPONSE_TIMEOUT'
@@ -100,15 +126,25 @@ export type BlenderPoolErrorCode =
   | 'ERR_CONNECTION_RELEASED'
   /** A `PooledConnection` was asked to run a command while running another. */
   | 'ERR_CONNECTION_BUSY'
+  /** The call was aborted through its `AbortSignal` (the error is an {@link AbortError}). */
+  | 'ABORT_ERR'
   /** A bug in the pool; please report it. */
   | 'ERR_INTERNAL'
 
 /** Every rejection of the pool's calls (bad arguments aside, which are `TypeError`s). */
 export declare class BlenderPoolError extends Error {
-  /** Always `'BlenderPoolError'`. */
-  readonly name: 'BlenderPoolError'
+  /** `'BlenderPoolError'`, or `'AbortError'` for an {@link AbortError}. */
+  readonly name: 'BlenderPoolError' | 'AbortError'
   /** What went wrong, stable across versions. */
   readonly code: BlenderPoolErrorCode
+}
+
+/** A call aborted through its `AbortSignal`. */
+export declare class AbortError extends BlenderPoolError {
+  /** Always `'AbortError'`. */
+  readonly name: 'AbortError'
+  /** Always `'ABORT_ERR'`. */
+  readonly code: 'ABORT_ERR'
 }
 
 /**
@@ -142,9 +178,9 @@ export declare class PooledConnection {
    * Runs one command on this connection. One at a time: a second call while one runs rejects
    * with `ERR_CONNECTION_BUSY`.
    */
-  execute(type: string, params?: Record<string, unknown>): Promise<BlenderSocketResponse>
+  execute(type: string, params?: Record<string, unknown>, options?: CallOptions): Promise<BlenderSocketResponse>
   /** Like `execute`, resolving to the reply's JSON text (validated, not parsed). */
-  executeRaw(type: string, params?: Record<string, unknown>): Promise<string>
+  executeRaw(type: string, params?: Record<string, unknown>, options?: CallOptions): Promise<string>
   /** Gives the connection back to its pool. Idempotent. */
   release(): Promise<void>
   /** The fields above as a plain object. */
@@ -165,14 +201,17 @@ export declare class ConnectionPool {
    * {@link BlenderPoolError}, or with a `TypeError` before sending anything when `type` is not
    * a non-empty string or `params` is not a JSON-serialisable plain object.
    */
-  execute(type: string, params?: Record<string, unknown>): Promise<BlenderSocketResponse>
+  execute(type: string, params?: Record<string, unknown>, options?: CallOptions): Promise<BlenderSocketResponse>
   /**
    * Like `execute`, resolving to the reply's JSON text, validated but not parsed: for callers
    * that forward it as text (MCP tool results are text).
    */
-  executeRaw(type: string, params?: Record<string, unknown>): Promise<string>
-  /** Leases one connection for several commands in a row. Waits like `execute` when none is free. */
-  acquire(): Promise<PooledConnection>
+  executeRaw(type: string, params?: Record<string, unknown>, options?: CallOptions): Promise<string>
+  /**
+   * Leases one connection for several commands in a row. Waits like `execute` when none is
+   * free; `options.signal` and `options.timeout` bound that wait.
+   */
+  acquire(options?: CallOptions): Promise<PooledConnection>
   /** Gives a leased connection back (a command still running on it finishes first). Idempotent. */
   release(connection: PooledConnection): Promise<void>
   /** The pool's counts, synchronously. */

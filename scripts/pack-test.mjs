@@ -75,7 +75,11 @@ try {
 
   writeFileSync(
     join(dir, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { module: 'Node16', moduleResolution: 'Node16', target: 'ES2022', strict: true, noEmit: true, types: [] }, files: ['consumer.mts', 'consumer.cts'] }),
+    JSON.stringify({ compilerOptions: {
+        // As the consumer (an MCP server on Node) compiles: Node16 modules, strict, Node's types.
+        module: 'Node16', moduleResolution: 'Node16', target: 'ES2022', strict: true, noEmit: true,
+        types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
+      }, files: ['consumer.mts', 'consumer.cts'] }),
   )
   const tsBody = `
     const pool: ConnectionPool = getConnectionPool()
@@ -93,7 +97,9 @@ try {
       await conn.execute('echo')
       await pool.release(conn)
       const message: BlenderSocketMessage = { type: 'echo', params: { a: 1 } }
-      try { await pool.execute(message.type, message.params) } catch (err) {
+      const options: CallOptions = { signal: AbortSignal.timeout(1000), timeout: 500 }
+      try { await pool.execute(message.type, message.params, options) } catch (err) {
+        if (err instanceof AbortError) { const abort: 'ABORT_ERR' = err.code; void abort }
         if (err instanceof BlenderPoolError) { const code: BlenderPoolErrorCode = err.code; void code }
         if (err instanceof MutexTimeoutError) throw err
       }
@@ -102,7 +108,7 @@ try {
     }
     void main
   `
-  const names = 'ConnectionPool, getConnectionPool, MutexTimeoutError, BlenderPoolError, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode'
+  const names = 'ConnectionPool, getConnectionPool, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode'
   writeFileSync(join(dir, 'consumer.mts'), `import { ${names} } from 'blender-mcp-pool'\n${tsBody}`)
   writeFileSync(join(dir, 'consumer.cts'), `import { ${names} } from 'blender-mcp-pool'\n${tsBody}`)
   await check('TypeScript (Node16, strict) type-checks an ESM and a CJS consumer', () =>
