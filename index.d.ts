@@ -62,6 +62,13 @@ export interface ConnectionPoolConfig {
    * Default: 1800000 (30 min).
    */
   maxLifetime: number
+  /**
+   * How messages are delimited. `'json'`: request JSON + `\n`, reply a bare JSON object (the
+   * classic add-on). `'length-prefixed'`: every message, both ways, is a 4-byte big-endian
+   * length then that many bytes of JSON (newer add-ons); a reply whose length prefix exceeds
+   * `maxResponseBytes` is refused at once. Default: `'json'`.
+   */
+  framing: 'json' | 'length-prefixed'
 }
 
 /** Options of one call. */

@@ -73,11 +73,13 @@ function checkConfig(config) {
     }
     checked[key] = value
   }
-  if (config.host !== undefined) {
-    if (typeof config.host !== 'string') {
-      throw invalidArg(`Invalid ConnectionPool config: host must be a string, got ${describe(config.host)}`)
+  for (const key of ['host', 'framing']) {
+    const value = config[key]
+    if (value === undefined) continue
+    if (typeof value !== 'string') {
+      throw invalidArg(`Invalid ConnectionPool config: ${key} must be a string, got ${describe(value)}`)
     }
-    checked.host = config.host
+    checked[key] = value
   }
   return checked
 }

@@ -22,6 +22,8 @@ pub struct JsPoolConfig {
   pub socket_timeout: Option<f64>,
   pub max_response_bytes: Option<f64>,
   pub max_lifetime: Option<f64>,
+  /// `'json'` (default) or `'length-prefixed'`.
+  pub framing: Option<String>,
 }
 
 impl From<JsPoolConfig> for ConfigInput {
@@ -39,6 +41,7 @@ impl From<JsPoolConfig> for ConfigInput {
       socket_timeout: c.socket_timeout,
       max_response_bytes: c.max_response_bytes,
       max_lifetime: c.max_lifetime,
+      framing: c.framing,
     }
   }
 }
@@ -112,6 +115,7 @@ pub struct JsResolvedConfig {
   pub max_response_bytes: f64,
   /// 0 when connections are never retired for age.
   pub max_lifetime: f64,
+  pub framing: String,
 }
 
 impl From<&pool_core::PoolConfig> for JsResolvedConfig {
@@ -129,6 +133,10 @@ impl From<&pool_core::PoolConfig> for JsResolvedConfig {
       socket_timeout: c.socket_timeout.as_millis() as f64,
       max_response_bytes: c.max_response_bytes as f64,
       max_lifetime: c.max_lifetime.map_or(0.0, |d| d.as_millis() as f64),
+      framing: match c.framing {
+        pool_core::framing::Framing::Json => "json".to_owned(),
+        pool_core::framing::Framing::LengthPrefixed => "length-prefixed".to_owned(),
+      },
     }
   }
 }

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::framing::Framing;
+
 /// The largest delay a JavaScript timer accepts (2^31 - 1 ms); we refuse anything above it so a
 /// config that works here also means the same thing in the original pool.
 const MAX_MS: f64 = 2_147_483_647.0;
@@ -39,6 +41,9 @@ pub struct PoolConfig {
     /// A connection is retired (at its next idle moment) after this long, less up to 10%
     /// jitter; `None` keeps connections forever. Default: 30 min.
     pub max_lifetime: Option<Duration>,
+    /// How messages are delimited: bare JSON (the classic add-on) or a 4-byte length prefix
+    /// (newer add-ons). Default: [`Framing::Json`].
+    pub framing: Framing,
 }
 
 impl Default for PoolConfig {
@@ -63,6 +68,7 @@ impl PoolConfig {
             socket_timeout: Duration::from_secs(180),
             max_response_bytes: 64 * 1024 * 1024,
             max_lifetime: Some(Duration::from_secs(30 * 60)),
+            framing: Framing::Json,
         }
     }
 
@@ -127,6 +133,18 @@ impl PoolConfig {
             let ms = int_in(v, "maxLifetime", 0.0, MAX_MS)? as u64;
             c.max_lifetime = (ms > 0).then(|| Duration::from_millis(ms));
         }
+        if let Some(f) = &input.framing {
+            c.framing = match f.as_str() {
+                "json" => Framing::Json,
+                "length-prefixed" => Framing::LengthPrefixed,
+                other => {
+                    return Err(ConfigError::range(
+                        "framing",
+                        format!("must be 'json' or 'length-prefixed', got {other:?}"),
+                    ))
+                }
+            };
+        }
         if c.min_connections > c.max_connections {
             return Err(ConfigError::range(
                 "minConnections",
@@ -157,6 +175,7 @@ pub struct ConfigInput {
     pub socket_timeout: Option<f64>,
     pub max_response_bytes: Option<f64>,
     pub max_lifetime: Option<f64>,
+    pub framing: Option<String>,
 }
 
 /// The environment variables the consumer documents. Passed in (rather than read here) because
@@ -311,6 +330,8 @@ mod tests {
             (ConfigInput { max_requests_per_connection: Some(0.0), ..Default::default() }, "maxRequestsPerConnection"),
             (ConfigInput { max_response_bytes: Some(0.0), ..Default::default() }, "maxResponseBytes"),
             (ConfigInput { host: Some(String::new()), ..Default::default() }, "host"),
+            (ConfigInput { framing: Some("xml".into()), ..Default::default() }, "framing"),
+            (ConfigInput { max_lifetime: Some(-1.0), ..Default::default() }, "maxLifetime"),
         ];
         for (input, field) in cases {
             let e = build(input.clone()).unwrap_err();

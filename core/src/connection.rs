@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::error::PoolError;
-use crate::framing::{is_whitespace, validate_reply, ReplyScanner, Scan};
+use crate::framing::{validate_reply, Decoder, Framing, Scan};
 use crate::pool::Shared;
 
 /// Bytes queued behind a write that would have blocked, and how many of them are written.
@@ -113,15 +113,16 @@ enum ReadOutcome {
 /// The receive buffer of the reply in progress, with its scanner.
 struct ReplyBuffer {
     buf: Vec<u8>,
-    scanner: ReplyScanner,
+    scanner: Decoder,
+    framing: Framing,
     limit: usize,
 }
 
 impl ReplyBuffer {
     const MIN_SPARE: usize = 16 * 1024;
 
-    fn new(limit: usize) -> Self {
-        ReplyBuffer { buf: Vec::new(), scanner: ReplyScanner::new(), limit }
+    fn new(framing: Framing, limit: usize) -> Self {
+        ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit }
     }
 
     /// Reads until the socket would block, stopping early once the buffer passes the limit so
@@ -150,7 +151,7 @@ impl ReplyBuffer {
         let mut bytes = std::mem::take(&mut self.buf);
         self.scanner.reset();
         let trailing = bytes.split_off(end);
-        let garbage_after = !is_whitespace(&trailing);
+        let garbage_after = !self.framing.is_harmless_extra(&trailing);
         if start > 0 {
             drop(bytes.drain(..start));
         }
@@ -171,7 +172,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     // However this task ends — even by a panic — the connection leaves the pool and a request
     // in flight on it is answered (`ERR_INTERNAL` if nothing better is known).
     let _guard = DiscardOnExit { shared: shared.clone(), id: io.id };
-    let mut reply = ReplyBuffer::new(shared.config.max_response_bytes);
+    let mut reply = ReplyBuffer::new(shared.config.framing, shared.config.max_response_bytes);
     let mut unwritten: Option<Unwritten> = None;
     // When bytes last arrived: the reply timeout restarts from here.
     let mut progress = Instant::now();
@@ -266,7 +267,7 @@ fn on_read(
         // Nothing is expected. Stray whitespace is harmless; anything else means the stream is
         // out of step, and a close means Blender went away: drop the connection now, before
         // anyone is handed it.
-        if !is_whitespace(&reply.buf) {
+        if !reply.framing.is_harmless_extra(&reply.buf) {
             let bytes = reply.buf.len();
             shared.discard(io.id, PoolError::invalid_response("Unexpected data while no request was in flight", &reply.buf));
             tracing::warn!(conn = io.id, bytes, "discarding connection: Blender sent data nobody asked for");
@@ -297,6 +298,11 @@ fn on_read(
             }
             shared.finish_request(io.id, outcome, reusable);
             reusable
+        }
+        Scan::TooLarge(declared) => {
+            tracing::warn!(conn = io.id, declared, "reply length prefix over maxResponseBytes");
+            shared.discard(io.id, PoolError::ResponseTooLarge { limit: reply.limit });
+            false
         }
         Scan::NotAnObject(at) => {
             shared.discard(io.id, PoolError::invalid_response("Reply is not a JSON object", &reply.buf[at..]));

@@ -52,12 +52,11 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request whose body is the JSON text `json` (`{"type":...,"params":...}`); the framing
-    /// newline is appended here. `command` is only used in logs: bodies are never logged.
+    /// A request whose body is the JSON text `json` (`{"type":...,"params":...}`); the pool
+    /// frames it for the wire when it sends it. `command` is only used in logs: bodies are
+    /// never logged.
     pub fn new(command: impl Into<String>, json: impl Into<String>) -> Self {
-        let mut bytes = json.into().into_bytes();
-        bytes.push(b'\n');
-        Request { command: command.into(), bytes }
+        Request { command: command.into(), bytes: json.into().into_bytes() }
     }
 
     /// The command type, as given.
@@ -328,8 +327,9 @@ impl Shared {
         entry.last_used = now;
         entry.last_used_ms = wall_ms();
         match job {
-            Job::Execute(request, done) => {
+            Job::Execute(mut request, done) => {
                 tracing::debug!(conn = id, command = request.command(), bytes = request.bytes.len(), "sending");
+                self.config.framing.frame_request(&mut request.bytes);
                 entry.phase = Phase::Busy(InFlight { done, call, since: now, deadline, leased: false });
                 if deadline.is_some_and(|d| d < now + self.config.socket_timeout) {
                     fx.wakes.push(entry.io.clone());

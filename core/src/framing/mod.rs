@@ -1,36 +1,60 @@
-//! Reply framing for the add-on's bare-JSON protocol.
+//! Reply framing: where one reply ends in the byte stream, and whether it is a Blender response.
 //!
-//! Blender's add-on writes one JSON object per reply and **no delimiter**: the reply ends where
-//! the object's closing brace is. [`ReplyScanner`] finds that point incrementally: it is fed the
-//! growing receive buffer after every read and only looks at bytes it has not seen, so the total
-//! work is linear in the reply size however the bytes are chunked (the original pool re-ran
-//! `JSON.parse` over the whole buffer per chunk, which is quadratic).
+//! Two framings exist in the wild, both supported ([`Framing`]):
+//! - [`json`]: the classic add-on writes a bare JSON object with no delimiter; its end is found
+//!   by scanning the structure incrementally;
+//! - [`length_prefixed`]: newer add-ons put a 4-byte big-endian length before every message,
+//!   both ways.
 //!
-//! The scanner only tracks structure (nesting depth, strings, escapes). Whether the bytes are
-//! valid UTF-8 and JSON, and whether the object is a Blender response, is checked once, on the
-//! complete reply, by [`validate_reply`].
+//! A [`Decoder`] is fed the growing receive buffer after every read and only looks at bytes it
+//! has not seen, so the work is linear in the reply size however the bytes are chunked.
+//! Validation ([`validate_reply`]) runs once, on the complete reply.
 //!
-//! Security note: the scanner itself never allocates; the caller owns the buffer and must bound
-//! it (`maxResponseBytes`), since a peer can send an endless string.
+//! Security note: decoders never allocate; the caller owns the buffer and bounds it
+//! (`maxResponseBytes`), since a peer can send an endless string or announce a huge length.
 
 use std::fmt;
 
-use memchr::memchr2;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::error::PoolError;
 
-/// Where the scanner is in the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Skipping whitespace before the reply's first byte.
-    Before,
-    /// Inside the object, outside any string.
-    Structure,
-    /// Inside a string.
-    Str,
-    /// Just after a backslash inside a string.
-    StrEscape,
+pub mod json;
+pub mod length_prefixed;
+
+pub use json::ReplyScanner;
+pub use length_prefixed::LengthPrefixedScanner;
+
+/// How messages are delimited on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// Request: JSON + `\n`; reply: a bare JSON object, no delimiter. Default.
+    #[default]
+    Json,
+    /// Every message, both ways: a 4-byte big-endian length, then that many bytes of JSON.
+    LengthPrefixed,
+}
+
+impl Framing {
+    /// Frames a request body (a JSON text) for the wire, in place.
+    pub fn frame_request(self, body: &mut Vec<u8>) {
+        match self {
+            Framing::Json => body.push(b'\n'),
+            Framing::LengthPrefixed => {
+                let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+                drop(body.splice(0..0, len.to_be_bytes()));
+            }
+        }
+    }
+
+    /// Whether `bytes`, found after a reply or between requests, leave the stream in step.
+    /// JSON framing tolerates whitespace; with length prefixes every byte starts a message.
+    pub fn is_harmless_extra(self, bytes: &[u8]) -> bool {
+        match self {
+            Framing::Json => is_whitespace(bytes),
+            Framing::LengthPrefixed => bytes.is_empty(),
+        }
+    }
 }
 
 /// What the bytes seen so far amount to.
@@ -42,102 +66,49 @@ pub enum Scan {
     Empty,
     /// The reply occupies `buf[start..end]`; bytes from `end` on are not part of it.
     Complete {
-        /// Offset of the opening `{`.
+        /// Offset of the reply's first byte.
         start: usize,
-        /// Offset just past the closing `}`.
+        /// Offset just past the reply's last byte.
         end: usize,
     },
     /// The first non-whitespace byte, at this offset, cannot start an object.
     NotAnObject(usize),
+    /// A length prefix announced a reply of this many bytes, more than the limit.
+    TooLarge(usize),
 }
 
-/// Incremental finder of the end of the first JSON object in a byte stream.
+
+/// The decoder of one framing, behind one interface.
 #[derive(Debug, Clone)]
-pub struct ReplyScanner {
-    state: State,
-    /// Open `{` and `[` not yet closed.
-    depth: usize,
-    /// Bytes of the buffer already examined.
-    scanned: usize,
-    /// Offset of the reply's opening brace, once seen.
-    start: usize,
+pub enum Decoder {
+    /// Bare JSON.
+    Json(ReplyScanner),
+    /// Length-prefixed, refusing lengths over the limit.
+    LengthPrefixed(LengthPrefixedScanner),
 }
 
-impl Default for ReplyScanner {
-    fn default() -> Self {
-        Self::new()
+impl Decoder {
+    /// A decoder for `framing`, refusing announced lengths over `limit`.
+    pub fn new(framing: Framing, limit: usize) -> Self {
+        match framing {
+            Framing::Json => Decoder::Json(ReplyScanner::new()),
+            Framing::LengthPrefixed => Decoder::LengthPrefixed(LengthPrefixedScanner::new(limit)),
+        }
     }
-}
 
-impl ReplyScanner {
-    /// A scanner at the start of a reply.
-    pub fn new() -> Self {
-        ReplyScanner { state: State::Before, depth: 0, scanned: 0, start: 0 }
+    /// See [`ReplyScanner::scan`]: same contract for both framings.
+    pub fn scan(&mut self, buf: &[u8]) -> Scan {
+        match self {
+            Decoder::Json(s) => s.scan(buf),
+            Decoder::LengthPrefixed(s) => s.scan(buf),
+        }
     }
 
     /// Forgets everything: the next buffer is a new reply.
     pub fn reset(&mut self) {
-        *self = Self::new();
-    }
-
-    /// Examines the bytes of `buf` not seen by earlier calls. `buf` must be the same buffer as
-    /// before, grown at the end (never shrunk or changed) since the last [`ReplyScanner::reset`].
-    pub fn scan(&mut self, buf: &[u8]) -> Scan {
-        let mut i = self.scanned;
-        while i < buf.len() {
-            match self.state {
-                // Leading whitespace is allowed; the first other byte must open the object.
-                State::Before => match buf[i] {
-                    b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-                    b'{' => {
-                        self.start = i;
-                        self.depth = 1;
-                        self.state = State::Structure;
-                        i += 1;
-                    }
-                    _ => {
-                        self.scanned = i;
-                        return Scan::NotAnObject(i);
-                    }
-                },
-                // Outside strings only brackets and quotes matter; the validator checks the rest.
-                State::Structure => {
-                    let b = buf[i];
-                    i += 1;
-                    match b {
-                        b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' => {
-                            self.depth -= 1;
-                            if self.depth == 0 {
-                                self.scanned = i;
-                                return Scan::Complete { start: self.start, end: i };
-                            }
-                        }
-                        b'"' => self.state = State::Str,
-                        _ => {}
-                    }
-                }
-                // Jump to the next quote or backslash: big replies are mostly long strings.
-                State::Str => match memchr2(b'"', b'\\', &buf[i..]) {
-                    Some(off) => {
-                        i += off;
-                        self.state = if buf[i] == b'"' { State::Structure } else { State::StrEscape };
-                        i += 1;
-                    }
-                    None => i = buf.len(),
-                },
-                // Whatever follows a backslash is part of the string, a quote included.
-                State::StrEscape => {
-                    self.state = State::Str;
-                    i += 1;
-                }
-            }
-        }
-        self.scanned = buf.len();
-        if self.state == State::Before {
-            Scan::Empty
-        } else {
-            Scan::Incomplete
+        match self {
+            Decoder::Json(s) => s.reset(),
+            Decoder::LengthPrefixed(s) => s.reset(),
         }
     }
 }
@@ -268,6 +239,7 @@ impl<'de> de::Deserialize<'de> for AnyScalar<'de> {
         d.deserialize_any(V)
     }
 }
+
 
 #[cfg(test)]
 mod tests {
