@@ -83,6 +83,8 @@ export interface JsPoolConfig {
   socketTimeout?: number
   maxResponseBytes?: number
   maxLifetime?: number
+  /** `'json'` (default) or `'length-prefixed'`. */
+  framing?: string
 }
 
 /** The environment variables the pool reads, taken from this JS context's `process.env`. */
@@ -120,4 +122,5 @@ export interface JsResolvedConfig {
   maxResponseBytes: number
   /** 0 when connections are never retired for age. */
   maxLifetime: number
+  framing: string
 }
