@@ -1,6 +1,7 @@
 // The demo: a few commands through the native pool, with replies and stats printed.
 //
 //   npm run demo                       starts the bundled mock Blender and talks to it
+//   npm run demo -- --blender          starts real Blender (background mode) with blender/mcp_server.py
 //   BLENDER_PORT=9876 npm run demo     talks to the Blender (add-on) already listening there
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -8,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 import { ConnectionPool } from '../index.mjs'
+import { findBlender, startBlender } from '../blender/launch.mjs'
 
 async function startMock() {
   const script = fileURLToPath(new URL('../mock/blender-mock.mjs', import.meta.url))
@@ -18,11 +20,19 @@ async function startMock() {
   return { child, host: match[1], port: Number(match[2]) }
 }
 
-const external = process.env.BLENDER_PORT !== undefined && process.env.BLENDER_PORT !== ''
-const mock = external ? null : await startMock()
-const pool = new ConnectionPool(mock ? { host: mock.host, port: mock.port } : {})
+const useBlender = process.argv.includes('--blender')
+const external = !useBlender && process.env.BLENDER_PORT !== undefined && process.env.BLENDER_PORT !== ''
+if (useBlender && !findBlender()) {
+  console.error('--blender: no blender executable found (install Debian\'s blender, or set BLENDER_BIN)')
+  process.exit(2)
+}
+const blender = useBlender ? await startBlender() : null
+const mock = external || blender ? null : await startMock()
+const target = blender ? { host: '127.0.0.1', port: blender.port } : mock ? { host: mock.host, port: mock.port } : {}
+const pool = new ConnectionPool(target)
 const { host, port } = pool.config
-console.log(`blender-mcp-pool demo -> ${mock ? 'mock Blender' : 'Blender'} at ${host}:${port}\n`)
+const what = blender ? 'real Blender (background mode)' : mock ? 'mock Blender' : 'Blender'
+console.log(`blender-mcp-pool demo -> ${what} at ${host}:${port}\n`)
 
 async function show(type, params) {
   const started = performance.now()
@@ -54,4 +64,5 @@ try {
     mock.child.kill('SIGTERM')
     await once(mock.child, 'exit')
   }
+  if (blender) await blender.stop()
 }

@@ -178,7 +178,10 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     let mut progress = Instant::now();
     // Not later than the idle timeout either: a connection that goes idle without this task
     // seeing an event (a lease given back, a connect whose waiter is gone) must still expire.
-    let mut wake_at = progress + shared.config.socket_timeout.min(shared.config.idle_timeout);
+    let first_check = progress + shared.config.socket_timeout.min(shared.config.idle_timeout);
+    // One timer for the task's life, moved only when the deadline moves (most events leave it).
+    let timer = tokio::time::sleep_until(first_check);
+    tokio::pin!(timer);
     loop {
         if io.is_closing() {
             break;
@@ -206,10 +209,11 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
                     break;
                 }
             }
-            () = tokio::time::sleep_until(wake_at) => {}
+            () = &mut timer => {}
         }
         match shared.check_timers(io.id, progress) {
-            Some(next) => wake_at = next,
+            Some(next) if next != timer.deadline() => timer.as_mut().reset(next),
+            Some(_) => {}
             None => break,
         }
     }
