@@ -28,6 +28,8 @@ enum State {
     Str,
     /// Just after a backslash inside a string.
     StrEscape,
+    /// The object ended at `scanned`: the answer no longer changes until `reset`.
+    Done,
 }
 
 /// Incremental finder of the end of the first JSON object in a byte stream.
@@ -62,6 +64,9 @@ impl ReplyScanner {
     /// Examines the bytes of `buf` not seen by earlier calls. `buf` must be the same buffer as
     /// before, grown at the end (never shrunk or changed) since the last [`ReplyScanner::reset`].
     pub fn scan(&mut self, buf: &[u8]) -> Scan {
+        if self.state == State::Done {
+            return Scan::Complete { start: self.start, end: self.scanned };
+        }
         let mut i = self.scanned;
         while i < buf.len() {
             match self.state {
@@ -89,6 +94,7 @@ impl ReplyScanner {
                             self.depth -= 1;
                             if self.depth == 0 {
                                 self.scanned = i;
+                                self.state = State::Done;
                                 return Scan::Complete { start: self.start, end: i };
                             }
                         }
@@ -110,6 +116,8 @@ impl ReplyScanner {
                     self.state = State::Str;
                     i += 1;
                 }
+                // Returned early above; nothing is scanned once the object has ended.
+                State::Done => unreachable!("scan returns before looping in State::Done"),
             }
         }
         self.scanned = buf.len();
@@ -131,5 +139,12 @@ mod tests {
         assert_eq!(s.scan(br#"{"a":"x\"#), Scan::Incomplete);
         assert_eq!(s.scan(br#"{"a":"x\"}"#), Scan::Incomplete);
         assert_eq!(s.scan(br#"{"a":"x\"}"}"#), Scan::Complete { start: 0, end: 12 });
+    }
+
+    #[test]
+    fn a_completed_scan_keeps_its_answer_as_bytes_keep_coming() {
+        let mut s = ReplyScanner::new();
+        assert_eq!(s.scan(b"{}"), Scan::Complete { start: 0, end: 2 });
+        assert_eq!(s.scan(b"{}}}]]"), Scan::Complete { start: 0, end: 2 });
     }
 }
