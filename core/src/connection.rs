@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -125,8 +126,13 @@ impl ReplyBuffer {
         ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit }
     }
 
-    /// Reads until the socket would block, stopping early once the buffer passes the limit so
+    /// Reads until the socket is drained, stopping early once the buffer passes the limit so
     /// an oversized reply is never buffered whole.
+    ///
+    /// A read that returns less than the room offered has drained the socket: it is taken as
+    /// the end of the burst and the readiness cleared right away (tokio only clears readiness
+    /// on `WouldBlock`, and its event tick keeps the clear from hiding newer data). That saves
+    /// the extra `recv` returning `EAGAIN` that a read-until-`WouldBlock` loop pays per reply.
     fn fill(&mut self, stream: &TcpStream) -> ReadOutcome {
         loop {
             if self.buf.capacity() - self.buf.len() < Self::MIN_SPARE {
@@ -134,13 +140,24 @@ impl ReplyBuffer {
                 let want = self.buf.len().max(Self::MIN_SPARE).min(self.limit.saturating_add(1));
                 self.buf.reserve(want.max(Self::MIN_SPARE));
             }
-            match stream.try_read_buf(&mut self.buf) {
-                Ok(0) => return ReadOutcome::Eof,
-                Ok(_) if self.buf.len() > self.limit => return ReadOutcome::Data,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Data,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return ReadOutcome::Failed(e),
+            let room = self.buf.capacity() - self.buf.len();
+            let mut got = None;
+            let result = stream.try_io(Interest::READABLE, || {
+                let n = stream.try_read_buf(&mut self.buf)?;
+                got = Some(n);
+                if n > 0 && n < room {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(n)
+                }
+            });
+            match (result, got) {
+                (_, Some(0)) => return ReadOutcome::Eof,
+                (_, Some(_)) if self.buf.len() > self.limit => return ReadOutcome::Data,
+                (Ok(_), _) => {}
+                (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Data,
+                (Err(e), _) if e.kind() == io::ErrorKind::Interrupted => {}
+                (Err(e), _) => return ReadOutcome::Failed(e),
             }
         }
     }
