@@ -77,4 +77,24 @@ describe('execute', () => {
     const text = await pool.executeRaw('echo', { k: 'v' })
     expect(text).toBe('{"status":"success","result":{"k":"v"}}')
   })
+
+  it('hands big ASCII replies over without a copy, byte for byte, and lets V8 reclaim them', async () => {
+    const mock = await mockBlender()
+    const pool = poolFor(mock)
+    const text = await pool.executeRaw('big', { bytes: 300_000 })
+    expect(text).toBe(`{"status":"success","result":"${'a'.repeat(300_000)}"}`)
+    // 25 replies of 8 MB, none kept: without telling V8 about the memory behind these
+    // strings, nothing would prompt a collection and all 200 MB would stay allocated.
+    for (let i = 0; i < 25; i++) expect((await pool.executeRaw('big', { bytes: 8_000_000 })).length).toBe(8_000_032)
+    expect(process.memoryUsage().external).toBeLessThan(150_000_000)
+  })
+
+  it('big non-ASCII replies arrive intact', async () => {
+    const mock = await mockBlender()
+    const pool = poolFor(mock)
+    const text = 'é€😀'.repeat(50_000)
+    const reply = await pool.execute('echo', { text })
+    expect(reply.result.text).toBe(text)
+  })
 })
+

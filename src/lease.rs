@@ -7,6 +7,7 @@ use napi_derive::napi;
 use pool_core::{Lease, Request};
 
 use crate::pool::call_options;
+use crate::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 
 /// A connection held by one caller. Garbage collection of a lease never released gives the
@@ -42,7 +43,7 @@ impl NativeLease {
   /// pool's id of the call, for `cancel`.
   #[napi(catch_unwind)]
   pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
-    let done = self.settler.begin(&env, id, Outcome::Reply);
+    let done = self.settler.begin(&env, id, |text| Outcome::Reply(ReplyText::new(text)));
     Ok(self.lease.submit(Request::new(command, body), call_options(timeout), done) as f64)
   }
 

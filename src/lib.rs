@@ -12,6 +12,7 @@ mod errors;
 mod lease;
 mod logging;
 mod pool;
+mod reply_text;
 mod runtime;
 mod settle;
 mod testing;

@@ -10,6 +10,7 @@ use pool_core::{CallOptions, Pool, PoolConfig, Request};
 use crate::config::{JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
 use crate::errors::throw_config_error;
 use crate::runtime;
+use crate::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 
 /// A pool of connections to Blender. Every method returns at once; outcomes arrive through the
@@ -37,7 +38,7 @@ impl NativePool {
   #[napi(catch_unwind)]
   pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
     pool_core::failpoint::hit(pool_core::failpoint::Failpoint::PanicOnSubmit);
-    let done = self.settler.begin(&env, id, Outcome::Reply);
+    let done = self.settler.begin(&env, id, |text| Outcome::Reply(ReplyText::new(text)));
     Ok(self.pool.submit_with(Request::new(command, body), call_options(timeout), done) as f64)
   }
 

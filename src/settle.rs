@@ -18,12 +18,13 @@ use napi::{sys, Env, Result};
 use pool_core::{Completion, Lease, PoolError};
 
 use crate::lease::NativeLease;
+use crate::reply_text::ReplyText;
 
 /// What a finished call hands to JavaScript.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-  /// Blender's reply, as JSON text.
-  Reply(String),
+  /// Blender's reply, as JSON text (prepared for conversion off the JS thread).
+  Reply(ReplyText),
   /// A new lease.
   Lease(Lease),
   /// Done, nothing to hand over (shutdown).
@@ -41,7 +42,7 @@ pub(crate) struct Settlement {
 
 /// Arguments of the JavaScript callback: `(id, code | null, text | null, lease | null)`.
 pub(crate) type SettleArgsPublic = SettleArgs;
-type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<String>, Option<NativeLease>)>;
+type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<ReplyText>, Option<NativeLease>)>;
 
 type Tsfn = ThreadsafeFunction<Settlement, Unknown<'static>, SettleArgs, napi::Status, false, true>;
 
@@ -78,12 +79,12 @@ impl Settler {
         Ok(FnArgs::from(match outcome {
           Outcome::Reply(text) => (id, None, Some(text), None),
           Outcome::Done => (id, None, None, None),
-          Outcome::Failed(err) => (id, Some(err.code()), Some(err.to_string()), None),
+          Outcome::Failed(err) => (id, Some(err.code()), Some(ReplyText::new(err.to_string())), None),
           Outcome::Lease(lease) => {
             let settler = leases_settler.get().and_then(std::sync::Weak::upgrade);
             match settler {
               Some(settler) => (id, None, None, Some(NativeLease::new(lease, settler))),
-              None => (id, Some("ERR_INTERNAL"), Some("pool is gone".to_owned()), None),
+              None => (id, Some("ERR_INTERNAL"), Some(ReplyText::new("pool is gone".to_owned())), None),
             }
           }
         }))

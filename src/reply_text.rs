@@ -1,0 +1,112 @@
+//! Handing a reply's text to JavaScript without copying it, when it is large.
+//!
+//! Blender's replies are almost always ASCII (Python's `json.dumps` escapes everything else),
+//! and ASCII is valid Latin-1, which V8 can use in place as an *external* one-byte string. For a
+//! 20 MB reply that saves a 20 MB copy on the JavaScript thread and 20 MB of peak memory: the
+//! reply buffer itself becomes the string, freed by V8's garbage collector.
+//!
+//! `node_api_create_external_string_latin1` exists from Node 18.18 / 20.4; it is looked up at
+//! run time, and without it (or for small or non-ASCII replies) the text is copied as usual.
+
+use std::ffi::{c_char, c_void};
+use std::sync::OnceLock;
+
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{sys, Result};
+
+/// Replies below this size are copied: a copy is cheaper than an external string's bookkeeping.
+const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
+
+/// A reply's text, prepared on the I/O thread for cheap conversion on the JavaScript thread.
+#[derive(Debug)]
+pub struct ReplyText {
+  text: String,
+  external: bool,
+}
+
+impl ReplyText {
+  /// Decides (off the JavaScript thread) whether `text` can become an external string, and
+  /// trims the buffer's spare capacity if so (a `realloc` that shrinks a large block is an
+  /// `mremap`, not a copy).
+  pub(crate) fn new(mut text: String) -> Self {
+    let external = text.len() >= EXTERNAL_MIN_BYTES && text.is_ascii() && create_external_fn().is_some();
+    if external {
+      text.shrink_to_fit();
+    }
+    ReplyText { text, external }
+  }
+}
+
+/// `node_api_basic_finalize` (declared here: napi-sys only has it with its `napi10` feature).
+type BasicFinalize = Option<unsafe extern "C" fn(sys::napi_env, *mut c_void, *mut c_void)>;
+
+type CreateExternalLatin1 = unsafe extern "C" fn(
+  sys::napi_env,
+  *mut c_char,
+  isize,
+  BasicFinalize,
+  *mut c_void,
+  *mut sys::napi_value,
+  *mut bool,
+) -> sys::napi_status;
+
+/// `node_api_create_external_string_latin1`, if this Node has it.
+fn create_external_fn() -> Option<CreateExternalLatin1> {
+  static FOUND: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
+  *FOUND.get_or_init(|| {
+    // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up in the
+    // already-loaded process image; a non-null result is the function Node exports under that
+    // name, whose C signature is the one declared above (node_api.h).
+    unsafe {
+      let sym = libc::dlsym(libc::RTLD_DEFAULT, c"node_api_create_external_string_latin1".as_ptr());
+      (!sym.is_null()).then(|| std::mem::transmute::<*mut c_void, CreateExternalLatin1>(sym))
+    }
+  })
+}
+
+/// Frees a reply buffer V8 no longer needs. `hint` carries the buffer's length.
+unsafe extern "C" fn free_reply(env: sys::napi_env, data: *mut c_void, hint: *mut c_void) {
+  adjust_external_memory(env, -(hint as i64));
+  // Safety: `data`/`hint` are the pointer and length of the boxed slice leaked in
+  // `to_napi_value` below, handed back exactly once by Node (on GC, or at once if it copied).
+  drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(data.cast::<u8>(), hint as usize)) });
+}
+
+/// Tells V8 that `delta` bytes outside its heap now live or died with its objects. Without it,
+/// external strings do not count towards V8's decision to collect, and a caller that only
+/// keeps a few small objects between big replies would hold every reply ever received.
+fn adjust_external_memory(env: sys::napi_env, delta: i64) {
+  let mut total = 0i64;
+  // Safety: `env` is live on this thread (caller's contract); the out-pointer is valid.
+  let _ = unsafe { sys::napi_adjust_external_memory(env, delta, &mut total) };
+}
+
+impl ToNapiValue for ReplyText {
+  unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+    let create = match create_external_fn() {
+      Some(create) if val.external => create,
+      // Safety: forwarded from the caller's contract (a live env on its JS thread).
+      _ => return unsafe { String::to_napi_value(env, val.text) },
+    };
+    let bytes = val.text.into_bytes().into_boxed_slice();
+    let len = bytes.len();
+    let data = Box::into_raw(bytes).cast::<u8>();
+    // Counted before the call: `free_reply` uncounts it, whenever and however it runs.
+    adjust_external_memory(env, len as i64);
+    let mut result = std::ptr::null_mut();
+    let mut copied = false;
+    // Safety: `data` points to `len` ASCII (so Latin-1) bytes that stay valid until
+    // `free_reply` runs, which Node guarantees to call once: when the string is collected, or
+    // before returning if it chose to copy. `env` is live on this thread per the caller.
+    let status = unsafe {
+      create(env, data.cast(), len as isize, Some(free_reply), len as *mut c_void, &mut result, &mut copied)
+    };
+    if status != sys::Status::napi_ok {
+      // Node did not take the buffer: free it and report the failure.
+      // Safety: the buffer was not handed over (the call failed), so it is still ours.
+      unsafe { free_reply(env, data.cast(), len as *mut c_void) };
+      return Err(napi::Error::new(napi::Status::from(status), "could not create the reply string"));
+    }
+    Ok(result)
+  }
+}
