@@ -36,13 +36,21 @@ pub(crate) struct ConnIo {
     wake: Notify,
     outbox: Mutex<Option<Unwritten>>,
     closing: AtomicBool,
-    /// Told when the socket is really closed (this struct dropped), for `shutdown()`.
-    pool: Weak<Shared>,
+    /// Must stay after `stream` (see [`SocketSlot`]); only its `Drop` matters.
+    #[allow(dead_code)]
+    slot: SocketSlot,
 }
 
 impl ConnIo {
     pub(crate) fn new(id: u64, stream: TcpStream, pool: Weak<Shared>) -> Self {
-        ConnIo { id, stream, wake: Notify::new(), outbox: Mutex::new(None), closing: AtomicBool::new(false), pool }
+        ConnIo {
+            id,
+            stream,
+            wake: Notify::new(),
+            outbox: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            slot: SocketSlot(pool),
+        }
     }
 
     /// Writes `bytes` without blocking; what does not fit is left for the task to finish.
@@ -93,9 +101,15 @@ impl ConnIo {
     }
 }
 
-impl Drop for ConnIo {
+/// Gives the connection's slot back to the pool when dropped. Declared after the stream in
+/// [`ConnIo`], and fields drop in declaration order: the socket is closed first, so a
+/// replacement opened for the slot can never overlap it.
+#[derive(Debug)]
+struct SocketSlot(Weak<Shared>);
+
+impl Drop for SocketSlot {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.upgrade() {
+        if let Some(pool) = self.0.upgrade() {
             pool.socket_closed();
         }
     }

@@ -584,15 +584,15 @@ impl Shared {
         call
     }
 
-    /// A socket was closed for good.
-    pub(crate) fn socket_closed(&self) {
+    /// A socket was closed for good: its slot is free for waiters now.
+    pub(crate) fn socket_closed(self: &Arc<Self>) {
+        let mut fx = Effects::default();
         let mut st = self.lock();
         st.sockets -= 1;
-        let done = self.take_shutdown_done(&mut st);
+        self.open_for_waiters(&mut st, &mut fx);
+        fx.closed = self.take_shutdown_done(&mut st);
         drop(st);
-        for d in done {
-            d.complete(Ok(()));
-        }
+        fx.run(self);
     }
 
     pub(crate) fn take_shutdown_done(&self, st: &mut State) -> Vec<Completion<()>> {

@@ -84,7 +84,8 @@ pub(crate) struct State {
     pub(crate) idle: Vec<u64>,
     /// Connects in progress; they count against `max_connections`.
     pub(crate) opening: usize,
-    /// Sockets not yet closed (entries plus those being torn down).
+    /// Sockets not yet closed: the entries, plus removed ones whose task has not yet closed
+    /// them. Never fewer than `conns.len()`.
     pub(crate) sockets: usize,
     pub(crate) waiters: VecDeque<Waiter>,
     pub(crate) shutdown: bool,
@@ -95,9 +96,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Whether the cap leaves room for one more socket.
+    /// Whether the cap leaves room for one more socket. Counted in real sockets: a connection
+    /// removed from the pool holds its slot until its socket is actually closed, so a
+    /// replacement never overlaps it.
     pub(crate) fn can_open(&self, config: &PoolConfig) -> bool {
-        !self.shutdown && self.conns.len() + self.opening < config.max_connections
+        !self.shutdown && self.sockets + self.opening < config.max_connections
     }
 
     /// The connection serving call `call`, if it is in flight.
