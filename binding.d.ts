@@ -47,6 +47,10 @@ export declare class NativePool {
   shutdown(id: number): void
   /** A snapshot of the pool's counts. */
   stats(): JsPoolStats
+  /** Counters and latency percentiles since the pool started. */
+  metrics(): JsMetrics
+  /** The metrics in Prometheus' text exposition format. */
+  metricsText(): string
   /** The configuration in force (defaults and environment applied). */
   config(): JsResolvedConfig
 }
@@ -60,6 +64,15 @@ export declare function __setFailpoint(name: string, on: boolean): void
  */
 export declare function initLogging(level?: string | undefined | null, format?: string | undefined | null): void
 
+/** Percentiles of one latency, in ms (each within ~9%: histogram bucket bounds). */
+export interface JsLatency {
+  count: number
+  sumMs: number
+  p50: number
+  p90: number
+  p99: number
+}
+
 /** What `PooledConnection` shows of its connection. */
 export interface JsLeaseInfo {
   id: string
@@ -67,6 +80,21 @@ export interface JsLeaseInfo {
   createdAt: number
   lastUsedAt: number
   requestCount: number
+}
+
+/** `getMetrics()`: counters and latency percentiles since the pool started. */
+export interface JsMetrics {
+  requests: number
+  successes: number
+  failures: Record<string, number>
+  connects: number
+  connectFailures: number
+  retries: number
+  timeouts: number
+  waits: number
+  aborts: number
+  executeLatency: JsLatency
+  waitLatency: JsLatency
 }
 
 /** The options object of `new ConnectionPool(config)`, numbers in milliseconds. */

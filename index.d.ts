@@ -110,6 +110,46 @@ export interface PoolStats {
   connectFailures: number
 }
 
+/** Percentiles of one latency, in ms (histogram bucket bounds: each within ~9%). */
+export interface LatencySummary {
+  /** Samples recorded. */
+  count: number
+  /** Sum of the samples, ms. */
+  sumMs: number
+  /** Median, ms. */
+  p50: number
+  /** 90th percentile, ms. */
+  p90: number
+  /** 99th percentile, ms. */
+  p99: number
+}
+
+/** `getMetrics()`: everything counted since the pool started. */
+export interface PoolMetrics {
+  /** Commands submitted (`execute`, `executeRaw`, `PooledConnection.execute`). */
+  requests: number
+  /** Commands answered with a valid reply (a `status: 'error'` reply included). */
+  successes: number
+  /** Failed commands by error code; every code is present, zeros included. */
+  failures: Record<BlenderPoolErrorCode, number>
+  /** Connections opened. */
+  connects: number
+  /** Connect attempts that failed. */
+  connectFailures: number
+  /** Connect attempts made as retries while Blender was unreachable. */
+  retries: number
+  /** `ERR_RESPONSE_TIMEOUT` plus `ERR_POOL_TIMEOUT`. */
+  timeouts: number
+  /** Calls that had to wait for a connection. */
+  waits: number
+  /** Commands aborted by their `AbortSignal` after being submitted. */
+  aborts: number
+  /** Time from submitting a command to its outcome (measured in the I/O layer). */
+  executeLatency: LatencySummary
+  /** Time callers that had to wait spent waiting for a connection. */
+  waitLatency: LatencySummary
+}
+
 /** Stable codes of {@link BlenderPoolError}. */
 export type BlenderPoolErrorCode =
   /** No connection became free within `connectionTimeout`. */
@@ -223,6 +263,14 @@ export declare class ConnectionPool {
   release(connection: PooledConnection): Promise<void>
   /** The pool's counts, synchronously. */
   getStats(): PoolStats
+  /** Counters and latency percentiles since the pool started, synchronously. */
+  getMetrics(): PoolMetrics
+  /**
+   * The metrics in Prometheus' text exposition format: counters `blender_mcp_pool_*_total`,
+   * `blender_mcp_pool_failures_total{code=...}`, and summaries `blender_mcp_pool_execute_seconds`
+   * and `blender_mcp_pool_wait_seconds` (quantiles 0.5, 0.9, 0.99).
+   */
+  metricsText(): string
   /** The configuration in force, defaults and environment applied. */
   readonly config: Readonly<ConnectionPoolConfig>
   /**

@@ -365,6 +365,16 @@ class ConnectionPool {
     return this.#native.stats()
   }
 
+  /** Counters and latency percentiles since the pool started. */
+  getMetrics() {
+    return this.#native.metrics()
+  }
+
+  /** The metrics in Prometheus' text exposition format (names prefixed `blender_mcp_pool_`). */
+  metricsText() {
+    return this.#native.metricsText()
+  }
+
   /** The configuration in force, defaults and environment applied. */
   get config() {
     return this.#native.config()

@@ -140,3 +140,57 @@ impl From<&pool_core::PoolConfig> for JsResolvedConfig {
     }
   }
 }
+
+/// Percentiles of one latency, in ms (each within ~9%: histogram bucket bounds).
+#[napi(object)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct JsLatency {
+  pub count: f64,
+  pub sum_ms: f64,
+  pub p50: f64,
+  pub p90: f64,
+  pub p99: f64,
+}
+
+impl From<pool_core::LatencySummary> for JsLatency {
+  fn from(s: pool_core::LatencySummary) -> Self {
+    JsLatency { count: s.count as f64, sum_ms: s.sum_ms, p50: s.p50_ms, p90: s.p90_ms, p99: s.p99_ms }
+  }
+}
+
+/// `getMetrics()`: counters and latency percentiles since the pool started.
+#[napi(object)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct JsMetrics {
+  pub requests: f64,
+  pub successes: f64,
+  pub failures: std::collections::BTreeMap<String, f64>,
+  pub connects: f64,
+  pub connect_failures: f64,
+  pub retries: f64,
+  pub timeouts: f64,
+  pub waits: f64,
+  pub aborts: f64,
+  pub execute_latency: JsLatency,
+  pub wait_latency: JsLatency,
+}
+
+impl From<pool_core::MetricsSnapshot> for JsMetrics {
+  fn from(m: pool_core::MetricsSnapshot) -> Self {
+    JsMetrics {
+      requests: m.requests as f64,
+      successes: m.successes as f64,
+      failures: m.failures_by_code.iter().map(|(c, n)| ((*c).to_owned(), *n as f64)).collect(),
+      connects: m.connects as f64,
+      connect_failures: m.connect_failures as f64,
+      retries: m.retries as f64,
+      timeouts: m.timeouts as f64,
+      waits: m.waits as f64,
+      aborts: m.aborts as f64,
+      execute_latency: m.execute.into(),
+      wait_latency: m.wait.into(),
+    }
+  }
+}

@@ -7,7 +7,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 use pool_core::{CallOptions, Pool, PoolConfig, Request};
 
-use crate::config::{JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
+use crate::config::{JsMetrics, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
 use crate::errors::throw_config_error;
 use crate::runtime;
 use crate::reply_text::ReplyText;
@@ -68,6 +68,18 @@ impl NativePool {
   #[napi(catch_unwind)]
   pub fn stats(&self) -> Result<JsPoolStats> {
     Ok(self.pool.stats().into())
+  }
+
+  /// Counters and latency percentiles since the pool started.
+  #[napi(catch_unwind)]
+  pub fn metrics(&self) -> Result<JsMetrics> {
+    Ok(self.pool.metrics().into())
+  }
+
+  /// The metrics in Prometheus' text exposition format.
+  #[napi(catch_unwind)]
+  pub fn metrics_text(&self) -> Result<String> {
+    Ok(self.pool.metrics().to_prometheus())
   }
 
   /// The configuration in force (defaults and environment applied).

@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 use crate::connection::{drive, tune_socket, ConnIo};
 use crate::error::PoolError;
-use crate::pool::{bump, fail_job, wall_ms, Effects, Shared};
+use crate::metrics::bump;
+use crate::pool::{fail_job, wall_ms, Effects, Shared};
 use crate::state::{ConnEntry, Phase};
 
 /// The maintenance task. Ends at shutdown, which dropping the `Pool` starts.
@@ -55,6 +56,9 @@ fn housekeep(shared: &Arc<Shared>) -> Option<Instant> {
         let have = st.conns.len() + st.opening;
         let mut deficit = shared.config.min_connections.saturating_sub(have);
         while deficit > 0 && st.can_open(&shared.config) && (!st.backoff.failing() || st.opening == 0) {
+            if st.backoff.failing() {
+                bump(&shared.metrics.retries);
+            }
             st.opening += 1;
             fx.connects += 1;
             deficit -= 1;
@@ -101,7 +105,7 @@ fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
             st.next_id += 1;
             let id = st.next_id;
             st.sockets += 1;
-            bump(&shared.counters.opened);
+            bump(&shared.metrics.connects);
             let io = Arc::new(ConnIo::new(id, stream, Arc::downgrade(shared)));
             let wall = wall_ms();
             let _ = st.conns.insert(
@@ -124,7 +128,7 @@ fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
         }
         Ok(_closed_by_shutdown) => {}
         Err(err) => {
-            bump(&shared.counters.connect_failures);
+            bump(&shared.metrics.connect_failures);
             tracing::warn!(addr = %shared.config.addr(), "connect failed: {err}");
             st.backoff.failed(err, now);
             let delay = st.backoff.top_up_delay(shared.config.health_check_interval);

@@ -42,6 +42,7 @@ use crate::error::PoolError;
 use crate::lease::Lease;
 use crate::maintenance::{connect, maintain};
 use crate::state::{CallId, InFlight, Job, Phase, State, Waiter};
+use crate::metrics::{bump, Metrics, MetricsSnapshot};
 use crate::stats::PoolStats;
 
 /// One command for Blender: its type (for logs) and the bytes to send.
@@ -91,6 +92,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             maintenance: Notify::new(),
             counters: Counters::default(),
+            metrics: Metrics::default(),
         });
         drop(shared.runtime.spawn(maintain(shared.clone())));
         Pool { shared }
@@ -141,18 +143,23 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         let st = self.shared.lock();
         let active = st.conns.values().filter(|c| !matches!(c.phase, Phase::Idle)).count();
-        let c = &self.shared.counters;
+        let m = &self.shared.metrics;
         PoolStats {
             total_connections: st.conns.len(),
             active_connections: active,
             idle_connections: st.conns.len() - active,
             pending_requests: st.waiters.len(),
-            total_requests: c.completed.load(Ordering::Relaxed),
+            total_requests: m.successes.load(Ordering::Relaxed),
             opening_connections: st.opening,
-            failed_requests: c.failed.load(Ordering::Relaxed),
-            connections_opened: c.opened.load(Ordering::Relaxed),
-            connect_failures: c.connect_failures.load(Ordering::Relaxed),
+            failed_requests: self.shared.counters.failed.load(Ordering::Relaxed),
+            connections_opened: m.connects.load(Ordering::Relaxed),
+            connect_failures: m.connect_failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counters and latency percentiles since the pool started.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
     }
 
     /// Shuts the pool down and calls `done` once every socket is closed. Waiting callers fail
@@ -178,17 +185,13 @@ impl Drop for Pool {
     }
 }
 
+/// What `stats()` counts beyond the metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) completed: AtomicU64,
+    /// Requests that failed after being sent (the connection was discarded).
     pub(crate) failed: AtomicU64,
-    pub(crate) opened: AtomicU64,
-    pub(crate) connect_failures: AtomicU64,
+    /// Call ids handed out.
     calls: AtomicU64,
-}
-
-pub(crate) fn bump(counter: &AtomicU64) {
-    let _ = counter.fetch_add(1, Ordering::Relaxed);
 }
 
 pub(crate) fn wall_ms() -> f64 {
@@ -203,6 +206,7 @@ pub(crate) struct Shared {
     /// Wakes the maintenance task (a waiter queued, connects failing, shutdown).
     pub(crate) maintenance: Notify,
     pub(crate) counters: Counters,
+    pub(crate) metrics: Metrics,
 }
 
 impl std::fmt::Debug for Shared {
@@ -263,6 +267,16 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wraps a request's completion so its outcome and latency are counted.
+    pub(crate) fn measured(self: &Arc<Self>, done: Completion<String>, submitted: Instant) -> Completion<String> {
+        bump(&self.metrics.requests);
+        let shared = self.clone();
+        Completion::new(move |outcome: Result<String, PoolError>| {
+            shared.metrics.request_ended(outcome.as_ref().map(|_| ()), submitted.elapsed());
+            done.complete(outcome);
+        })
+    }
+
     pub(crate) fn next_call(&self) -> CallId {
         self.counters.calls.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -272,6 +286,10 @@ impl Shared {
     fn submit(self: &Arc<Self>, job: Job, options: CallOptions) -> CallId {
         let call = self.next_call();
         let now = Instant::now();
+        let job = match job {
+            Job::Execute(request, done) => Job::Execute(request, self.measured(done, now)),
+            acquire => acquire,
+        };
         let deadline = options.timeout.map(|t| now + t);
         let mut fx = Effects::default();
         let mut st = self.lock();
@@ -286,7 +304,8 @@ impl Shared {
             None => {
                 let wait = now + self.config.connection_timeout;
                 let give_up_at = deadline.map_or(wait, |d| d.min(wait));
-                st.waiters.push_back(Waiter { call, job, give_up_at, deadline });
+                st.waiters.push_back(Waiter { call, job, give_up_at, deadline, queued_at: now });
+                bump(&self.metrics.waits);
                 self.open_for_waiters(&mut st, &mut fx);
                 drop(st);
                 // The maintenance task enforces waiters' deadlines; this one may be the earliest.
@@ -352,6 +371,7 @@ impl Shared {
             if due && st.opening == 0 && !st.waiters.is_empty() && st.can_open(&self.config) {
                 st.opening += 1;
                 fx.connects += 1;
+                bump(&self.metrics.retries);
             }
             return;
         }
@@ -376,7 +396,10 @@ impl Shared {
             return;
         }
         match st.waiters.pop_front() {
-            Some(w) => self.assign(st, id, w.call, w.job, w.deadline, fx),
+            Some(w) => {
+                self.metrics.wait.record(w.queued_at.elapsed());
+                self.assign(st, id, w.call, w.job, w.deadline, fx)
+            }
             None => {
                 let entry = st.conns.get_mut(&id).expect("caller checked");
                 entry.phase = Phase::Idle;
@@ -452,7 +475,6 @@ impl Shared {
         entry.last_used_ms = wall_ms();
         match &outcome {
             Ok(text) => {
-                bump(&self.counters.completed);
                 let micros = flight.since.elapsed().as_micros() as u64;
                 tracing::debug!(conn = id, bytes = text.len(), micros, "reply");
             }
@@ -561,6 +583,7 @@ impl Shared {
         done: Completion<String>,
     ) -> CallId {
         let call = self.next_call();
+        let done = self.measured(done, Instant::now());
         let mut fx = Effects::default();
         let mut st = self.lock();
         let shutting_down = st.shutdown;

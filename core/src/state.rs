@@ -74,6 +74,8 @@ pub(crate) struct Waiter {
     pub(crate) give_up_at: Instant,
     /// Its own deadline, carried over to the request once a connection is found.
     pub(crate) deadline: Option<Instant>,
+    /// When it joined the queue, for the wait-time histogram.
+    pub(crate) queued_at: Instant,
 }
 
 #[derive(Default)]
