@@ -34,7 +34,7 @@ try {
   const [{ filename, files }] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir, root]))
   const shipped = files.map((f) => f.path).sort()
   await check('the tarball ships only the package files', () => {
-    const unexpected = shipped.filter((p) => !/^(index\.(js|mjs|d\.ts|d\.mts)|binding\.(js|d\.ts)|blender-mcp-pool\.[\w-]+\.node|package\.json|README\.md|LICENSE)$/.test(p))
+    const unexpected = shipped.filter((p) => !/^(index\.(js|mjs|d\.ts|d\.mts)|binding\.(js|d\.ts)|blender-mcp-pool\.[\w-]+\.node|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(p))
     if (unexpected.length > 0) throw new Error(`unexpected files: ${unexpected.join(', ')}`)
     for (const needed of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'package.json']) {
       if (!shipped.includes(needed)) throw new Error(`missing ${needed}`)
