@@ -5,7 +5,35 @@
 // request, JSON.parse of the reply, promises and error classes. Everything else (sockets,
 // framing, queueing, timeouts) is in Rust; see src/ and core/src/.
 
-const native = require('./binding.js')
+/** The prebuilt binaries published with each release (see .github/workflows/release.yml). */
+const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+
+const native = loadNative()
+
+/** The native addon, or an error that says which platform lacks one and what to do. */
+function loadNative() {
+  try {
+    return require('./binding.js')
+  } catch (cause) {
+    let libc = ''
+    if (process.platform === 'linux') {
+      const glibc = process.report?.getReport?.().header?.glibcVersionRuntime
+      libc = glibc ? '-gnu' : '-musl'
+    }
+    const platform = `${process.platform}-${process.arch}${libc}`
+    const err = new Error(
+      `blender-mcp-pool: no native binary could be loaded for ${platform}. ` +
+        `Prebuilt binaries exist for ${PREBUILT.join(', ')}, installed as the optional ` +
+        `dependency blender-mcp-pool-${platform}: reinstall without --no-optional/--omit=optional ` +
+        '(if that does not help, delete node_modules and package-lock.json first: npm bug 4828). ' +
+        'On another platform, build from source with a Rust toolchain (npm run build). ' +
+        `Loader said: ${cause.message}`,
+      { cause },
+    )
+    err.code = 'ERR_BLENDER_POOL_NO_BINARY'
+    throw err
+  }
+}
 
 native.initLogging(process.env.LOG_LEVEL, process.env.LOG_FORMAT)
 

@@ -209,16 +209,20 @@ export async function checkMissingBinary() {
     const viaBinding = await probe(dir)
     assertNotFound(viaBinding, suffix, 'binding.js')
     // The same error through the package's entry points: CJS require and ESM import.
+    // index.js wraps napi's error in one that names the platform and says what to do.
     const viaIndex = await probe(dir, { entry: './index.js' })
-    assertNotFound(viaIndex, suffix, 'index.js')
-    assert.equal(viaIndex.message, viaBinding.message)
+    assert.equal(viaIndex.ok, false)
+    assert.match(viaIndex.message, new RegExp(`^blender-mcp-pool: no native binary could be loaded for ${suffix}\\. `))
+    assert.ok(viaIndex.message.includes('linux-x64-gnu, linux-x64-musl, linux-arm64-gnu, darwin-x64, darwin-arm64, win32-x64-msvc'))
+    assert.ok(viaIndex.message.includes(`blender-mcp-pool-${suffix}`), viaIndex.message)
+    assert.ok(viaIndex.causes.some((c) => c.includes(viaBinding.message)), viaIndex.causes.join('\n'))
     // What a user sees: the uncaught error as node prints it, causes included.
     const uncaught = await runNode(['--input-type=module', '-e', `import ${JSON.stringify(pathToFileURL(join(dir, 'index.mjs')).href)}`], {
       cwd: dir,
       env: cleanEnv(),
     })
     assert.equal(uncaught.code, 1)
-    assert.ok(uncaught.stderr.includes(viaBinding.message), uncaught.stderr)
+    assert.ok(uncaught.stderr.includes(`no native binary could be loaded for ${suffix}`), uncaught.stderr)
     assert.ok(uncaught.stderr.includes(`Cannot find module '${packageName(suffix)}'`), uncaught.stderr)
     return { message: viaBinding.message, causes: viaBinding.causes, stderr: uncaught.stderr }
   })
