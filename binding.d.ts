@@ -32,8 +32,12 @@ export declare class NativeLease {
  * `settle` callback given to the constructor, keyed by the caller's call id.
  */
 export declare class NativePool {
-  /** Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool. */
-  constructor(config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void)
+  /**
+   * Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool.
+   * With `log`, the pool's records go to it (`log(level, message, fieldsJson)`) instead of
+   * stderr.
+   */
+  constructor(config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void, log?: (level: string, message: string, fieldsJson: string) => void)
   /**
    * Sends `body` (the JSON request) and settles call `id` with the reply text. `timeout` is
    * the call's own deadline in ms. Returns the pool's id of the call, for `cancel`.

@@ -69,6 +69,25 @@ export interface ConnectionPoolConfig {
    * `maxResponseBytes` is refused at once. Default: `'json'`.
    */
   framing: 'json' | 'length-prefixed'
+  /**
+   * The host's logger. When given, the pool's records go to it instead of stderr, as
+   * `logger[level](message, fields)`; `fields` holds the pool id, connection ids, command
+   * types, sizes and timings, never request or reply bodies. Records below `LOG_LEVEL` (default
+   * `warn`) are not produced at all. A logger that throws is ignored. Not set by default.
+   */
+  logger: PoolLogger
+}
+
+/** A host logger, such as the MCP server's own: four methods taking a message and fields. */
+export interface PoolLogger {
+  /** Per-request detail (with `LOG_LEVEL=debug`). */
+  debug(message: string, fields: Record<string, unknown>): void
+  /** Lifecycle: shutdown, Blender reachable again. */
+  info(message: string, fields: Record<string, unknown>): void
+  /** Failures the pool recovered from: refused connects, bad replies, timeouts. */
+  warn(message: string, fields: Record<string, unknown>): void
+  /** Reserved for failures the pool cannot recover from. */
+  error(message: string, fields: Record<string, unknown>): void
 }
 
 /** Options of one call. */

@@ -145,6 +145,28 @@ function encodeRequest(type, params) {
   }
 }
 
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error']
+
+/**
+ * The function the native side calls with each record of a pool that has a `logger`: it calls
+ * `logger[level](message, fields)`. A logger that throws is ignored: logging must never break
+ * a call.
+ */
+function hostLogSink(logger) {
+  if (logger === undefined || logger === null) return undefined
+  const missing = LOG_LEVELS.filter((level) => typeof logger[level] !== 'function')
+  if (typeof logger !== 'object' || missing.length > 0) {
+    throw invalidArg(`Invalid ConnectionPool config: logger must have debug, info, warn and error methods (missing: ${missing.join(', ')})`)
+  }
+  return (level, message, fieldsJson) => {
+    try {
+      logger[level](message, JSON.parse(fieldsJson))
+    } catch {
+      // The host's logger failed; nothing sensible to do with that here.
+    }
+  }
+}
+
 /**
  * The per-call options `{ signal, timeout }`, checked. `timeout` is in ms, a positive number.
  */
@@ -353,7 +375,7 @@ class ConnectionPool {
       BLENDER_PORT: process.env.BLENDER_PORT,
       SOCKET_TIMEOUT: process.env.SOCKET_TIMEOUT,
     }
-    this.#native = new native.NativePool(checked, env, table.settle)
+    this.#native = new native.NativePool(checked, env, table.settle, hostLogSink(config?.logger))
     this.#table = table
   }
 

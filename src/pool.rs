@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, Unknown};
+use napi::bindgen_prelude::{FnArgs, Function, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
 use pool_core::{CallOptions, Pool, PoolConfig, Request};
 
 use crate::config::{JsMetrics, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
 use crate::errors::throw_config_error;
-use crate::runtime;
+use crate::{logging, runtime};
 use crate::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 
@@ -25,12 +25,24 @@ pub struct NativePool {
 #[napi]
 impl NativePool {
   /// Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool.
-  #[napi(constructor, catch_unwind, ts_args_type = "config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void")]
-  pub fn new(env: Env, config: JsPoolConfig, vars: JsPoolEnv, settle: Function<'_, crate::settle::SettleArgsPublic, Unknown<'static>>) -> Result<Self> {
+  /// With `log`, the pool's records go to it (`log(level, message, fieldsJson)`) instead of
+  /// stderr.
+  #[napi(constructor, catch_unwind, ts_args_type = "config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void, log?: (level: string, message: string, fieldsJson: string) => void")]
+  pub fn new(
+    env: Env,
+    config: JsPoolConfig,
+    vars: JsPoolEnv,
+    settle: Function<'_, crate::settle::SettleArgsPublic, Unknown<'static>>,
+    log: Option<Function<'_, FnArgs<(&'static str, String, String)>, Unknown<'static>>>,
+  ) -> Result<Self> {
     let config = PoolConfig::from_input(&config.into(), &vars.into()).map_err(|e| throw_config_error(&env, &e))?;
     let settler = Settler::new(settle)?;
-    tracing::debug!(addr = %config.addr(), max = config.max_connections, "pool created");
-    Ok(NativePool { pool: Pool::new(config, runtime::handle()), settler })
+    let pool = Pool::new(config, runtime::handle());
+    if let Some(log) = log {
+      logging::register_logger(pool.id(), log)?;
+    }
+    tracing::debug!(addr = %pool.config().addr(), max = pool.config().max_connections, "pool created");
+    Ok(NativePool { pool, settler })
   }
 
   /// Sends `body` (the JSON request) and settles call `id` with the reply text. `timeout` is
@@ -92,4 +104,10 @@ impl NativePool {
 /// Per-call options from the JavaScript `timeout` (ms, already checked to be positive).
 pub(crate) fn call_options(timeout: Option<f64>) -> CallOptions {
   CallOptions { timeout: timeout.map(|ms| std::time::Duration::from_micros((ms * 1000.0).ceil() as u64)) }
+}
+
+impl Drop for NativePool {
+  fn drop(&mut self) {
+    logging::forget_logger(self.pool.id());
+  }
 }

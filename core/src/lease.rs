@@ -57,6 +57,7 @@ impl Lease {
             done.complete(Err(PoolError::Released));
             return self.shared.next_call();
         }
+        let _in_pool = self.shared.span.enter();
         self.shared.submit_on_lease(self.conn, request, options, done)
     }
 

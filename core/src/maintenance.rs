@@ -121,7 +121,7 @@ fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
                 },
             );
             tracing::debug!(conn = id, "connected");
-            drop(shared.runtime.spawn(drive(shared.clone(), io)));
+            shared.spawn(drive(shared.clone(), io));
             shared.make_available(&mut st, id, &mut fx);
             // Back from an outage: open for the rest of the queue now.
             shared.open_for_waiters(&mut st, &mut fx);

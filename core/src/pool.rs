@@ -86,7 +86,13 @@ impl Pool {
     /// Creates the pool and starts opening `min_connections` in the background on `runtime`.
     /// Never fails because Blender is down: connection errors surface on calls.
     pub fn new(config: PoolConfig, runtime: Handle) -> Self {
+        static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
+            id,
+            // Every record the pool emits happens inside this span, so a subscriber can tell
+            // which pool it came from (the binding routes each pool's records to its logger).
+            span: tracing::error_span!("pool", pool = id),
             config,
             runtime,
             state: Mutex::new(State::default()),
@@ -94,8 +100,13 @@ impl Pool {
             counters: Counters::default(),
             metrics: Metrics::default(),
         });
-        drop(shared.runtime.spawn(maintain(shared.clone())));
+        shared.spawn(maintain(shared.clone()));
         Pool { shared }
+    }
+
+    /// A number unique to this pool in the process; records carry it as the `pool` span field.
+    pub fn id(&self) -> u64 {
+        self.shared.id
     }
 
     /// The configuration in force.
@@ -111,6 +122,7 @@ impl Pool {
 
     /// [`Pool::submit`] with per-call options.
     pub fn submit_with(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
+        let _in_pool = self.shared.span.enter();
         self.shared.submit(Job::Execute(request, done), options)
     }
 
@@ -123,6 +135,7 @@ impl Pool {
 
     /// Leases a connection for several commands in a row; `done` receives the [`Lease`].
     pub fn acquire_with(&self, options: CallOptions, done: Completion<Lease>) -> CallId {
+        let _in_pool = self.shared.span.enter();
         self.shared.submit(Job::Acquire(done), options)
     }
 
@@ -136,6 +149,7 @@ impl Pool {
     /// Aborts call `call`: a waiting call leaves the queue, a call in flight has its connection
     /// discarded; either fails with `ABORT_ERR`. A finished call is left alone.
     pub fn cancel(&self, call: CallId) {
+        let _in_pool = self.shared.span.enter();
         self.shared.cancel_call(call);
     }
 
@@ -166,6 +180,7 @@ impl Pool {
     /// at once with `ERR_POOL_SHUTDOWN`; requests in flight finish (or time out) first. Later
     /// calls fail at once and open nothing. Idempotent.
     pub fn shutdown_with(&self, done: Completion<()>) {
+        let _in_pool = self.shared.span.enter();
         self.shared.shutdown(Some(done));
     }
 
@@ -181,6 +196,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        let _in_pool = self.shared.span.enter();
         self.shared.shutdown(None);
     }
 }
@@ -200,6 +216,8 @@ pub(crate) fn wall_ms() -> f64 {
 
 /// State shared by the pool handle, its leases and its tasks.
 pub(crate) struct Shared {
+    id: u64,
+    pub(crate) span: tracing::Span,
     pub(crate) config: PoolConfig,
     pub(crate) runtime: Handle,
     state: Mutex<State>,
@@ -245,7 +263,7 @@ impl Effects {
             io.wake();
         }
         for _ in 0..self.connects {
-            drop(shared.runtime.spawn(connect(shared.clone())));
+            shared.spawn(connect(shared.clone()));
         }
         for done in self.closed {
             done.complete(Ok(()));
@@ -261,6 +279,11 @@ pub(crate) fn fail_job(job: Job, err: PoolError, fx: &mut Effects) {
 }
 
 impl Shared {
+    /// Runs `task` on the pool's runtime, inside the pool's span.
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        drop(self.runtime.spawn(tracing::Instrument::instrument(task, self.span.clone())));
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the bookkeeping as it was at the panic; carrying
         // on is better than failing every later call.
