@@ -205,6 +205,7 @@ function contenderCommand(contender, workload, counts, ctx) {
       args: [
         '--port', String(ctx.port), '--host', HOST, ...kind[workload.kind],
         '--bytes', String(workload.bytes ?? 0), '--ops', String(counts.ops), '--warmup', String(counts.warmup),
+        ...(workload.paceMs ? ['--pace-ms', String(workload.paceMs)] : []),
         '--concurrency', String(workload.concurrency), '--connections', String(workload.connections),
       ],
     }

@@ -94,7 +94,8 @@ export function checkTargets(rows) {
     { target: 'c1 stretch: p50 within 10% of the raw Node socket', ...verdict(vsRaw('c1', 'p50Us'), (v) => v <= 1.1), fmt: fmtRatio },
     { target: 'c16: ops/s ≥ 2× original', ...verdict(ratio('c16', 'opsPerSec'), (v) => v >= 2), fmt: fmtRatio },
     { target: 'reply-20MB: ≥ 50× faster than original (ops/s)', ...verdict(ratio('reply-20MB', 'opsPerSec'), (v) => v >= 50), fmt: fmtRatio },
-    { target: 'reply-20MB: ELU ≤ 0.2', ...verdict(ours('reply-20MB')?.median?.elu ?? null, (v) => v <= 0.2), fmt: (v) => v.toFixed(2) },
+    { target: 'reply-20MB: ELU ≤ 0.2 (whole call, JSON.parse included, instant loopback)', ...verdict(ours('reply-20MB')?.median?.elu ?? null, (v) => v <= 0.2), fmt: (v) => v.toFixed(2) },
+    { target: 'reply-20MB while it arrives (paced, ~200 ms): ELU ≤ 0.2', ...verdict(ours('reply-20MB-paced')?.median?.elu ?? null, (v) => v <= 0.2), fmt: (v) => v.toFixed(2) },
     {
       target: 'reply-20MB: RSS growth ≤ 3× the reply (60 MB)',
       ...verdict(rss20 ?? null, (kb) => kb * 1024 <= 3 * 20 * MB),

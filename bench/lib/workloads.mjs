@@ -42,6 +42,9 @@ export const WORKLOADS = [
   bigReply('reply-5MB', 5, [10, 3], [2, 1], [10, 3], [1, 1]),
   bigReply('reply-20MB', 20, [5, 2], [1, 1], [2, 1], [0, 0]),
   bigReply('reply-50MB', 50, [3, 1], [1, 1], [1, 1], [0, 0]),
+  // The same 20 MB arriving over ~200 ms (1 MB every 10 ms): how busy is the event loop while
+  // a big reply trickles in, as it does from a Blender that is still producing it?
+  { ...bigReply('reply-20MB-paced', 20, [5, 1], [1, 0], [1, 1], [0, 0]), paceMs: 10 },
   { name: 'request-5MB', kind: 'exec', bytes: 5 * MB, concurrency: 1, connections: 5, ops: [10, 3], warmup: [2, 1] },
 ]
 
@@ -68,7 +71,7 @@ export function requestFor(workload) {
     case 'echo':
       return { type: 'echo', params: SMALL_PARAMS, check: checkStatus }
     case 'big':
-      return { type: 'big', params: { bytes: workload.bytes }, check: checkLength(workload.bytes, (r) => (typeof r === 'string' ? r.length : -1)) }
+      return { type: 'big', params: workload.paceMs ? { bytes: workload.bytes, pace_ms: workload.paceMs } : { bytes: workload.bytes }, check: checkLength(workload.bytes, (r) => (typeof r === 'string' ? r.length : -1)) }
     case 'exec':
       return {
         type: 'execute_code',

@@ -6,12 +6,14 @@
 //! one JSON object with no delimiter after it, like the real add-on. Commands:
 //!
 //! - `echo` (and any unknown type): `{"status":"success","result":<params>}`
-//! - `big` `{bytes: N}`: `{"status":"success","result":"aaa…"}` with N `a`s (built once per size)
+//! - `big` `{bytes: N}`: `{"status":"success","result":"aaa…"}` with N `a`s (built once per size);
+//!   with `pace_ms: P`, written 1 MB at a time with P ms between chunks
 //! - `execute_code` `{code}`: `{"status":"success","result":{"executed":true,"length":<chars>}}`
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use blender_mcp_pool_bench::args::{fail, Args};
@@ -50,17 +52,35 @@ fn build_big_reply(size: usize) -> Vec<u8> {
     reply
 }
 
-/// The bytes of one reply: built for this request, or shared from the `big` cache.
+/// The bytes of one reply: built for this request, or shared from the `big` cache, and
+/// optionally paced: written 1 MB at a time with a pause between (a reply that takes a while to
+/// arrive, as from a busy Blender or a slower link).
 enum Reply {
     Owned(Vec<u8>),
     Shared(Arc<Vec<u8>>),
+    Paced(Arc<Vec<u8>>, Duration),
 }
 
 impl Reply {
     fn bytes(&self) -> &[u8] {
         match self {
             Reply::Owned(v) => v,
-            Reply::Shared(v) => v,
+            Reply::Shared(v) | Reply::Paced(v, _) => v,
+        }
+    }
+
+    fn write_to(&self, writer: &mut impl Write) -> std::io::Result<()> {
+        match self {
+            Reply::Paced(bytes, pause) => {
+                for (i, chunk) in bytes.chunks(1_000_000).enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(*pause);
+                    }
+                    writer.write_all(chunk)?;
+                }
+                Ok(())
+            }
+            _ => writer.write_all(self.bytes()),
         }
     }
 }
@@ -86,7 +106,10 @@ fn respond(line: &[u8], big: &BigReplies) -> Reply {
     let params = request.params.unwrap_or(Value::Null);
     match request.kind.as_str() {
         "big" => match params.get("bytes").and_then(Value::as_u64) {
-            Some(n) => Reply::Shared(big.get(n as usize)),
+            Some(n) => match params.get("pace_ms").and_then(Value::as_u64) {
+                Some(ms) => Reply::Paced(big.get(n as usize), Duration::from_millis(ms)),
+                None => Reply::Shared(big.get(n as usize)),
+            },
             None => error("big needs params.bytes (a whole number)"),
         },
         "execute_code" => match params.get("code").and_then(Value::as_str) {
@@ -111,7 +134,7 @@ fn serve(stream: TcpStream, big: &BigReplies) -> std::io::Result<()> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        writer.write_all(respond(&line, big).bytes())?;
+        respond(&line, big).write_to(&mut writer)?;
     }
 }
 

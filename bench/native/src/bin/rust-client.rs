@@ -39,7 +39,10 @@ impl Workload {
                 let params = serde_json::from_str(text).unwrap_or_else(|e| fail(&format!("bad --params: {e}")));
                 (params, None)
             }
-            "big" => (json!({ "bytes": bytes }), Some(bytes)),
+            "big" => match args.get::<u64>("pace-ms", 0) {
+                0 => (json!({ "bytes": bytes }), Some(bytes)),
+                pace => (json!({ "bytes": bytes, "pace_ms": pace }), Some(bytes)),
+            },
             "exec" => (json!({ "code": make_code(bytes) }), None),
             other => fail(&format!("unknown --kind {other:?} (echo, big or exec)")),
         };
