@@ -276,6 +276,23 @@ function start(table, kind, options, begin, cancel) {
   })
 }
 
+/**
+ * Sends one command through `target` (the native pool, or a native lease: both have
+ * `submit(id, type, body, timeout)` and `cancel(call)`). Arguments are checked first: a bad
+ * one rejects without anything being sent.
+ */
+function command(table, target, kind, type, params, options) {
+  let body
+  let checked
+  try {
+    body = encodeRequest(type, params)
+    checked = checkCallOptions(options)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  return start(table, kind, checked, (id) => target.submit(id, type, body, checked.timeout), (call) => target.cancel(call))
+}
+
 /** A native method threw (a caught Rust panic, most likely): never expected. */
 function internalError(cause) {
   if (cause instanceof BlenderPoolError || cause instanceof TypeError || cause instanceof RangeError) return cause
@@ -339,16 +356,7 @@ class PooledConnection {
   }
 
   #run(kind, type, params, options) {
-    let body
-    let checked
-    try {
-      body = encodeRequest(type, params)
-      checked = checkCallOptions(options)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const lease = this.#lease
-    return start(this.#table, kind, checked, (id) => lease.submit(id, type, body, checked.timeout), (call) => lease.cancel(call))
+    return command(this.#table, this.#lease, kind, type, params, options)
   }
 
   /** @internal The native lease, for `ConnectionPool.release`. */
@@ -437,16 +445,7 @@ class ConnectionPool {
   }
 
   #run(kind, type, params, options) {
-    let body
-    let checked
-    try {
-      body = encodeRequest(type, params)
-      checked = checkCallOptions(options)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const native = this.#native
-    return start(this.#table, kind, checked, (id) => native.submit(id, type, body, checked.timeout), (call) => native.cancel(call))
+    return command(this.#table, this.#native, kind, type, params, options)
   }
 }
 

@@ -2,6 +2,7 @@
 // clean-up after each test so no socket outlives its test.
 import { afterEach } from 'vitest'
 import net from 'node:net'
+import { spawn } from 'node:child_process'
 
 import { startMockBlender } from '../mock/blender-mock.mjs'
 import { ConnectionPool } from '../index.mjs'
@@ -59,4 +60,24 @@ export async function rejection(promise) {
   } catch (err) {
     return err
   }
+}
+
+/** Runs `source` as an ES module in a fresh node; resolves with its exit code and output. */
+export function runScript(source, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(killer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
 }

@@ -1,27 +1,11 @@
 // The `logger` option: the pool's records go to the host's logger instead of stderr.
 import { describe, expect, it } from 'vitest'
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 import { ConnectionPool } from '../index.mjs'
-import { mockBlender, rejection } from './helpers.mjs'
+import { mockBlender, rejection, runScript } from './helpers.mjs'
 
 const entry = fileURLToPath(new URL('../index.mjs', import.meta.url))
-
-function runScript(source, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 describe('logger option', () => {
   it("sends the pool's records to the host logger, not to stderr, and never keeps the process alive", async () => {

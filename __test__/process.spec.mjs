@@ -2,34 +2,13 @@
 // flight, keeps stdout clean (the consumer's MCP channel), never logs bodies, and works in
 // worker threads.
 import { describe, expect, it } from 'vitest'
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
 import { getConnectionPool } from '../index.mjs'
-import { mockBlender } from './helpers.mjs'
+import { mockBlender, runScript } from './helpers.mjs'
 
 const entry = fileURLToPath(new URL('../index.mjs', import.meta.url))
-
-/** Runs `source` as an ES module in a fresh node; resolves with its exit code and output. */
-function runScript(source, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(killer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-}
 
 describe('in a process', () => {
   it('exits when its work is done, without shutdown(), with idle connections open', async () => {

@@ -240,18 +240,9 @@ impl<'de> de::Deserialize<'de> for AnyScalar<'de> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_reply_split_at_a_quote_after_a_backslash_stays_in_the_string() {
-        let mut s = ReplyScanner::new();
-        assert_eq!(s.scan(br#"{"a":"x\"#), Scan::Incomplete);
-        assert_eq!(s.scan(br#"{"a":"x\"}"#), Scan::Incomplete);
-        assert_eq!(s.scan(br#"{"a":"x\"}"}"#), Scan::Complete { start: 0, end: 12 });
-    }
 
     #[test]
     fn validate_accepts_success_and_error_and_rejects_the_rest() {
