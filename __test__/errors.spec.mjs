@@ -80,15 +80,6 @@ describe('errors', () => {
     expect(pool.getStats()).toMatchObject({ totalConnections: 1, failedRequests: 1, totalRequests: 2 })
   })
 
-  it('two documents back to back: the first is the reply, the connection is discarded', async () => {
-    const mock = await mockBlender()
-    const pool = poolFor(mock)
-    mock.setFault('two-documents')
-    await expect(pool.execute('echo', { n: 1 })).resolves.toEqual({ status: 'success', result: { n: 1 } })
-    await expect(pool.execute('echo', { n: 2 })).resolves.toEqual({ status: 'success', result: { n: 2 } })
-    expect(mock.requestLog.map((r) => r.connectionId)).toEqual([1, 2])
-  })
-
   it('ERR_RESPONSE_TOO_LARGE past maxResponseBytes, without buffering the rest', async () => {
     const mock = await mockBlender()
     const pool = poolFor(mock, { maxResponseBytes: 100_000 })
