@@ -26,7 +26,9 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// A record for the host: `(level, message, fieldsJson)`.
-type LogArgs = FnArgs<(&'static str, String, String)>;
+pub(crate) type LogArgs = FnArgs<(&'static str, String, String)>;
+/// The JavaScript function receiving a pool's records.
+pub(crate) type JsLogFn<'scope> = Function<'scope, LogArgs, Unknown<'static>>;
 type LogFn = ThreadsafeFunction<LogArgs, Unknown<'static>, LogArgs, napi::Status, false, true>;
 
 /// Host loggers by pool id.
@@ -36,7 +38,7 @@ fn host_loggers() -> &'static RwLock<HashMap<u64, Arc<LogFn>>> {
 }
 
 /// Routes pool `pool`'s records to `log(level, message, fieldsJson)` until [`forget_logger`].
-pub(crate) fn register_logger(pool: u64, log: Function<'_, LogArgs, Unknown<'static>>) -> napi::Result<()> {
+pub(crate) fn register_logger(pool: u64, log: JsLogFn<'_>) -> napi::Result<()> {
   let tsfn: LogFn = log
     .build_threadsafe_function::<LogArgs>()
     .weak::<true>()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FnArgs, Function, Unknown};
+use napi::bindgen_prelude::{Function, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
 use pool_core::{CallOptions, Pool, PoolConfig, Request};
@@ -33,7 +33,7 @@ impl NativePool {
     config: JsPoolConfig,
     vars: JsPoolEnv,
     settle: Function<'_, crate::settle::SettleArgsPublic, Unknown<'static>>,
-    log: Option<Function<'_, FnArgs<(&'static str, String, String)>, Unknown<'static>>>,
+    log: Option<logging::JsLogFn<'_>>,
   ) -> Result<Self> {
     let config = PoolConfig::from_input(&config.into(), &vars.into()).map_err(|e| throw_config_error(&env, &e))?;
     let settler = Settler::new(settle)?;
