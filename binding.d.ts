@@ -134,6 +134,7 @@ export interface JsPoolStats {
   pendingRequests: number
   totalRequests: number
   openingConnections: number
+  openSockets: number
   failedRequests: number
   connectionsOpened: number
   connectFailures: number

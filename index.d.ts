@@ -121,6 +121,11 @@ export interface PoolStats {
   totalRequests: number
   /** Connects in progress. */
   openingConnections: number
+  /**
+   * Sockets not yet closed: open connections plus discarded ones still being torn down.
+   * `openSockets + openingConnections` never exceeds `maxConnections`.
+   */
+  openSockets: number
   /** Requests that failed after being sent: timeout, connection closed, invalid reply. */
   failedRequests: number
   /** Connections opened over the pool's life. */

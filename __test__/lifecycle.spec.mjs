@@ -64,6 +64,7 @@ describe('getStats', () => {
       pendingRequests: 0,
       totalRequests: 0,
       openingConnections: 0,
+      openSockets: 0,
       failedRequests: 0,
       connectionsOpened: 0,
       connectFailures: 0,

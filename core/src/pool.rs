@@ -165,6 +165,7 @@ impl Pool {
             pending_requests: st.waiters.len(),
             total_requests: m.successes.load(Ordering::Relaxed),
             opening_connections: st.opening,
+            open_sockets: st.sockets,
             failed_requests: self.shared.counters.failed.load(Ordering::Relaxed),
             connections_opened: m.connects.load(Ordering::Relaxed),
             connect_failures: m.connect_failures.load(Ordering::Relaxed),

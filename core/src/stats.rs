@@ -15,6 +15,9 @@ pub struct PoolStats {
     pub total_requests: u64,
     /// Connects in progress.
     pub opening_connections: usize,
+    /// Sockets not yet closed: the open connections plus discarded ones whose socket is still
+    /// being torn down. `open_sockets + opening_connections` never exceeds `max_connections`.
+    pub open_sockets: usize,
     /// Requests that failed after being sent (timeout, closed, invalid reply).
     pub failed_requests: u64,
     /// Connections successfully opened over the pool's life.
