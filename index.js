@@ -15,12 +15,14 @@ function loadNative() {
   try {
     return require('./binding.js')
   } catch (cause) {
-    let libc = ''
+    // The suffix napi-rs gives each platform's package: the C runtime on Linux and Windows.
+    let abi = ''
     if (process.platform === 'linux') {
-      const glibc = process.report?.getReport?.().header?.glibcVersionRuntime
-      libc = glibc ? '-gnu' : '-musl'
+      abi = process.report?.getReport?.().header?.glibcVersionRuntime ? '-gnu' : '-musl'
+    } else if (process.platform === 'win32') {
+      abi = '-msvc'
     }
-    const platform = `${process.platform}-${process.arch}${libc}`
+    const platform = `${process.platform}-${process.arch}${abi}`
     const err = new Error(
       `blender-mcp-pool: no native binary could be loaded for ${platform}. ` +
         `Prebuilt binaries exist for ${PREBUILT.join(', ')}, installed as the optional ` +
