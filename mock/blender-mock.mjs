@@ -681,7 +681,7 @@ const USAGE = 'usage: blender-mock.mjs [--port N] [--host H] [--fault-rate R] [-
  * CLI: node mock/blender-mock.mjs [--port N] [--host H] [--fault-rate R] [--seed S]
  * `--fault-rate R` (0..1, default 0) applies a seeded-random fast fault (`FAST_FAULTS`; `delay`
  * with delayMs 20) to fraction R of requests; `--seed S` (integer, default 1) makes it
- * reproducible. Prints only the listening line on stdout; SIGUSR2 dumps `snapshot()` as one JSON
+ * reproducible. Prints its listening line on stderr and nothing on stdout; SIGUSR2 dumps `snapshot()` as one JSON
  * line on stderr.
  */
 async function main(argv) {
@@ -717,7 +717,8 @@ async function main(argv) {
   }
   const script = faultRate > 0 ? seededFaultScript({ rate: faultRate, seed }) : null;
   const mock = await startMockBlender({ port, host, script });
-  process.stdout.write(`mock-blender listening on ${mock.host}:${mock.port}\n`);
+  // stderr, like everything this process says: stdout stays free, as in the pool itself.
+  process.stderr.write(`mock-blender listening on ${mock.host}:${mock.port}\n`);
   process.on('SIGUSR2', () => process.stderr.write(`${JSON.stringify(mock.snapshot())}\n`));
   const shutdown = () => mock.stop().then(() => process.exit(0));
   process.once('SIGINT', shutdown);

@@ -13,8 +13,8 @@ import { findBlender, startBlender } from '../blender/launch.mjs'
 
 async function startMock() {
   const script = fileURLToPath(new URL('../mock/blender-mock.mjs', import.meta.url))
-  const child = spawn(process.execPath, [script, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const [line] = await once(createInterface({ input: child.stdout }), 'line')
+  const child = spawn(process.execPath, [script, '--port', '0'], { stdio: ['ignore', 'inherit', 'pipe'] })
+  const [line] = await once(createInterface({ input: child.stderr }), 'line')
   const match = /listening on (.+):(\d+)$/.exec(line)
   if (!match) throw new Error(`mock Blender did not start: ${line}`)
   return { child, host: match[1], port: Number(match[2]) }

@@ -104,9 +104,13 @@ async function startMock() {
   const script = fileURLToPath(new URL('../mock/blender-mock.mjs', import.meta.url))
   const child = spawn(process.execPath, [script, '--port', '0', '--fault-rate', String(opts.faultRate), '--seed', String(opts.seed)],
     { stdio: ['ignore', 'pipe', 'pipe'] })
-  // stderr: the SIGUSR2 snapshot (one JSON line) is kept; anything else is passed through.
+  // stderr: the listening line comes first, then SIGUSR2 snapshots (one JSON line each) are
+  // kept; anything else is passed through.
   const snapshots = []
-  createInterface({ input: child.stderr }).on('line', (line) => {
+  const lines = createInterface({ input: child.stderr })
+  const first = once(lines, 'line')
+  lines.on('line', (line) => {
+    if (line.startsWith('mock-blender listening on ')) return
     if (line.startsWith('{')) {
       try {
         snapshots.push(JSON.parse(line))
@@ -115,8 +119,6 @@ async function startMock() {
     }
     process.stderr.write(`[mock] ${line}\n`)
   })
-  const lines = createInterface({ input: child.stdout })
-  const first = once(lines, 'line')
   const exited = once(child, 'exit').then(([code, signal]) => {
     throw new Error(`mock Blender exited before listening (code ${code}, signal ${signal})`)
   })
