@@ -45,4 +45,25 @@ describe('waiting for a connection', () => {
     expect(order).toEqual(['a', 'b', 'c'])
     expect(mock.connectionsOpened).toBe(1)
   })
+
+  // All of them give up in one round of the I/O thread, which holds its settlements until it
+  // parks (at most 64 at a time): more than that must still all arrive, each once, in order.
+  it('delivers 150 settlements made in one I/O round, in queue order', async () => {
+    const mock = await mockBlender()
+    const pool = poolFor(mock, { maxConnections: 1, connectionTimeout: 300 })
+    const held = await pool.acquire()
+    const order = []
+    const calls = Array.from({ length: 150 }, (_, i) =>
+      pool.execute('echo', { i }).then(
+        () => order.push(`ok ${i}`),
+        (err) => order.push(`${err.code} ${i}`),
+      ),
+    )
+    await Promise.all(calls)
+    expect(order).toEqual(Array.from({ length: 150 }, (_, i) => `ERR_POOL_TIMEOUT ${i}`))
+    expect(mock.requestLog).toHaveLength(0)
+    expect(pool.getStats().pendingRequests).toBe(0)
+    await held.release()
+    expect((await pool.execute('echo', { after: true })).result).toEqual({ after: true })
+  })
 })

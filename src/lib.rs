@@ -8,6 +8,7 @@
 #![warn(missing_docs, missing_debug_implementations, unused_results)]
 
 mod config;
+mod deferred;
 mod errors;
 mod lease;
 mod logging;

@@ -17,6 +17,8 @@ pub(crate) fn handle() -> Handle {
         .worker_threads(1)
         .max_blocking_threads(2)
         .thread_name("blender-mcp-pool-io")
+        // Settlements made on this thread reach JS in one batch per round (see `deferred.rs`).
+        .on_thread_park(crate::deferred::on_park)
         .enable_all()
         .build()
         .expect("cannot start the blender-mcp-pool I/O thread")

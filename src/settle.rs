@@ -113,7 +113,10 @@ impl Settler {
       };
       // NonBlocking: the queue is unbounded, so this never fails for want of room. It fails
       // only when the JS context is gone (worker terminated), and then nobody is waiting.
-      let _ = settler.tsfn.call(Settlement { id, outcome }, ThreadsafeFunctionCallMode::NonBlocking);
+      let settlement = Settlement { id, outcome };
+      crate::deferred::hand_over(Box::new(move || {
+        let _ = settler.tsfn.call(settlement, ThreadsafeFunctionCallMode::NonBlocking);
+      }));
     })
   }
 

@@ -73,6 +73,7 @@ fn housekeep(shared: &Arc<Shared>) -> Option<Instant> {
             next = next.min(retry.max(now));
         }
     }
+    st.maintenance_due = Some(next);
     drop(st);
     fx.run(shared);
     Some(next)

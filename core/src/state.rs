@@ -95,6 +95,9 @@ pub(crate) struct State {
     pub(crate) next_id: u64,
     pub(crate) backoff: ConnectBackoff,
     pub(crate) next_top_up: Option<Instant>,
+    /// When the maintenance task will next look, as it last said: a waiter giving up later
+    /// than this need not wake it.
+    pub(crate) maintenance_due: Option<Instant>,
 }
 
 impl State {

@@ -112,6 +112,43 @@ async fn waiters_time_out_one_by_one_in_order() {
     pool.shutdown().await;
 }
 
+/// The maintenance task is woken for a queued call only when the call moves its next deadline
+/// earlier: a later waiter with a shorter timeout must still give up on time, not when the
+/// waiter ahead of it would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_waiter_with_a_shorter_timeout_gives_up_first() {
+    let server = TestServer::echo().await;
+    let pool = server.pool(|c| {
+        c.max_connections = 1;
+        c.connection_timeout = Duration::from_secs(20);
+        c.health_check_interval = Duration::from_secs(60);
+    });
+    let lease = pool.acquire().await.unwrap();
+    let patient = submit(&pool, "echo", json!("patient"));
+    // Once the maintenance task has seen the first waiter, it sleeps until that one gives up
+    // (20 s), no longer until the next top-up (60 s).
+    let (near, far) = (Instant::now() + Duration::from_secs(10), Instant::now() + Duration::from_secs(30));
+    eventually("the maintenance task to see the first waiter", || {
+        pool.next_maintenance().is_some_and(|t| t > near && t < far)
+    })
+    .await;
+    let started = Instant::now();
+    let (tx, hasty) = oneshot::channel();
+    let options = CallOptions { timeout: Some(Duration::from_millis(150)) };
+    let _ = pool.submit_with(req("echo", json!("hasty")), options, Completion::new(move |r| drop(tx.send(r))));
+    assert_eq!(pool.stats().pending_requests, 2);
+    assert_eq!(hasty.await.unwrap().unwrap_err().code(), "ERR_POOL_TIMEOUT");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "gave up when the maintenance task next looked anyway: {waited:?}");
+    // The one ahead of it still waits, and is served once the connection is free.
+    assert_eq!(pool.stats().pending_requests, 1);
+    lease.release();
+    assert_eq!(result_of(&patient.await.unwrap().unwrap()), json!("patient"));
+    assert_eq!(server.counts().requests, 1, "the hasty call was never sent");
+    pool.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_count_pending_requests_while_they_wait() {
     let gate = Gate::new();

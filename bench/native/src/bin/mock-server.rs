@@ -1,7 +1,11 @@
 //! `mock-server`: a fast mock of the Blender add-on's socket server, for `npm run bench`.
 //!
 //! Listens on 127.0.0.1 (`--port N`, 0 = a free port), prints `listening on 127.0.0.1:PORT` on
-//! stdout, then serves until killed, one thread per connection. A request is one JSON object
+//! stdout, then serves until killed. One thread serves every connection from one epoll loop
+//! (tokio's current-thread runtime): the real add-on runs a thread per client, but here each
+//! request would then cost the server a thread wake-up, and on loopback the client's `send` pays
+//! for waking it. A busy single loop keeps the server's share of each round trip small, so the
+//! figures show the clients' costs. A request is one JSON object
 //! ended by `\n` (the clients always append it, and JSON never holds a raw newline); the reply is
 //! one JSON object with no delimiter after it, like the real add-on. Commands:
 //!
@@ -11,10 +15,14 @@
 //! - `execute_code` `{code}`: `{"status":"success","result":{"executed":true,"length":<chars>}}`
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
-use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use blender_mcp_pool_bench::args::{fail, Args};
 use serde::Deserialize;
@@ -32,12 +40,12 @@ struct Request {
 /// `big` replies already built, by size: the benchmark asks for the same few sizes many times.
 #[derive(Default)]
 struct BigReplies {
-    by_size: Mutex<HashMap<usize, Arc<Vec<u8>>>>,
+    by_size: RefCell<HashMap<usize, Arc<Vec<u8>>>>,
 }
 
 impl BigReplies {
     fn get(&self, size: usize) -> Arc<Vec<u8>> {
-        let mut map = self.by_size.lock().unwrap();
+        let mut map = self.by_size.borrow_mut();
         map.entry(size).or_insert_with(|| Arc::new(build_big_reply(size))).clone()
     }
 }
@@ -69,18 +77,18 @@ impl Reply {
         }
     }
 
-    fn write_to(&self, writer: &mut impl Write) -> std::io::Result<()> {
+    async fn write_to(&self, writer: &mut (impl AsyncWrite + Unpin)) -> std::io::Result<()> {
         match self {
             Reply::Paced(bytes, pause) => {
                 for (i, chunk) in bytes.chunks(1_000_000).enumerate() {
                     if i > 0 {
-                        std::thread::sleep(*pause);
+                        tokio::time::sleep(*pause).await;
                     }
-                    writer.write_all(chunk)?;
+                    writer.write_all(chunk).await?;
                 }
                 Ok(())
             }
-            _ => writer.write_all(self.bytes()),
+            _ => writer.write_all(self.bytes()).await,
         }
     }
 }
@@ -121,43 +129,56 @@ fn respond(line: &[u8], big: &BigReplies) -> Reply {
 }
 
 /// Serves one connection until the client closes it.
-fn serve(stream: TcpStream, big: &BigReplies) -> std::io::Result<()> {
+async fn serve(mut stream: TcpStream, big: Rc<BigReplies>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::with_capacity(256 * 1024, stream);
-    let mut line = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut scanned = 0;
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        // Every complete line in the buffer is one request; answer them in order.
+        while let Some(nl) = memchr::memchr(b'\n', &buf[scanned..]) {
+            let end = scanned + nl;
+            let line = &buf[..end];
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                respond(line, &big).write_to(&mut stream).await?;
+            }
+            let _ = buf.drain(..=end);
+            scanned = 0;
+        }
+        scanned = buf.len();
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(buf.capacity().max(64 * 1024));
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        respond(&line, big).write_to(&mut writer)?;
     }
 }
 
 fn main() {
     let args = Args::from_env();
     let port: u16 = args.get("port", 0);
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
-    let addr = listener.local_addr().expect("a bound listener has an address");
-    println!("listening on {addr}");
-    std::io::stdout().flush().ok();
-
-    let big = Arc::new(BigReplies::default());
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
-                let big = Arc::clone(&big);
-                std::thread::spawn(move || {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot start the runtime: {e}")));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+        let addr = listener.local_addr().expect("a bound listener has an address");
+        println!("listening on {addr}");
+        std::io::stdout().flush().ok();
+        let big = Rc::new(BigReplies::default());
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let big = Rc::clone(&big);
                     // A client going away mid-reply is normal at the end of a run.
-                    let _ = serve(stream, &big);
-                });
+                    drop(tokio::task::spawn_local(async move { let _ = serve(stream, big).await; }));
+                }
+                Err(e) => eprintln!("mock-server: accept failed: {e}"),
             }
-            Err(e) => eprintln!("mock-server: accept failed: {e}"),
         }
-    }
+    });
 }
