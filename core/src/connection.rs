@@ -12,13 +12,15 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::socket::{Socket, WriteReady};
 
 use crate::error::PoolError;
 use crate::framing::{validate_reply, Decoder, Framing, Scan};
@@ -31,24 +33,36 @@ type Unwritten = (Vec<u8>, usize);
 #[derive(Debug)]
 pub(crate) struct ConnIo {
     pub(crate) id: u64,
-    pub(crate) stream: TcpStream,
+    pub(crate) sock: Socket,
     /// Wakes the task: bytes were queued in `outbox`, or the connection is closing.
     wake: Notify,
     outbox: Mutex<Option<Unwritten>>,
     closing: AtomicBool,
-    /// Must stay after `stream` (see [`SocketSlot`]); only its `Drop` matters.
+    /// The reply being received. Locked by whoever reads the socket: the task, or the
+    /// watcher's thread for a watched connection (see `watcher.rs`).
+    reader: Mutex<Reader>,
+    /// Must stay after `sock` (see [`SocketSlot`]); only its `Drop` matters.
     #[allow(dead_code)]
     slot: SocketSlot,
 }
 
+/// The receive side of a connection.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub(crate) reply: ReplyBuffer,
+    /// When bytes last arrived: the reply timeout restarts from here.
+    pub(crate) progress: Instant,
+}
+
 impl ConnIo {
-    pub(crate) fn new(id: u64, stream: TcpStream, pool: Weak<Shared>) -> Self {
+    pub(crate) fn new(id: u64, sock: Socket, reply: ReplyBuffer, pool: Weak<Shared>) -> Self {
         ConnIo {
             id,
-            stream,
+            sock,
             wake: Notify::new(),
             outbox: Mutex::new(None),
             closing: AtomicBool::new(false),
+            reader: Mutex::new(Reader { reply, progress: Instant::now() }),
             slot: SocketSlot(pool),
         }
     }
@@ -57,7 +71,7 @@ impl ConnIo {
     pub(crate) fn write_or_queue(&self, bytes: Vec<u8>) -> io::Result<()> {
         let mut off = 0;
         while off < bytes.len() {
-            match self.stream.try_write(&bytes[off..]) {
+            match self.sock.try_write(&bytes[off..]) {
                 Ok(n) => off += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     *self.outbox.lock().unwrap_or_else(|p| p.into_inner()) = Some((bytes, off));
@@ -75,14 +89,7 @@ impl ConnIo {
     /// it, or sent bytes nobody asked for. One non-blocking `recv(MSG_PEEK)`, so a connection
     /// Blender dropped is found before a request is written to it, not after.
     pub(crate) fn peer_gone(&self) -> Option<&'static str> {
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match socket2::SockRef::from(&self.stream).peek(&mut probe) {
-            Ok(0) => Some("closed by Blender"),
-            Ok(_) => Some("unexpected bytes from Blender"),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(_) => Some("socket error"),
-        }
+        self.sock.peer_gone()
     }
 
     /// Makes the task re-check its timers now (a call's deadline is earlier than its timer).
@@ -96,8 +103,12 @@ impl ConnIo {
         self.wake.notify_one();
     }
 
-    fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Reader> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -116,7 +127,7 @@ impl Drop for SocketSlot {
 }
 
 /// What one burst of reads produced.
-enum ReadOutcome {
+pub(crate) enum ReadOutcome {
     /// Bytes were appended; the socket has no more for now.
     Data,
     /// The peer closed its side (possibly after appending bytes).
@@ -126,7 +137,8 @@ enum ReadOutcome {
 }
 
 /// The receive buffer of the reply in progress, with its scanner.
-struct ReplyBuffer {
+#[derive(Debug)]
+pub(crate) struct ReplyBuffer {
     buf: Vec<u8>,
     scanner: Decoder,
     framing: Framing,
@@ -136,8 +148,38 @@ struct ReplyBuffer {
 impl ReplyBuffer {
     const MIN_SPARE: usize = 16 * 1024;
 
-    fn new(framing: Framing, limit: usize) -> Self {
+    pub(crate) fn new(framing: Framing, limit: usize) -> Self {
         ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit }
+    }
+
+    /// Makes room for the next read: grows geometrically, but never reserves far beyond the
+    /// limit. Returns the room offered.
+    fn reserve(&mut self) -> usize {
+        if self.buf.capacity() - self.buf.len() < Self::MIN_SPARE {
+            let want = self.buf.len().max(Self::MIN_SPARE).min(self.limit.saturating_add(1));
+            self.buf.reserve(want.max(Self::MIN_SPARE));
+        }
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// [`ReplyBuffer::fill`] for a watched socket, read outside tokio: plain non-blocking
+    /// reads, at most about `budget` bytes (the watcher calls again while more is waiting), and
+    /// the same short-read rule.
+    pub(crate) fn fill_watched(&mut self, sock: &Socket, budget: usize) -> ReadOutcome {
+        let start = self.buf.len();
+        loop {
+            let room = self.reserve();
+            match sock.recv_into(&mut self.buf) {
+                Ok(0) => return ReadOutcome::Eof,
+                Ok(n) if n < room || self.buf.len() > self.limit || self.buf.len() - start >= budget => {
+                    return ReadOutcome::Data
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Data,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return ReadOutcome::Failed(e),
+            }
+        }
     }
 
     /// Reads until the socket is drained, stopping early once the buffer passes the limit so
@@ -149,12 +191,7 @@ impl ReplyBuffer {
     /// the extra `recv` returning `EAGAIN` that a read-until-`WouldBlock` loop pays per reply.
     fn fill(&mut self, stream: &TcpStream) -> ReadOutcome {
         loop {
-            if self.buf.capacity() - self.buf.len() < Self::MIN_SPARE {
-                // Grow geometrically, but never reserve far beyond the limit.
-                let want = self.buf.len().max(Self::MIN_SPARE).min(self.limit.saturating_add(1));
-                self.buf.reserve(want.max(Self::MIN_SPARE));
-            }
-            let room = self.buf.capacity() - self.buf.len();
+            let room = self.reserve();
             let mut got = None;
             let result = stream.try_io(Interest::READABLE, || {
                 let n = stream.try_read_buf(&mut self.buf)?;
@@ -197,19 +234,17 @@ impl ReplyBuffer {
     }
 }
 
-/// The connection's task: reads replies, finishes writes that blocked, enforces timeouts.
-/// Ends when the pool closes the connection or the connection fails.
+/// The connection's task: reads replies (unless a watcher does), finishes writes that blocked,
+/// enforces timeouts. Ends when the pool closes the connection or the connection fails.
 pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
-    // However this task ends — even by a panic — the connection leaves the pool and a request
-    // in flight on it is answered (`ERR_INTERNAL` if nothing better is known).
-    let _guard = DiscardOnExit { shared: shared.clone(), id: io.id };
-    let mut reply = ReplyBuffer::new(shared.config.framing, shared.config.max_response_bytes);
+    // However this task ends — even by a panic — the connection leaves the pool, a request in
+    // flight on it is answered (`ERR_INTERNAL` if nothing better is known), and its watcher,
+    // if any, stops watching it.
+    let _guard = DiscardOnExit { shared: shared.clone(), id: io.id, watched: io.sock.is_watched() };
     let mut unwritten: Option<Unwritten> = None;
-    // When bytes last arrived: the reply timeout restarts from here.
-    let mut progress = Instant::now();
     // Not later than the idle timeout either: a connection that goes idle without this task
     // seeing an event (a lease given back, a connect whose waiter is gone) must still expire.
-    let first_check = progress + shared.config.socket_timeout.min(shared.config.idle_timeout);
+    let first_check = io.reader().progress + shared.config.socket_timeout.min(shared.config.idle_timeout);
     // One timer for the task's life, moved only when the deadline moves (most events leave it).
     let timer = tokio::time::sleep_until(first_check);
     tokio::pin!(timer);
@@ -224,24 +259,27 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
                     unwritten = Some(queued);
                 }
             }
-            ready = io.stream.writable(), if unwritten.is_some() => {
-                let result = ready.and_then(|()| finish_write(&io.stream, &mut unwritten));
+            ready = io.sock.writable(), if unwritten.is_some() => {
+                let result = ready.and_then(|ready| finish_write(ready, &mut unwritten));
                 if let Err(e) = result {
                     shared.discard(io.id, PoolError::Write(e.to_string()));
                     break;
                 }
             }
-            ready = io.stream.readable() => {
+            ready = io.sock.task_readable(), if !io.sock.is_watched() => {
+                let mut reader = io.reader();
+                let Reader { reply, progress } = &mut *reader;
                 let outcome = match ready {
-                    Ok(()) => reply.fill(&io.stream),
+                    Ok(stream) => reply.fill(stream),
                     Err(e) => ReadOutcome::Failed(e),
                 };
-                if !on_read(&shared, &io, &mut reply, outcome, &mut progress) {
+                if !on_read(&shared, &io, reply, outcome, progress) {
                     break;
                 }
             }
             () = &mut timer => {}
         }
+        let progress = io.reader().progress;
         match shared.check_timers(io.id, progress) {
             Some(next) if next != timer.deadline() => timer.as_mut().reset(next),
             Some(_) => {}
@@ -251,23 +289,30 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     io.close();
 }
 
-/// Discards the connection when its task ends. A no-op when the pool already removed it.
+/// Discards the connection when its task ends (a no-op when the pool already removed it), and
+/// tells the watcher to stop watching it.
 struct DiscardOnExit {
     shared: Arc<Shared>,
     id: u64,
+    watched: bool,
 }
 
 impl Drop for DiscardOnExit {
     fn drop(&mut self) {
         let why = if std::thread::panicking() { "the connection task panicked" } else { "the connection task ended" };
         self.shared.discard(self.id, PoolError::Internal(why.into()));
+        if self.watched {
+            if let Some(watcher) = &self.shared.watcher {
+                watcher.unwatch(self.id);
+            }
+        }
     }
 }
 
 /// Writes queued bytes until done or the socket would block again.
-fn finish_write(stream: &TcpStream, unwritten: &mut Option<Unwritten>) -> io::Result<()> {
+fn finish_write(mut ready: WriteReady<'_>, unwritten: &mut Option<Unwritten>) -> io::Result<()> {
     while let Some((bytes, off)) = unwritten.as_mut() {
-        match stream.try_write(&bytes[*off..]) {
+        match ready.try_write(&bytes[*off..]) {
             Ok(n) => {
                 *off += n;
                 if *off == bytes.len() {
@@ -283,7 +328,7 @@ fn finish_write(stream: &TcpStream, unwritten: &mut Option<Unwritten>) -> io::Re
 }
 
 /// Acts on what a burst of reads produced. Returns `false` when the connection is finished.
-fn on_read(
+pub(crate) fn on_read(
     shared: &Arc<Shared>,
     io: &ConnIo,
     reply: &mut ReplyBuffer,

@@ -12,7 +12,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, unused_results)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod backoff;
 mod completion;
@@ -26,8 +26,10 @@ mod lease;
 mod maintenance;
 mod metrics;
 mod pool;
+mod socket;
 mod state;
 mod stats;
+mod watcher;
 
 pub use completion::Completion;
 pub use config::{ConfigError, ConfigErrorKind, ConfigInput, EnvInput, PoolConfig};
@@ -37,3 +39,4 @@ pub use metrics::{LatencySummary, MetricsSnapshot, FAILURE_CODES};
 pub use pool::{CallOptions, Pool, Request};
 pub use state::CallId;
 pub use stats::PoolStats;
+pub use watcher::{ReadWatcher, WatchedConn};

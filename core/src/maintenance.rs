@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::connection::{drive, tune_socket, ConnIo};
+use crate::connection::{drive, tune_socket, ConnIo, ReplyBuffer};
+use crate::socket::Socket;
+use crate::watcher::WatchedConn;
 use crate::error::PoolError;
 use crate::metrics::bump;
 use crate::pool::{fail_job, wall_ms, Effects, Shared};
@@ -83,8 +85,9 @@ fn housekeep(shared: &Arc<Shared>) -> Option<Instant> {
 pub(crate) async fn connect(shared: Arc<Shared>) {
     let addr = shared.config.addr();
     let timeout = shared.config.connection_timeout;
+    let watched = shared.watcher.is_some();
     let outcome = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-        Ok(Ok(stream)) => tune_socket(&stream).map(|()| stream).map_err(|e| e.to_string()),
+        Ok(Ok(stream)) => tune_socket(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| e.to_string()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
     };
@@ -92,11 +95,12 @@ pub(crate) async fn connect(shared: Arc<Shared>) {
 }
 
 /// A connect finished (or failed).
-fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
+fn connected(shared: &Arc<Shared>, outcome: Result<Socket, PoolError>) {
     let now = Instant::now();
     let mut fx = Effects::default();
     let mut st = shared.lock();
     st.opening -= 1;
+    let mut opened = None;
     match outcome {
         Ok(stream) if !st.shutdown => {
             if st.backoff.failing() {
@@ -107,7 +111,8 @@ fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
             let id = st.next_id;
             st.sockets += 1;
             bump(&shared.metrics.connects);
-            let io = Arc::new(ConnIo::new(id, stream, Arc::downgrade(shared)));
+            let reply = ReplyBuffer::new(shared.config.framing, shared.config.max_response_bytes);
+            let io = Arc::new(ConnIo::new(id, stream, reply, Arc::downgrade(shared)));
             let wall = wall_ms();
             let _ = st.conns.insert(
                 id,
@@ -122,7 +127,7 @@ fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
                 },
             );
             tracing::debug!(conn = id, "connected");
-            shared.spawn(drive(shared.clone(), io));
+            opened = Some(io);
             shared.make_available(&mut st, id, &mut fx);
             // Back from an outage: open for the rest of the queue now.
             shared.open_for_waiters(&mut st, &mut fx);
@@ -140,6 +145,14 @@ fn connected(shared: &Arc<Shared>, outcome: Result<TcpStream, PoolError>) {
     }
     fx.closed = shared.take_shutdown_done(&mut st);
     drop(st);
+    if let Some(io) = opened {
+        // Outside the lock: the watcher is the embedder's code (and may take its own locks).
+        // Before the task starts, so the watcher hears of the connection before its end.
+        if let (Some(watcher), true) = (&shared.watcher, io.sock.is_watched()) {
+            watcher.watch(WatchedConn::new(shared, io.clone()));
+        }
+        shared.spawn(drive(shared.clone(), io));
+    }
     shared.maintenance.notify_one();
     fx.run(shared);
 }

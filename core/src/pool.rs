@@ -44,6 +44,7 @@ use crate::maintenance::{connect, maintain};
 use crate::state::{CallId, InFlight, Job, Phase, State, Waiter};
 use crate::metrics::{bump, Metrics, MetricsSnapshot};
 use crate::stats::PoolStats;
+use crate::watcher::ReadWatcher;
 
 /// One command for Blender: its type (for logs) and the bytes to send.
 #[derive(Debug, Clone)]
@@ -86,6 +87,12 @@ impl Pool {
     /// Creates the pool and starts opening `min_connections` in the background on `runtime`.
     /// Never fails because Blender is down: connection errors surface on calls.
     pub fn new(config: PoolConfig, runtime: Handle) -> Self {
+        Self::with_watcher(config, runtime, None)
+    }
+
+    /// [`Pool::new`], with replies read by `watcher` on its own thread instead of on the I/O
+    /// thread (see [`ReadWatcher`]). Ignored where watching is not supported (not Unix).
+    pub fn with_watcher(config: PoolConfig, runtime: Handle, watcher: Option<Arc<dyn ReadWatcher>>) -> Self {
         static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
@@ -99,6 +106,7 @@ impl Pool {
             maintenance: Notify::new(),
             counters: Counters::default(),
             metrics: Metrics::default(),
+            watcher,
         });
         shared.spawn(maintain(shared.clone()));
         Pool { shared }
@@ -233,6 +241,8 @@ pub(crate) struct Shared {
     pub(crate) maintenance: Notify,
     pub(crate) counters: Counters,
     pub(crate) metrics: Metrics,
+    /// Reads replies instead of the connections' tasks, when given.
+    pub(crate) watcher: Option<Arc<dyn ReadWatcher>>,
 }
 
 impl std::fmt::Debug for Shared {

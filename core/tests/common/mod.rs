@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blender_mcp_pool_core::{Pool, PoolConfig, Request};
+use blender_mcp_pool_core::{Pool, PoolConfig, ReadWatcher, Request, WatchedConn};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -186,11 +186,14 @@ impl TestServer {
         test_config(self.port)
     }
 
-    /// A pool with [`TestServer::config`] tweaked by `f`.
+    /// A pool with [`TestServer::config`] tweaked by `f`. With `POOL_TEST_WATCHED=1` in the
+    /// environment, its replies are read by a [`PollWatcher`] instead of the I/O thread, so the
+    /// whole suite runs once per way of reading.
     pub fn pool(&self, f: impl FnOnce(&mut PoolConfig)) -> Pool {
         let mut c = self.config();
         f(&mut c);
-        Pool::new(c, tokio::runtime::Handle::current())
+        let watcher = watched().then(|| Arc::new(PollWatcher::start()) as Arc<dyn ReadWatcher>);
+        Pool::with_watcher(c, tokio::runtime::Handle::current(), watcher)
     }
 }
 
@@ -329,4 +332,97 @@ pub fn dead_port() -> DeadPort {
     socket.bind(&addr.into()).unwrap();
     let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     DeadPort { port, _socket: socket }
+}
+
+/// Whether this run reads replies through a [`PollWatcher`] (`POOL_TEST_WATCHED=1`).
+pub fn watched() -> bool {
+    std::env::var("POOL_TEST_WATCHED").is_ok_and(|v| v == "1")
+}
+
+enum WatchMsg {
+    Watch(WatchedConn),
+    Unwatch(u64),
+    Stop,
+}
+
+/// A [`ReadWatcher`] like the binding's event loop, on a thread of its own: `poll(2)`,
+/// level-triggered, calling `on_readable` while a socket is readable.
+#[derive(Debug)]
+pub struct PollWatcher {
+    queue: Arc<Mutex<Vec<WatchMsg>>>,
+    wake: std::os::unix::net::UnixStream,
+}
+
+impl std::fmt::Debug for WatchMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchMsg")
+    }
+}
+
+impl PollWatcher {
+    pub fn start() -> Self {
+        let (wake, woken) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        woken.set_nonblocking(true).expect("nonblocking");
+        let queue: Arc<Mutex<Vec<WatchMsg>>> = Arc::default();
+        let inbox = queue.clone();
+        std::thread::Builder::new()
+            .name("poll-watcher".into())
+            .spawn(move || poll_loop(&inbox, woken))
+            .expect("spawn the poll watcher");
+        PollWatcher { queue, wake }
+    }
+
+    fn post(&self, msg: WatchMsg) {
+        self.queue.lock().unwrap().push(msg);
+        let _ = std::io::Write::write(&mut &self.wake, &[1]);
+    }
+}
+
+impl ReadWatcher for PollWatcher {
+    fn watch(&self, conn: WatchedConn) {
+        self.post(WatchMsg::Watch(conn));
+    }
+    fn unwatch(&self, id: u64) {
+        self.post(WatchMsg::Unwatch(id));
+    }
+}
+
+impl Drop for PollWatcher {
+    fn drop(&mut self) {
+        self.post(WatchMsg::Stop);
+    }
+}
+
+fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream) {
+    use std::os::fd::AsRawFd;
+    let mut conns: Vec<WatchedConn> = Vec::new();
+    loop {
+        let msgs = std::mem::take(&mut *inbox.lock().unwrap());
+        for msg in msgs {
+            match msg {
+                WatchMsg::Watch(conn) => conns.push(conn),
+                WatchMsg::Unwatch(id) => conns.retain(|c| c.id() != id),
+                WatchMsg::Stop => return,
+            }
+        }
+        let mut fds: Vec<libc::pollfd> = std::iter::once(woken.as_raw_fd())
+            .chain(conns.iter().map(WatchedConn::raw_fd))
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
+        // Safety: `fds` is a valid array of `fds.len()` pollfd structs for the call's duration.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            continue;
+        }
+        let mut sink = [0u8; 64];
+        while std::io::Read::read(&mut &woken, &mut sink).is_ok_and(|n| n > 0) {}
+        let ready: Vec<u64> = fds[1..].iter().zip(&conns).filter(|(p, _)| p.revents != 0).map(|(_, c)| c.id()).collect();
+        for id in ready {
+            if let Some(pos) = conns.iter().position(|c| c.id() == id) {
+                if !conns[pos].on_readable() {
+                    drop(conns.remove(pos));
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,136 @@
+//! A pooled connection's socket, and how the I/O thread watches it.
+//!
+//! Most connections are [`Socket::Task`]: a tokio stream whose task on the I/O thread waits for
+//! both its replies and its writes. A *watched* connection ([`Socket::Watched`], Unix only) is
+//! registered with the I/O thread for writability alone: its replies are read by a
+//! [`ReadWatcher`](crate::ReadWatcher) on another thread (the binding's JavaScript thread, via
+//! its event loop). A reply arriving on it then wakes no thread but the watcher's — which, under
+//! load, is awake anyway. See `watcher.rs` for why.
+
+use std::io;
+
+use tokio::net::TcpStream;
+
+/// A connection's socket.
+#[derive(Debug)]
+pub(crate) enum Socket {
+    /// Read and written by its task (and written directly by callers).
+    Task(TcpStream),
+    /// Read by a watcher; written by callers and, when a write blocked, by its task.
+    #[cfg(unix)]
+    Watched(tokio::io::unix::AsyncFd<std::net::TcpStream>),
+}
+
+/// A socket the I/O thread found writable: the one place a blocked write is finished.
+pub(crate) enum WriteReady<'a> {
+    Task(&'a TcpStream),
+    #[cfg(unix)]
+    Watched(tokio::io::unix::AsyncFdReadyGuard<'a, std::net::TcpStream>),
+}
+
+impl Socket {
+    /// Registers `stream` with the I/O thread: for reads too, unless `watched` (ignored where
+    /// watching is not supported). Must run on the runtime.
+    #[allow(unsafe_code)]
+    pub(crate) fn new(stream: TcpStream, watched: bool) -> io::Result<Self> {
+        #[cfg(unix)]
+        if watched {
+            let std = stream.into_std()?;
+            // Safety: the `AsyncFd` owns `std`, whose descriptor is open and stays the same
+            // socket until `std` is dropped, which deregisters first (tokio's requirement).
+            let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(std, tokio::io::Interest::WRITABLE)? };
+            return Ok(Socket::Watched(fd));
+        }
+        let _ = watched;
+        Ok(Socket::Task(stream))
+    }
+
+    pub(crate) fn is_watched(&self) -> bool {
+        !matches!(self, Socket::Task(_))
+    }
+
+    fn sock_ref(&self) -> socket2::SockRef<'_> {
+        match self {
+            Socket::Task(s) => socket2::SockRef::from(s),
+            #[cfg(unix)]
+            Socket::Watched(fd) => socket2::SockRef::from(fd.get_ref()),
+        }
+    }
+
+    /// One non-blocking write.
+    pub(crate) fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Task(s) => s.try_write(bytes),
+            // A `WouldBlock` here leaves tokio's readiness set; the task's next `writable()`
+            // then tries once, sees `WouldBlock` and clears it.
+            #[cfg(unix)]
+            Socket::Watched(fd) => io::Write::write(&mut fd.get_ref(), bytes),
+        }
+    }
+
+    /// Why this idle socket cannot carry a request, if it cannot (see `ConnIo::peer_gone`).
+    pub(crate) fn peer_gone(&self) -> Option<&'static str> {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match self.sock_ref().peek(&mut probe) {
+            Ok(0) => Some("closed by Blender"),
+            Ok(_) => Some("unexpected bytes from Blender"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(_) => Some("socket error"),
+        }
+    }
+
+    /// Waits until a blocked write can go on.
+    pub(crate) async fn writable(&self) -> io::Result<WriteReady<'_>> {
+        match self {
+            Socket::Task(s) => s.writable().await.map(|()| WriteReady::Task(s)),
+            #[cfg(unix)]
+            Socket::Watched(fd) => fd.writable().await.map(WriteReady::Watched),
+        }
+    }
+
+    /// Waits until the task has a reply to read. Never ready for a watched socket (its task
+    /// does not read it).
+    pub(crate) async fn task_readable(&self) -> io::Result<&TcpStream> {
+        match self {
+            Socket::Task(s) => s.readable().await.map(|()| s),
+            #[cfg(unix)]
+            Socket::Watched(_) => std::future::pending().await,
+        }
+    }
+
+    /// One non-blocking read appended to `buf`'s spare capacity (outside tokio's readiness
+    /// bookkeeping: for watched sockets). Returns the bytes read, 0 at end of stream.
+    #[allow(unsafe_code)]
+    pub(crate) fn recv_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let n = self.sock_ref().recv(buf.spare_capacity_mut())?;
+        // Safety: `recv` initialised the first `n` bytes of the spare capacity it was given
+        // (it returns how many it wrote, never more than the slice's length).
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
+    }
+
+    /// The socket's descriptor, for a watcher to poll.
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Socket::Task(s) => s.as_raw_fd(),
+            Socket::Watched(fd) => fd.as_raw_fd(),
+        }
+    }
+}
+
+impl WriteReady<'_> {
+    /// One non-blocking write; a `WouldBlock` clears the readiness so the task waits again.
+    pub(crate) fn try_write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            WriteReady::Task(s) => s.try_write(bytes),
+            #[cfg(unix)]
+            WriteReady::Watched(guard) => match guard.try_io(|fd| io::Write::write(&mut fd.get_ref(), bytes)) {
+                Ok(result) => result,
+                Err(_would_block) => Err(io::ErrorKind::WouldBlock.into()),
+            },
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Reading replies on a thread of the embedder's choosing: the [`ReadWatcher`] hook.
+//!
+//! By default a connection's replies are read by its task on the I/O thread, and handed to
+//! whoever waits for them. When that waiter is a JavaScript event loop, every reply costs two
+//! thread wake-ups (the I/O thread, then the JS thread), and on a loaded machine they dominate
+//! the cost of a small call. A pool given a watcher instead registers each new connection with
+//! the I/O thread for writability only (for writes that blocked), and asks the watcher to poll
+//! the socket for readability on its own thread; the watcher calls
+//! [`WatchedConn::on_readable`] there, which reads and finishes replies exactly as the task
+//! would have. Timeouts, blocked writes and closing stay with the task on the I/O thread.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use crate::connection::{on_read, ConnIo, Reader};
+use crate::pool::Shared;
+
+/// Most bytes one [`WatchedConn::on_readable`] reads: a big reply is taken in slices, so the
+/// watcher's thread (an event loop) stays responsive while it arrives.
+const READ_BUDGET: usize = 1 << 20;
+
+/// Polls connections for readability on the embedder's thread. Both methods are called on the
+/// pool's I/O thread, `unwatch` always after the `watch` of the same connection.
+pub trait ReadWatcher: Send + Sync + fmt::Debug {
+    /// Connection `conn` opened: poll [`WatchedConn::raw_fd`] for readability (level-triggered)
+    /// and call [`WatchedConn::on_readable`] whenever it is readable, until it returns `false`.
+    fn watch(&self, conn: WatchedConn);
+    /// Connection `id` is finished: stop polling it and drop its [`WatchedConn`] (the socket
+    /// closes once that and the pool's own references are gone).
+    fn unwatch(&self, id: u64);
+}
+
+/// A connection whose replies a [`ReadWatcher`] reads. Holding it keeps the socket open (so its
+/// descriptor cannot be reused while polled).
+pub struct WatchedConn {
+    shared: Weak<Shared>,
+    io: Arc<ConnIo>,
+}
+
+impl WatchedConn {
+    pub(crate) fn new(shared: &Arc<Shared>, io: Arc<ConnIo>) -> Self {
+        WatchedConn { shared: Arc::downgrade(shared), io }
+    }
+
+    /// The connection's id, as given to [`ReadWatcher::unwatch`].
+    pub fn id(&self) -> u64 {
+        self.io.id
+    }
+
+    /// The socket's descriptor, to poll for readability.
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.sock.raw_fd()
+    }
+
+    /// Reads what has arrived (up to about 1 MiB) and acts on it: a complete reply is validated
+    /// and handed to its caller, a bad one fails the call and discards the connection. Returns
+    /// `false` once the connection is finished: stop polling it then.
+    pub fn on_readable(&self) -> bool {
+        let Some(shared) = self.shared.upgrade() else { return false };
+        if self.io.is_closing() {
+            return false;
+        }
+        let _in_pool = shared.span.enter();
+        let mut reader = self.io.reader();
+        let Reader { reply, progress } = &mut *reader;
+        let outcome = reply.fill_watched(&self.io.sock, READ_BUDGET);
+        let alive = on_read(&shared, &self.io, reply, outcome, progress);
+        drop(reader);
+        if !alive {
+            self.io.close();
+        }
+        alive
+    }
+}
+
+impl fmt::Debug for WatchedConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchedConn").field("id", &self.io.id).finish_non_exhaustive()
+    }
+}
