@@ -17,3 +17,7 @@ mod reply_text;
 mod runtime;
 mod settle;
 mod testing;
+#[cfg(unix)]
+mod uv;
+#[cfg(unix)]
+mod watcher;

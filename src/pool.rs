@@ -37,7 +37,12 @@ impl NativePool {
   ) -> Result<Self> {
     let config = PoolConfig::from_input(&config.into(), &vars.into()).map_err(|e| throw_config_error(&env, &e))?;
     let settler = Settler::new(settle)?;
-    let pool = Pool::new(config, runtime::handle());
+    // Replies are read on this thread's event loop where libuv allows (see `watcher.rs`).
+    #[cfg(unix)]
+    let watcher = crate::watcher::UvWatcher::start(&env).map(|w| w as Arc<dyn pool_core::ReadWatcher>);
+    #[cfg(not(unix))]
+    let watcher = None;
+    let pool = Pool::with_watcher(config, runtime::handle(), watcher);
     if let Some(log) = log {
       logging::register_logger(pool.id(), log)?;
     }

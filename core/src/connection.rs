@@ -242,9 +242,13 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     // if any, stops watching it.
     let _guard = DiscardOnExit { shared: shared.clone(), id: io.id, watched: io.sock.is_watched() };
     let mut unwritten: Option<Unwritten> = None;
-    // Not later than the idle timeout either: a connection that goes idle without this task
-    // seeing an event (a lease given back, a connect whose waiter is gone) must still expire.
-    let first_check = io.reader().progress + shared.config.socket_timeout.min(shared.config.idle_timeout);
+    // The timer is never later than the connection's next deadline as of the last look, nor
+    // than `min(socketTimeout, idleTimeout)` after it: a connection that goes idle without this
+    // task seeing an event (a lease given back, a reply read by a watcher) must still expire.
+    let Some(first_check) = shared.check_timers(io.id, io.reader().progress) else {
+        io.close();
+        return;
+    };
     // One timer for the task's life, moved only when the deadline moves (most events leave it).
     let timer = tokio::time::sleep_until(first_check);
     tokio::pin!(timer);

@@ -566,7 +566,14 @@ impl Shared {
                 let quiet_deadline = flight.since.max(progress) + self.config.socket_timeout;
                 let deadline = flight.deadline.map_or(quiet_deadline, |d| d.min(quiet_deadline));
                 if now < deadline {
-                    return Some(deadline);
+                    // Look again by the horizon and the expiry too: with a watcher reading
+                    // replies, this task does not hear when the call ends and the connection
+                    // goes idle, and must still close it on time then.
+                    let next = deadline.min(horizon);
+                    return Some(match entry.expires_at {
+                        Some(end) if end > now => next.min(end),
+                        _ => next,
+                    });
                 }
                 let after = match flight.deadline {
                     Some(d) if d <= quiet_deadline => d - flight.since,

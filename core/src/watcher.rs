@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use crate::connection::{on_read, ConnIo, Reader};
+use crate::error::PoolError;
 use crate::pool::Shared;
 
 /// Most bytes one [`WatchedConn::on_readable`] reads: a big reply is taken in slices, so the
@@ -62,6 +63,9 @@ impl WatchedConn {
             return false;
         }
         let _in_pool = shared.span.enter();
+        // A panic below (a bug) must not leave the call in flight hanging: like the task's
+        // guard, this fails it with `ERR_INTERNAL` and discards the connection.
+        let _guard = DiscardOnPanic { shared: &shared, id: self.io.id };
         let mut reader = self.io.reader();
         let Reader { reply, progress } = &mut *reader;
         let outcome = reply.fill_watched(&self.io.sock, READ_BUDGET);
@@ -71,6 +75,29 @@ impl WatchedConn {
             self.io.close();
         }
         alive
+    }
+
+    /// Gives the connection up (the watcher cannot poll it): a call in flight on it fails with
+    /// `ERR_INTERNAL`, and the pool opens another when needed.
+    pub fn abandon(&self, why: &str) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.discard(self.io.id, PoolError::Internal(format!("cannot watch the socket: {why}")));
+        }
+        self.io.close();
+    }
+}
+
+/// Discards the connection if dropped while panicking.
+struct DiscardOnPanic<'a> {
+    shared: &'a Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for DiscardOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.discard(self.id, PoolError::Internal("reading a reply panicked".into()));
+        }
     }
 }
 

@@ -280,3 +280,43 @@ async fn dropping_the_pool_closes_its_sockets() {
     let _ = server.wait_for("every socket to close", |c| c.open == 0).await;
     assert_eq!(server.counts().accepted, 2);
 }
+
+/// A connection whose first call was handed to it as it opened (so its task first looked while
+/// the call was in flight, with the reply timeout seconds away) still closes `idle_timeout`
+/// after the call ends, not when the reply timeout would have passed. With a watcher reading
+/// replies the task never hears the call end, so this holds only if its timer never sleeps past
+/// `min(socket_timeout, idle_timeout)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_goes_idle_and_closes_on_time_after_its_first_call() {
+    let server = TestServer::start(|_| Reply::EchoAfter(Duration::from_millis(20))).await;
+    let pool = server.pool(|c| {
+        c.max_connections = 2;
+        c.socket_timeout = Duration::from_secs(20);
+        c.idle_timeout = Duration::from_millis(100);
+    });
+    let (a, b) = tokio::join!(pool.execute(req("echo", json!(1))), pool.execute(req("echo", json!(2))));
+    let done = Instant::now();
+    assert_eq!((result_of(&a.unwrap()), result_of(&b.unwrap())), (json!(1), json!(2)));
+    let _ = server.wait_for("both connections to close", |c| c.accepted == 2 && c.open == 0).await;
+    let waited = done.elapsed();
+    assert!(waited >= Duration::from_millis(90), "closed after {waited:?}");
+    assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
+    pool.shutdown().await;
+}
+
+/// The same for `max_lifetime`: an idle connection retires when it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_retires_on_time_when_its_lifetime_ends_while_idle() {
+    let server = TestServer::start(|_| Reply::EchoAfter(Duration::from_millis(20))).await;
+    let pool = server.pool(|c| {
+        c.socket_timeout = Duration::from_secs(20);
+        c.max_lifetime = Some(Duration::from_millis(200));
+    });
+    let opened = Instant::now();
+    assert_eq!(result_of(&pool.execute(req("echo", json!(1))).await.unwrap()), json!(1));
+    let _ = server.wait_for("the connection to retire", |c| c.accepted == 1 && c.open == 0).await;
+    let lived = opened.elapsed();
+    assert!(lived >= Duration::from_millis(170), "retired after {lived:?}");
+    assert!(lived < Duration::from_secs(3), "retired only after {lived:?}");
+    pool.shutdown().await;
+}

@@ -192,7 +192,10 @@ impl TestServer {
     pub fn pool(&self, f: impl FnOnce(&mut PoolConfig)) -> Pool {
         let mut c = self.config();
         f(&mut c);
+        #[cfg(unix)]
         let watcher = watched().then(|| Arc::new(PollWatcher::start()) as Arc<dyn ReadWatcher>);
+        #[cfg(not(unix))]
+        let watcher = None;
         Pool::with_watcher(c, tokio::runtime::Handle::current(), watcher)
     }
 }
@@ -339,12 +342,14 @@ pub fn watched() -> bool {
     std::env::var("POOL_TEST_WATCHED").is_ok_and(|v| v == "1")
 }
 
+#[cfg(unix)]
 enum WatchMsg {
     Watch(WatchedConn),
     Unwatch(u64),
     Stop,
 }
 
+#[cfg(unix)]
 /// A [`ReadWatcher`] like the binding's event loop, on a thread of its own: `poll(2)`,
 /// level-triggered, calling `on_readable` while a socket is readable.
 #[derive(Debug)]
@@ -353,12 +358,14 @@ pub struct PollWatcher {
     wake: std::os::unix::net::UnixStream,
 }
 
+#[cfg(unix)]
 impl std::fmt::Debug for WatchMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WatchMsg")
     }
 }
 
+#[cfg(unix)]
 impl PollWatcher {
     pub fn start() -> Self {
         let (wake, woken) = std::os::unix::net::UnixStream::pair().expect("socketpair");
@@ -378,6 +385,7 @@ impl PollWatcher {
     }
 }
 
+#[cfg(unix)]
 impl ReadWatcher for PollWatcher {
     fn watch(&self, conn: WatchedConn) {
         self.post(WatchMsg::Watch(conn));
@@ -387,12 +395,14 @@ impl ReadWatcher for PollWatcher {
     }
 }
 
+#[cfg(unix)]
 impl Drop for PollWatcher {
     fn drop(&mut self) {
         self.post(WatchMsg::Stop);
     }
 }
 
+#[cfg(unix)]
 fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream) {
     use std::os::fd::AsRawFd;
     let mut conns: Vec<WatchedConn> = Vec::new();

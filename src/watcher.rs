@@ -1,0 +1,290 @@
+//! The pool's [`ReadWatcher`] on the JavaScript thread's event loop: replies are read where
+//! they are consumed.
+//!
+//! With replies read on the I/O thread, each one costs two thread wake-ups (the I/O thread,
+//! then the JS thread to settle the promise) and, on a busy machine where both share a CPU, two
+//! context switches. Here each connection's socket is polled by libuv (`uv_poll_t`, unref'd:
+//! it never keeps Node alive) and read on the JS thread when readable: a reply costs no thread
+//! hop at all, as with Node's own sockets, and under load one `epoll_wait` serves many. Reads
+//! are non-blocking and taken at most ~1 MiB per callback, so a big reply arriving never stalls
+//! the loop for long. Connects, timeouts and writes that block stay on the I/O thread.
+//!
+//! The I/O thread tells the JS thread which connections to watch or drop through a queue and a
+//! `uv_async_t`. Everything else here runs on the JS thread. A connection's socket stays open
+//! while it is polled (its [`WatchedConn`] is held until `uv_poll_stop`), so a descriptor is
+//! never reused under libuv's feet.
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::null_mut;
+use std::sync::{Arc, Mutex};
+
+use napi::{sys, Env};
+use pool_core::{ReadWatcher, WatchedConn};
+
+use crate::uv::{self, Handle, Uv, UV_ASYNC, UV_POLL, UV_READABLE};
+
+/// Why connections are given up when the event loop goes before the pool.
+const GONE: &str = "the JavaScript environment is gone";
+
+/// The watcher a pool holds (its `Drop` tells the JS thread to close everything).
+#[derive(Debug)]
+pub(crate) struct UvWatcher {
+  link: Arc<Link>,
+}
+
+/// What the I/O thread and the JS thread share.
+#[derive(Debug)]
+struct Link {
+  uv: Uv,
+  state: Mutex<LinkState>,
+}
+
+#[derive(Debug)]
+struct LinkState {
+  inbox: Vec<Msg>,
+  /// The `uv_async_t` that wakes the JS thread; null once closed (nothing is posted after).
+  wakeup: SendPtr,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SendPtr(*mut Handle);
+// Safety: the pointer is only dereferenced by libuv: `uv_async_send` (thread-safe by contract)
+// under the lock that also guards its closing, and everything else on the JS thread.
+unsafe impl Send for SendPtr {}
+
+#[derive(Debug)]
+enum Msg {
+  Watch(WatchedConn),
+  Unwatch(u64),
+  Close,
+}
+
+/// The JS thread's side, behind the `uv_async_t`'s `data`.
+struct Owner {
+  link: Arc<Link>,
+  uv_loop: *mut uv::Loop,
+  env: sys::napi_env,
+  wakeup: *mut Handle,
+  polls: HashMap<u64, *mut Handle>,
+}
+
+/// Behind each `uv_poll_t`'s `data`.
+struct Polled {
+  conn: WatchedConn,
+  owner: *mut Owner,
+}
+
+impl UvWatcher {
+  /// Sets up the watcher on `env`'s event loop, or `None` where libuv is not available (the
+  /// pool then reads on its I/O thread). On the JS thread.
+  pub(crate) fn start(env: &Env) -> Option<Arc<UvWatcher>> {
+    if !cfg!(unix) || std::env::var_os("BLENDER_POOL_IO_THREAD_READS").is_some_and(|v| v == "1") {
+      return None;
+    }
+    let uv = uv::uv()?;
+    let mut uv_loop = null_mut();
+    // Safety: `env` is live on this thread; the out-pointer is valid.
+    if unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut uv_loop) } != sys::Status::napi_ok || uv_loop.is_null() {
+      return None;
+    }
+    let wakeup = uv::alloc_handle(&uv, UV_ASYNC);
+    if wakeup.is_null() {
+      return None;
+    }
+    let link = Arc::new(Link { uv, state: Mutex::new(LinkState { inbox: Vec::new(), wakeup: SendPtr(wakeup) }) });
+    let owner = Box::into_raw(Box::new(Owner {
+      link: link.clone(),
+      uv_loop: uv_loop.cast(),
+      env: env.raw(),
+      wakeup,
+      polls: HashMap::new(),
+    }));
+    // Safety: `wakeup` is a zeroed block of uv_async_t's size; `uv_loop` is this thread's loop.
+    // On failure the handle was never initialised, so it is freed directly.
+    unsafe {
+      uv::set_data(wakeup, owner.cast());
+      if (uv.async_init)(uv_loop.cast(), wakeup, on_wakeup) != 0 {
+        uv::free_handle(wakeup);
+        drop(Box::from_raw(owner));
+        return None;
+      }
+      (uv.unref)(wakeup);
+      let _ = sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), owner.cast());
+    }
+    Some(Arc::new(UvWatcher { link }))
+  }
+
+  fn post(&self, msg: Msg) {
+    let mut state = self.link.lock();
+    if state.wakeup.0.is_null() {
+      // The loop is gone (worker terminated): nobody can read this connection.
+      drop(state);
+      if let Msg::Watch(conn) = msg {
+        conn.abandon(GONE);
+      }
+      return;
+    }
+    state.inbox.push(msg);
+    // Safety: `wakeup` is an initialised uv_async_t, not closed while this lock is held.
+    let _ = unsafe { (self.link.uv.async_send)(state.wakeup.0) };
+  }
+}
+
+impl Link {
+  fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+    self.state.lock().unwrap_or_else(|p| p.into_inner())
+  }
+}
+
+impl ReadWatcher for UvWatcher {
+  fn watch(&self, conn: WatchedConn) {
+    self.post(Msg::Watch(conn));
+  }
+
+  fn unwatch(&self, id: u64) {
+    self.post(Msg::Unwatch(id));
+  }
+}
+
+impl Drop for UvWatcher {
+  fn drop(&mut self) {
+    self.post(Msg::Close);
+  }
+}
+
+/// The I/O thread posted messages (JS thread).
+unsafe extern "C" fn on_wakeup(handle: *mut Handle) {
+  let owner = unsafe { uv::data(handle) }.cast::<Owner>();
+  if owner.is_null() {
+    return;
+  }
+  let _ = catch_unwind(AssertUnwindSafe(|| {
+    // Safety: `owner` is the live Owner set up in `start`, only touched on this thread.
+    let msgs = std::mem::take(&mut unsafe { &*owner }.link.lock().inbox);
+    for msg in msgs {
+      match msg {
+        Msg::Watch(conn) => unsafe { watch(owner, conn) },
+        Msg::Unwatch(id) => unsafe { unwatch(owner, id) },
+        Msg::Close => {
+          unsafe { close_all(owner, false) };
+          return;
+        }
+      }
+    }
+  }));
+}
+
+/// Starts polling `conn`.
+unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
+  // Safety: called on the JS thread with the live Owner.
+  let o = unsafe { &mut *owner };
+  let uv = o.link.uv;
+  let handle = uv::alloc_handle(&uv, UV_POLL);
+  if handle.is_null() {
+    conn.abandon("out of memory");
+    return;
+  }
+  let id = conn.id();
+  let fd = conn.raw_fd();
+  // Safety: `handle` is a zeroed block of uv_poll_t's size, `o.uv_loop` this thread's loop,
+  // and `fd` an open socket that stays open while `Polled` (holding `conn`) lives.
+  unsafe {
+    if (uv.poll_init)(o.uv_loop, handle, fd) != 0 {
+      uv::free_handle(handle);
+      conn.abandon("uv_poll_init failed");
+      return;
+    }
+    let polled = Box::into_raw(Box::new(Polled { conn, owner }));
+    uv::set_data(handle, polled.cast());
+    (uv.unref)(handle);
+    let _ = o.polls.insert(id, handle);
+    if (uv.poll_start)(handle, UV_READABLE, on_readable) != 0 {
+      (*polled).conn.abandon("uv_poll_start failed");
+      unwatch(owner, id);
+    }
+  }
+}
+
+/// Stops polling connection `id`, drops its `WatchedConn` and closes the handle.
+unsafe fn unwatch(owner: *mut Owner, id: u64) {
+  unsafe { stop(owner, id, false) }
+}
+
+/// [`unwatch`]; with `abandon`, the connection is given up too (nobody will read it again).
+unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
+  // Safety: called on the JS thread with the live Owner.
+  let o = unsafe { &mut *owner };
+  let Some(handle) = o.polls.remove(&id) else { return };
+  let uv = o.link.uv;
+  // Safety: `handle` is an initialised uv_poll_t of this loop. Polling stops before the
+  // `WatchedConn` (and maybe the socket) goes; libuv frees nothing of ours.
+  unsafe {
+    let _ = (uv.poll_stop)(handle);
+    let polled = uv::data(handle).cast::<Polled>();
+    uv::set_data(handle, null_mut());
+    if !polled.is_null() {
+      let polled = Box::from_raw(polled);
+      if abandon {
+        polled.conn.abandon(GONE);
+      }
+      drop(polled);
+    }
+    (uv.close)(handle, Some(uv::free_handle));
+  }
+}
+
+/// A watched socket is readable (JS thread).
+unsafe extern "C" fn on_readable(handle: *mut Handle, _status: c_int, _events: c_int) {
+  // Safety: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
+  let polled = unsafe { uv::data(handle) }.cast::<Polled>();
+  if polled.is_null() {
+    return;
+  }
+  // An error status shows up as a failed read: `on_readable` reads either way.
+  let (alive, owner, id) = {
+    let p = unsafe { &*polled };
+    let alive = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(false);
+    (alive, p.owner, p.conn.id())
+  };
+  if !alive {
+    // Safety: the Owner outlives its polls (closing it unwatches them all first).
+    unsafe { unwatch(owner, id) };
+  }
+}
+
+/// Closes every handle and frees the Owner (JS thread): the pool is gone, or (`env_gone`) its
+/// environment, whose connections are then given up.
+unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
+  // Safety: called on the JS thread with the live Owner, once.
+  let o = unsafe { &mut *owner };
+  let pending = {
+    let mut state = o.link.lock();
+    state.wakeup = SendPtr(null_mut());
+    std::mem::take(&mut state.inbox)
+  };
+  for msg in pending {
+    if let (Msg::Watch(conn), true) = (msg, env_gone) {
+      conn.abandon(GONE);
+    }
+  }
+  let ids: Vec<u64> = o.polls.keys().copied().collect();
+  for id in ids {
+    unsafe { stop(owner, id, env_gone) };
+  }
+  let uv = o.link.uv;
+  unsafe {
+    uv::set_data(o.wakeup, null_mut());
+    (uv.close)(o.wakeup, Some(uv::free_handle));
+    if !env_gone {
+      let _ = sys::napi_remove_env_cleanup_hook(o.env, Some(on_env_cleanup), owner.cast());
+    }
+    drop(Box::from_raw(owner));
+  }
+}
+
+/// The environment is being torn down (worker terminated, or process exit) before the pool.
+unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+  let _ = catch_unwind(AssertUnwindSafe(|| unsafe { close_all(arg.cast(), true) }));
+}
