@@ -21,7 +21,7 @@ use std::ptr::null_mut;
 use std::sync::{Arc, Mutex};
 
 use napi::{sys, Env};
-use pool_core::{ReadWatcher, WatchedConn};
+use pool_core::{ReadWatcher, WatchNext, WatchedConn};
 
 use crate::uv::{self, Handle, Uv, UV_ASYNC, UV_POLL, UV_READABLE};
 
@@ -58,6 +58,7 @@ unsafe impl Send for SendPtr {}
 enum Msg {
   Watch(WatchedConn),
   Unwatch(u64),
+  Resume(u64),
   Close,
 }
 
@@ -146,6 +147,10 @@ impl ReadWatcher for UvWatcher {
   fn unwatch(&self, id: u64) {
     self.post(Msg::Unwatch(id));
   }
+
+  fn resume(&self, id: u64) {
+    self.post(Msg::Resume(id));
+  }
 }
 
 impl Drop for UvWatcher {
@@ -167,6 +172,7 @@ unsafe extern "C" fn on_wakeup(handle: *mut Handle) {
       match msg {
         Msg::Watch(conn) => unsafe { watch(owner, conn) },
         Msg::Unwatch(id) => unsafe { unwatch(owner, id) },
+        Msg::Resume(id) => unsafe { resume(owner, id) },
         Msg::Close => {
           unsafe { close_all(owner, false) };
           return;
@@ -235,6 +241,21 @@ unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
   }
 }
 
+/// Polls connection `id` again after a pause (its big reply was read on the I/O thread).
+unsafe fn resume(owner: *mut Owner, id: u64) {
+  // Safety: called on the JS thread with the live Owner; the handle is an initialised,
+  // stopped uv_poll_t of this loop.
+  let o = unsafe { &mut *owner };
+  let Some(&handle) = o.polls.get(&id) else { return };
+  if unsafe { (o.link.uv.poll_start)(handle, UV_READABLE, on_readable) } != 0 {
+    let polled = unsafe { uv::data(handle) }.cast::<Polled>();
+    if !polled.is_null() {
+      unsafe { &*polled }.conn.abandon("uv_poll_start failed");
+    }
+    unsafe { unwatch(owner, id) };
+  }
+}
+
 /// A watched socket is readable (JS thread).
 unsafe extern "C" fn on_readable(handle: *mut Handle, _status: c_int, _events: c_int) {
   // Safety: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
@@ -243,14 +264,21 @@ unsafe extern "C" fn on_readable(handle: *mut Handle, _status: c_int, _events: c
     return;
   }
   // An error status shows up as a failed read: `on_readable` reads either way.
-  let (alive, owner, id) = {
+  let (next, owner, id) = {
     let p = unsafe { &*polled };
-    let alive = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(false);
-    (alive, p.owner, p.conn.id())
+    let next = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(WatchNext::Stop);
+    (next, p.owner, p.conn.id())
   };
-  if !alive {
+  match next {
+    WatchNext::Keep => {}
+    // A big reply: the I/O thread reads the rest, then `resume` polls again.
+    // Safety: `handle` is this loop's initialised uv_poll_t.
+    WatchNext::Pause => {
+      let poll_stop = unsafe { &*owner }.link.uv.poll_stop;
+      let _ = unsafe { poll_stop(handle) };
+    }
     // Safety: the Owner outlives its polls (closing it unwatches them all first).
-    unsafe { unwatch(owner, id) };
+    WatchNext::Stop => unsafe { unwatch(owner, id) },
   }
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct ConnIo {
     wake: Notify,
     outbox: Mutex<Option<Unwritten>>,
     closing: AtomicBool,
+    /// A watcher handed the reply in progress over to the task (it is big).
+    handoff: AtomicBool,
     /// The reply being received. Locked by whoever reads the socket: the task, or the
     /// watcher's thread for a watched connection (see `watcher.rs`).
     reader: Mutex<Reader>,
@@ -62,6 +64,7 @@ impl ConnIo {
             wake: Notify::new(),
             outbox: Mutex::new(None),
             closing: AtomicBool::new(false),
+            handoff: AtomicBool::new(false),
             reader: Mutex::new(Reader { reply, progress: Instant::now() }),
             slot: SocketSlot(pool),
         }
@@ -101,6 +104,16 @@ impl ConnIo {
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Asks the task to read the rest of the reply in progress (a watcher's request).
+    pub(crate) fn hand_over_reads(&self) {
+        self.handoff.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn take_handoff(&self) -> bool {
+        self.handoff.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -162,24 +175,28 @@ impl ReplyBuffer {
         self.buf.capacity() - self.buf.len()
     }
 
-    /// [`ReplyBuffer::fill`] for a watched socket, read outside tokio: plain non-blocking
-    /// reads, at most about `budget` bytes (the watcher calls again while more is waiting), and
-    /// the same short-read rule.
-    pub(crate) fn fill_watched(&mut self, sock: &Socket, budget: usize) -> ReadOutcome {
+    /// [`ReplyBuffer::fill`] for a watched socket, read outside tokio: `recv` is one
+    /// non-blocking read, called until the socket is drained (same short-read rule) or about
+    /// `budget` bytes were read. Also returns whether the socket was drained.
+    pub(crate) fn fill_with(&mut self, mut recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>, budget: usize) -> (ReadOutcome, bool) {
         let start = self.buf.len();
         loop {
             let room = self.reserve();
-            match sock.recv_into(&mut self.buf) {
-                Ok(0) => return ReadOutcome::Eof,
-                Ok(n) if n < room || self.buf.len() > self.limit || self.buf.len() - start >= budget => {
-                    return ReadOutcome::Data
-                }
+            match recv(&mut self.buf) {
+                Ok(0) => return (ReadOutcome::Eof, true),
+                Ok(n) if n < room => return (ReadOutcome::Data, true),
+                Ok(_) if self.buf.len() > self.limit || self.buf.len() - start >= budget => return (ReadOutcome::Data, false),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Data,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (ReadOutcome::Data, true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return ReadOutcome::Failed(e),
+                Err(e) => return (ReadOutcome::Failed(e), true),
             }
         }
+    }
+
+    /// Bytes of the reply in progress received so far.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
     }
 
     /// Reads until the socket is drained, stopping early once the buffer passes the limit so
@@ -252,9 +269,24 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     // One timer for the task's life, moved only when the deadline moves (most events leave it).
     let timer = tokio::time::sleep_until(first_check);
     tokio::pin!(timer);
+    // While a watcher has handed a big reply over: the socket, registered here for reads.
+    #[cfg(unix)]
+    let mut borrowed: Option<crate::socket::Borrowed> = None;
+    #[cfg(not(unix))]
+    let borrowed: Option<std::convert::Infallible> = None;
     loop {
         if io.is_closing() {
             break;
+        }
+        #[cfg(unix)]
+        if borrowed.is_none() && io.take_handoff() {
+            match io.sock.borrow_for_reads() {
+                Ok(fd) => borrowed = Some(fd),
+                Err(e) => {
+                    shared.discard(io.id, PoolError::ConnectionClosed(format!("cannot read the reply: {e}")));
+                    break;
+                }
+            }
         }
         tokio::select! {
             biased;
@@ -281,6 +313,19 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
                     break;
                 }
             }
+            ready = borrowed_readable(borrowed.as_ref()), if borrowed.is_some() => {
+                match read_borrowed(&shared, &io, ready) {
+                    Borrow::More => {}
+                    Borrow::Done => {
+                        // The big reply is in: the watcher reads this connection again.
+                        borrowed = None;
+                        if let Some(watcher) = &shared.watcher {
+                            watcher.resume(io.id);
+                        }
+                    }
+                    Borrow::Finished => break,
+                }
+            }
             () = &mut timer => {}
         }
         let progress = io.reader().progress;
@@ -291,6 +336,65 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
         }
     }
     io.close();
+}
+
+/// What reading a borrowed socket led to.
+enum Borrow {
+    /// The reply is not complete yet.
+    More,
+    /// The reply was handed to its caller (or was harmless): give the reads back.
+    Done,
+    /// The connection is finished.
+    Finished,
+}
+
+#[cfg(unix)]
+async fn borrowed_readable(fd: Option<&crate::socket::Borrowed>) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>> {
+    match fd {
+        Some(fd) => fd.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn borrowed_readable(_: Option<&std::convert::Infallible>) -> io::Result<std::convert::Infallible> {
+    std::future::pending().await
+}
+
+/// Reads a borrowed socket once it is readable, and acts on what arrived.
+#[cfg(unix)]
+fn read_borrowed(
+    shared: &Arc<Shared>,
+    io: &ConnIo,
+    ready: io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>>,
+) -> Borrow {
+    let mut reader = io.reader();
+    let Reader { reply, progress } = &mut *reader;
+    let outcome = match ready {
+        Ok(mut guard) => {
+            let (outcome, drained) = reply.fill_with(|buf| crate::socket::recv_into(socket2::SockRef::from(guard.get_inner()), buf), usize::MAX);
+            if drained {
+                guard.clear_ready();
+            }
+            outcome
+        }
+        Err(e) => ReadOutcome::Failed(e),
+    };
+    if !on_read(shared, io, reply, outcome, progress) {
+        Borrow::Finished
+    } else if reply.len() == 0 {
+        Borrow::Done
+    } else {
+        Borrow::More
+    }
+}
+
+#[cfg(not(unix))]
+fn read_borrowed(_: &Arc<Shared>, _: &ConnIo, ready: io::Result<std::convert::Infallible>) -> Borrow {
+    match ready {
+        Ok(never) => match never {},
+        Err(_) => Borrow::Finished,
+    }
 }
 
 /// Discards the connection when its task ends (a no-op when the pool already removed it), and

@@ -39,4 +39,4 @@ pub use metrics::{LatencySummary, MetricsSnapshot, FAILURE_CODES};
 pub use pool::{CallOptions, Pool, Request};
 pub use state::CallId;
 pub use stats::PoolStats;
-pub use watcher::{ReadWatcher, WatchedConn};
+pub use watcher::{ReadWatcher, WatchNext, WatchedConn};

@@ -101,13 +101,21 @@ impl Socket {
 
     /// One non-blocking read appended to `buf`'s spare capacity (outside tokio's readiness
     /// bookkeeping: for watched sockets). Returns the bytes read, 0 at end of stream.
-    #[allow(unsafe_code)]
     pub(crate) fn recv_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let n = self.sock_ref().recv(buf.spare_capacity_mut())?;
-        // Safety: `recv` initialised the first `n` bytes of the spare capacity it was given
-        // (it returns how many it wrote, never more than the slice's length).
-        unsafe { buf.set_len(buf.len() + n) };
-        Ok(n)
+        recv_into(self.sock_ref(), buf)
+    }
+
+    /// A second descriptor for a watched socket, registered with the I/O thread for reads: the
+    /// task reads a big reply with it while the watcher pauses (see `watcher.rs`).
+    #[cfg(unix)]
+    #[allow(unsafe_code)]
+    pub(crate) fn borrow_for_reads(&self) -> io::Result<Borrowed> {
+        let Socket::Watched(fd) = self else {
+            return Err(io::Error::other("only a watched socket is borrowed"));
+        };
+        let dup = fd.get_ref().try_clone()?;
+        // Safety: as in `Socket::new`: the `AsyncFd` owns the duplicate descriptor.
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }.map_err(io::Error::from)
     }
 
     /// The socket's descriptor, for a watcher to poll.
@@ -133,4 +141,19 @@ impl WriteReady<'_> {
             },
         }
     }
+}
+
+/// A duplicate of a watched socket's descriptor, registered for reads.
+#[cfg(unix)]
+pub(crate) type Borrowed = tokio::io::unix::AsyncFd<std::net::TcpStream>;
+
+/// One non-blocking `recv` appended to `buf`'s spare capacity. Returns the bytes read, 0 at
+/// end of stream.
+#[allow(unsafe_code)]
+pub(crate) fn recv_into(sock: socket2::SockRef<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let n = sock.recv(buf.spare_capacity_mut())?;
+    // Safety: `recv` initialised the first `n` bytes of the spare capacity it was given (it
+    // returns how many it wrote, never more than the slice's length).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }

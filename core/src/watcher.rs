@@ -16,9 +16,8 @@ use crate::connection::{on_read, ConnIo, Reader};
 use crate::error::PoolError;
 use crate::pool::Shared;
 
-/// Most bytes one [`WatchedConn::on_readable`] reads: a big reply is taken in slices, so the
-/// watcher's thread (an event loop) stays responsive while it arrives.
-const READ_BUDGET: usize = 1 << 20;
+/// Most bytes one [`WatchedConn::on_readable`] reads.
+const READ_BUDGET: usize = HANDOFF_BYTES;
 
 /// Polls connections for readability on the embedder's thread. Both methods are called on the
 /// pool's I/O thread, `unwatch` always after the `watch` of the same connection.
@@ -29,7 +28,27 @@ pub trait ReadWatcher: Send + Sync + fmt::Debug {
     /// Connection `id` is finished: stop polling it and drop its [`WatchedConn`] (the socket
     /// closes once that and the pool's own references are gone).
     fn unwatch(&self, id: u64);
+    /// Connection `id`, paused when [`WatchedConn::on_readable`] said [`WatchNext::Pause`], is
+    /// to be polled again: the I/O thread has read the big reply it handed over.
+    fn resume(&self, id: u64);
 }
+
+/// What a watcher does after [`WatchedConn::on_readable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchNext {
+    /// Keep polling.
+    Keep,
+    /// Stop polling, but keep the connection: a big reply is arriving, and the I/O thread reads
+    /// the rest of it (so the watcher's thread is not kept busy). [`ReadWatcher::resume`] says
+    /// when to poll again.
+    Pause,
+    /// Stop polling and drop the connection.
+    Stop,
+}
+
+/// A reply in progress past this size is handed to the I/O thread: the watcher's thread (the
+/// JS event loop) only ever reads the start of a big reply.
+const HANDOFF_BYTES: usize = 256 * 1024;
 
 /// A connection whose replies a [`ReadWatcher`] reads. Holding it keeps the socket open (so its
 /// descriptor cannot be reused while polled).
@@ -54,13 +73,13 @@ impl WatchedConn {
         self.io.sock.raw_fd()
     }
 
-    /// Reads what has arrived (up to about 1 MiB) and acts on it: a complete reply is validated
-    /// and handed to its caller, a bad one fails the call and discards the connection. Returns
-    /// `false` once the connection is finished: stop polling it then.
-    pub fn on_readable(&self) -> bool {
-        let Some(shared) = self.shared.upgrade() else { return false };
+    /// Reads what has arrived (up to 256 KiB) and acts on it: a complete reply is validated
+    /// and handed to its caller, a bad one fails the call and discards the connection. Says
+    /// what the watcher does next.
+    pub fn on_readable(&self) -> WatchNext {
+        let Some(shared) = self.shared.upgrade() else { return WatchNext::Stop };
         if self.io.is_closing() {
-            return false;
+            return WatchNext::Stop;
         }
         let _in_pool = shared.span.enter();
         // A panic below (a bug) must not leave the call in flight hanging: like the task's
@@ -68,13 +87,19 @@ impl WatchedConn {
         let _guard = DiscardOnPanic { shared: &shared, id: self.io.id };
         let mut reader = self.io.reader();
         let Reader { reply, progress } = &mut *reader;
-        let outcome = reply.fill_watched(&self.io.sock, READ_BUDGET);
+        let (outcome, _) = reply.fill_with(|buf| self.io.sock.recv_into(buf), READ_BUDGET);
         let alive = on_read(&shared, &self.io, reply, outcome, progress);
+        let big = reply.len() >= HANDOFF_BYTES;
         drop(reader);
         if !alive {
             self.io.close();
+            WatchNext::Stop
+        } else if big {
+            self.io.hand_over_reads();
+            WatchNext::Pause
+        } else {
+            WatchNext::Keep
         }
-        alive
     }
 
     /// Gives the connection up (the watcher cannot poll it): a call in flight on it fails with

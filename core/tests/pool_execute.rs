@@ -226,3 +226,26 @@ async fn submit_works_from_threads_outside_the_runtime() {
     assert!(server.counts().peak_open <= 3);
     pool.shutdown().await;
 }
+
+/// Big and small replies alternate on one connection: the reading changes hands for each big
+/// one (with a watcher: to the I/O thread past 256 KiB, then back) and no byte is lost or
+/// misattributed on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_and_small_replies_alternate_on_one_connection() {
+    let server = TestServer::start(|r| {
+        let size = r.params["size"].as_u64().unwrap_or(0) as usize;
+        let body = "x".repeat(size);
+        Reply::Raw(format!(r#"{{"status":"success","result":{{"n":{},"body":"{body}"}}}}"#, r.params["n"]).into_bytes())
+    })
+    .await;
+    let pool = server.pool(|c| c.max_connections = 1);
+    for n in 0..12 {
+        let size = if n % 3 == 0 { 3_000_000 + n * 1000 } else { n * 10 };
+        let reply = pool.execute(req("echo", json!({"n": n, "size": size}))).await.unwrap();
+        let result = result_of(&reply);
+        assert_eq!(result["n"], json!(n));
+        assert_eq!(result["body"].as_str().map(str::len), Some(size), "reply {n}");
+    }
+    assert_eq!(server.conns(), vec![1; 12], "every request on the one connection");
+    pool.shutdown().await;
+}

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blender_mcp_pool_core::{Pool, PoolConfig, ReadWatcher, Request, WatchedConn};
+use blender_mcp_pool_core::{Pool, PoolConfig, ReadWatcher, Request, WatchNext, WatchedConn};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -346,6 +346,7 @@ pub fn watched() -> bool {
 enum WatchMsg {
     Watch(WatchedConn),
     Unwatch(u64),
+    Resume(u64),
     Stop,
 }
 
@@ -393,6 +394,9 @@ impl ReadWatcher for PollWatcher {
     fn unwatch(&self, id: u64) {
         self.post(WatchMsg::Unwatch(id));
     }
+    fn resume(&self, id: u64) {
+        self.post(WatchMsg::Resume(id));
+    }
 }
 
 #[cfg(unix)]
@@ -405,18 +409,21 @@ impl Drop for PollWatcher {
 #[cfg(unix)]
 fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream) {
     use std::os::fd::AsRawFd;
-    let mut conns: Vec<WatchedConn> = Vec::new();
+    // Each watched connection, and whether it is paused (its big reply handed to the task).
+    let mut conns: Vec<(WatchedConn, bool)> = Vec::new();
     loop {
         let msgs = std::mem::take(&mut *inbox.lock().unwrap());
         for msg in msgs {
             match msg {
-                WatchMsg::Watch(conn) => conns.push(conn),
-                WatchMsg::Unwatch(id) => conns.retain(|c| c.id() != id),
+                WatchMsg::Watch(conn) => conns.push((conn, false)),
+                WatchMsg::Unwatch(id) => conns.retain(|(c, _)| c.id() != id),
+                WatchMsg::Resume(id) => conns.iter_mut().filter(|(c, _)| c.id() == id).for_each(|(_, paused)| *paused = false),
                 WatchMsg::Stop => return,
             }
         }
+        let polled: Vec<u64> = conns.iter().filter(|(_, paused)| !paused).map(|(c, _)| c.id()).collect();
         let mut fds: Vec<libc::pollfd> = std::iter::once(woken.as_raw_fd())
-            .chain(conns.iter().map(WatchedConn::raw_fd))
+            .chain(conns.iter().filter(|(_, paused)| !paused).map(|(c, _)| c.raw_fd()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         // Safety: `fds` is a valid array of `fds.len()` pollfd structs for the call's duration.
@@ -426,12 +433,13 @@ fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream
         }
         let mut sink = [0u8; 64];
         while std::io::Read::read(&mut &woken, &mut sink).is_ok_and(|n| n > 0) {}
-        let ready: Vec<u64> = fds[1..].iter().zip(&conns).filter(|(p, _)| p.revents != 0).map(|(_, c)| c.id()).collect();
+        let ready: Vec<u64> = fds[1..].iter().zip(&polled).filter(|(p, _)| p.revents != 0).map(|(_, &id)| id).collect();
         for id in ready {
-            if let Some(pos) = conns.iter().position(|c| c.id() == id) {
-                if !conns[pos].on_readable() {
-                    drop(conns.remove(pos));
-                }
+            let Some(pos) = conns.iter().position(|(c, _)| c.id() == id) else { continue };
+            match conns[pos].0.on_readable() {
+                WatchNext::Keep => {}
+                WatchNext::Pause => conns[pos].1 = true,
+                WatchNext::Stop => drop(conns.remove(pos)),
             }
         }
     }
