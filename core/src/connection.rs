@@ -273,7 +273,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
     #[cfg(unix)]
     let mut borrowed: Option<crate::socket::Borrowed> = None;
     #[cfg(not(unix))]
-    let borrowed: Option<std::convert::Infallible> = None;
+    let mut borrowed: Option<std::convert::Infallible> = None;
     loop {
         if io.is_closing() {
             break;
