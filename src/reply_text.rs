@@ -53,19 +53,24 @@ type CreateExternalLatin1 = unsafe extern "C" fn(
 /// `node_api_create_external_string_latin1`, if this Node has it.
 fn create_external_fn() -> Option<CreateExternalLatin1> {
   static FOUND: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
-  *FOUND.get_or_init(|| {
-    // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up in the
-    // already-loaded process image; a non-null result is the function Node exports under that
-    // name, whose C signature is the one declared above (node_api.h).
-    #[cfg(unix)]
-    unsafe {
-      let sym = libc::dlsym(libc::RTLD_DEFAULT, c"node_api_create_external_string_latin1".as_ptr());
-      (!sym.is_null()).then(|| std::mem::transmute::<*mut c_void, CreateExternalLatin1>(sym))
-    }
-    // Elsewhere (Windows: no dlsym) replies are copied.
-    #[cfg(not(unix))]
-    None
-  })
+  *FOUND.get_or_init(lookup_create_external)
+}
+
+#[cfg(unix)]
+fn lookup_create_external() -> Option<CreateExternalLatin1> {
+  // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up in the
+  // already-loaded process image; a non-null result is the function Node exports under that
+  // name, whose C signature is the one declared above (node_api.h).
+  unsafe {
+    let sym = libc::dlsym(libc::RTLD_DEFAULT, c"node_api_create_external_string_latin1".as_ptr());
+    (!sym.is_null()).then(|| std::mem::transmute::<*mut c_void, CreateExternalLatin1>(sym))
+  }
+}
+
+/// Elsewhere (Windows: no `dlsym`) replies are copied.
+#[cfg(not(unix))]
+fn lookup_create_external() -> Option<CreateExternalLatin1> {
+  None
 }
 
 /// Frees a reply buffer V8 no longer needs. `hint` carries the buffer's length.

@@ -112,6 +112,7 @@ impl ConnIo {
         self.wake.notify_one();
     }
 
+    #[cfg(unix)]
     fn take_handoff(&self) -> bool {
         self.handoff.swap(false, Ordering::AcqRel)
     }
@@ -339,6 +340,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
 }
 
 /// What reading a borrowed socket led to.
+#[cfg_attr(not(unix), allow(dead_code))]
 enum Borrow {
     /// The reply is not complete yet.
     More,

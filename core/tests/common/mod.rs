@@ -12,7 +12,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blender_mcp_pool_core::{Pool, PoolConfig, ReadWatcher, Request, WatchNext, WatchedConn};
+use blender_mcp_pool_core::{Pool, PoolConfig, Request};
+#[cfg(unix)]
+use blender_mcp_pool_core::{ReadWatcher, WatchNext, WatchedConn};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -195,7 +197,7 @@ impl TestServer {
         #[cfg(unix)]
         let watcher = watched().then(|| Arc::new(PollWatcher::start()) as Arc<dyn ReadWatcher>);
         #[cfg(not(unix))]
-        let watcher = None;
+        let watcher: Option<Arc<dyn blender_mcp_pool_core::ReadWatcher>> = None;
         Pool::with_watcher(c, tokio::runtime::Handle::current(), watcher)
     }
 }
