@@ -176,9 +176,10 @@ impl ReplyBuffer {
         self.buf.capacity() - self.buf.len()
     }
 
-    /// [`ReplyBuffer::fill`] for a watched socket, read outside tokio: `recv` is one
-    /// non-blocking read, called until the socket is drained (same short-read rule) or about
-    /// `budget` bytes were read. Also returns whether the socket was drained.
+    /// Reads with `recv` (one non-blocking read appended to the buffer) until the socket is
+    /// drained (the short-read rule of [`ReplyBuffer::fill`]), the buffer passes the limit (an
+    /// oversized reply is never buffered whole) or about `budget` bytes were read. Also returns
+    /// whether the socket was drained.
     pub(crate) fn fill_with(&mut self, mut recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>, budget: usize) -> (ReadOutcome, bool) {
         let start = self.buf.len();
         loop {
@@ -208,27 +209,16 @@ impl ReplyBuffer {
     /// on `WouldBlock`, and its event tick keeps the clear from hiding newer data). That saves
     /// the extra `recv` returning `EAGAIN` that a read-until-`WouldBlock` loop pays per reply.
     fn fill(&mut self, stream: &TcpStream) -> ReadOutcome {
-        loop {
-            let room = self.reserve();
-            let mut got = None;
-            let result = stream.try_io(Interest::READABLE, || {
-                let n = stream.try_read_buf(&mut self.buf)?;
-                got = Some(n);
-                if n > 0 && n < room {
-                    Err(io::ErrorKind::WouldBlock.into())
-                } else {
-                    Ok(n)
-                }
-            });
-            match (result, got) {
-                (_, Some(0)) => return ReadOutcome::Eof,
-                (_, Some(_)) if self.buf.len() > self.limit => return ReadOutcome::Data,
-                (Ok(_), _) => {}
-                (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Data,
-                (Err(e), _) if e.kind() == io::ErrorKind::Interrupted => {}
-                (Err(e), _) => return ReadOutcome::Failed(e),
-            }
-        }
+        let read = |buf: &mut Vec<u8>| {
+            let room = buf.capacity() - buf.len();
+            stream.try_io(Interest::READABLE, || match stream.try_read_buf(buf)? {
+                // Drained: report `WouldBlock` so tokio clears the readiness now (the bytes are
+                // in `buf` all the same).
+                n if n > 0 && n < room => Err(io::ErrorKind::WouldBlock.into()),
+                n => Ok(n),
+            })
+        };
+        self.fill_with(read, usize::MAX).0
     }
 
     /// Takes the complete reply out of the buffer, leaving it empty for the next one.
