@@ -258,7 +258,7 @@ function createCallTable() {
           call.resolve(text)
           return
         case 'lease':
-          call.resolve(new PooledConnection(lease, call.table))
+          call.resolve(new PooledConnection(lease, call.table, call.target))
           return
         default:
           call.resolve(undefined)
@@ -327,10 +327,13 @@ function internalError(cause) {
 class PooledConnection {
   #lease
   #table
+  /** The native pool: a held connection keeps its pool from being collected (and shut down). */
+  #pool
 
-  constructor(lease, table) {
+  constructor(lease, table, pool) {
     this.#lease = lease
     this.#table = table
+    this.#pool = pool
   }
 
   /** `conn-<n>`: unique over the pool's life. */
