@@ -38,6 +38,8 @@ pub(crate) struct ConnIo {
     wake: Notify,
     outbox: Mutex<Option<Unwritten>>,
     closing: AtomicBool,
+    /// Why the connection closes, as its close event reports it (the first reason given wins).
+    close_reason: std::sync::OnceLock<&'static str>,
     /// A watcher handed the reply in progress over to the task (it is big).
     handoff: AtomicBool,
     /// The reply being received. Locked by whoever reads the socket: the task, or the
@@ -64,6 +66,7 @@ impl ConnIo {
             wake: Notify::new(),
             outbox: Mutex::new(None),
             closing: AtomicBool::new(false),
+            close_reason: std::sync::OnceLock::new(),
             handoff: AtomicBool::new(false),
             reader: Mutex::new(Reader { reply, progress: Instant::now() }),
             slot: SocketSlot(pool),
@@ -100,6 +103,12 @@ impl ConnIo {
         self.wake.notify_one();
     }
 
+    /// Asks the task to stop and close the socket, `why`.
+    pub(crate) fn close_because(&self, why: &'static str) {
+        let _ = self.close_reason.set(why);
+        self.close();
+    }
+
     /// Asks the task to stop and close the socket.
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);
@@ -123,6 +132,15 @@ impl ConnIo {
 
     pub(crate) fn reader(&self) -> MutexGuard<'_, Reader> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The connection is gone: its close event (the socket closes as the fields drop, right after).
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if let Some(observer) = self.slot.0.upgrade().and_then(|pool| pool.observer.clone()) {
+            observer.connection_closed(self.id, self.close_reason.get().copied().unwrap_or("closed"));
+        }
     }
 }
 
