@@ -175,13 +175,16 @@ pub(crate) struct ReplyBuffer {
     scanner: Decoder,
     framing: Framing,
     limit: usize,
+    /// Bytes arrived since the last look ([`ReplyBuffer::take_fresh`]): what restarts the reply
+    /// timeout. A read that found nothing (a catch-up read, a spurious wake) is no progress.
+    fresh: bool,
 }
 
 impl ReplyBuffer {
     const MIN_SPARE: usize = 16 * 1024;
 
     pub(crate) fn new(framing: Framing, limit: usize) -> Self {
-        ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit }
+        ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit, fresh: false }
     }
 
     /// Makes room for the next read: grows geometrically, but never reserves far beyond the
@@ -202,7 +205,9 @@ impl ReplyBuffer {
         let start = self.buf.len();
         loop {
             let room = self.reserve();
-            match recv(&mut self.buf) {
+            let outcome = recv(&mut self.buf);
+            self.fresh |= matches!(outcome, Ok(n) if n > 0);
+            match outcome {
                 Ok(0) => return (ReadOutcome::Eof, true),
                 Ok(n) if n < room => return (ReadOutcome::Data, true),
                 Ok(_) if self.buf.len() > self.limit || self.buf.len() - start >= budget => return (ReadOutcome::Data, false),
@@ -501,13 +506,14 @@ pub(crate) fn on_read(
             return false;
         }
         reply.buf.clear();
+        reply.fresh = false;
         if eof {
             shared.discard(io.id, PoolError::ConnectionClosed("closed by Blender while idle".into()));
             return false;
         }
         return true;
     }
-    if !reply.buf.is_empty() {
+    if std::mem::take(&mut reply.fresh) {
         *progress = Instant::now();
     }
     match reply.scanner.scan(&reply.buf) {
