@@ -3,7 +3,7 @@
 //! Types are checked in `index.js` (where `typeof` lives); values are checked by the core.
 
 use napi_derive::napi;
-use pool_core::{ConfigInput, EnvInput, PoolStats};
+use pool_core::{CallOptions, ConfigInput, EnvInput, PoolStats};
 
 /// The options object of `new ConnectionPool(config)`, numbers in milliseconds.
 #[napi(object)]
@@ -154,4 +154,9 @@ impl From<&pool_core::PoolConfig> for JsResolvedConfig {
       },
     }
   }
+}
+
+/// Per-call options from the JavaScript `timeout` (ms, already checked to be positive).
+pub(crate) fn call_options(timeout: Option<f64>) -> CallOptions {
+  CallOptions { timeout: timeout.map(|ms| std::time::Duration::from_micros((ms * 1000.0).ceil() as u64)) }
 }

@@ -1,8 +1,10 @@
-//! The one place where core errors become JavaScript exceptions.
+//! Configuration errors as JavaScript exceptions, thrown synchronously by the constructor as
+//! `TypeError`/`RangeError` with Node's own codes.
 //!
-//! Pool errors travel to JavaScript as `(code, message)` through [`crate::settle`] and become
-//! `BlenderPoolError`s in `index.js`. Configuration errors are thrown synchronously from the
-//! constructor, as `TypeError`/`RangeError` with Node's own codes.
+//! The other errors are not exceptions: a call's failure travels to JavaScript as `(code,
+//! message)` through [`crate::settle`], where `index.js` makes it a `BlenderPoolError`; a panic
+//! in a `#[napi]` method is caught by napi-rs (`catch_unwind`) and thrown as an `Error`, which
+//! `index.js` reports as `ERR_INTERNAL`.
 
 use napi::{Env, Error, Status};
 use pool_core::{ConfigError, ConfigErrorKind};

@@ -6,7 +6,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 use pool_core::{Lease, Request};
 
-use crate::pool::call_options;
+use crate::config::call_options;
 use crate::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
-use pool_core::{CallOptions, Pool, PoolConfig, Request};
+use pool_core::{Pool, PoolConfig, Request};
 
-use crate::config::{JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
+use crate::config::{call_options, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
 use crate::metrics::{JsFamily, JsMetrics};
 use crate::errors::throw_config_error;
 use crate::{logging, runtime};
@@ -114,11 +114,6 @@ impl NativePool {
   pub fn config(&self) -> Result<JsResolvedConfig> {
     Ok(self.pool.config().into())
   }
-}
-
-/// Per-call options from the JavaScript `timeout` (ms, already checked to be positive).
-pub(crate) fn call_options(timeout: Option<f64>) -> CallOptions {
-  CallOptions { timeout: timeout.map(|ms| std::time::Duration::from_micros((ms * 1000.0).ceil() as u64)) }
 }
 
 impl Drop for NativePool {

@@ -104,8 +104,8 @@ impl Settler {
       Outcome::Lease(lease) => create(env, NativeLease::new(lease, settler)).map(|lease| (None, None, Some(lease))),
     };
     let (code, text, lease) = created.unwrap_or_else(|err| {
-      let message = format!("Internal error in blender-mcp-pool: could not hand the outcome to JavaScript: {}", err.reason);
-      (Some("ERR_INTERNAL"), create(env, message).ok(), None)
+      let failure = PoolError::Internal(format!("could not hand the outcome to JavaScript: {}", err.reason));
+      (Some(failure.code()), create(env, failure.to_string()).ok(), None)
     });
     (id, code, text, lease)
   }

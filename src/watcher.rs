@@ -50,7 +50,7 @@ struct LinkState {
 
 #[derive(Debug, Clone, Copy)]
 struct SendPtr(*mut Handle);
-// Safety: the pointer is only dereferenced by libuv: `uv_async_send` (thread-safe by contract)
+// SAFETY: the pointer is only dereferenced by libuv: `uv_async_send` (thread-safe by contract)
 // under the lock that also guards its closing, and everything else on the JS thread.
 unsafe impl Send for SendPtr {}
 
@@ -86,7 +86,7 @@ impl UvWatcher {
     }
     let uv = uv::uv()?;
     let mut uv_loop = null_mut();
-    // Safety: `env` is live on this thread; the out-pointer is valid.
+    // SAFETY: `env` is live on this thread; the out-pointer is valid.
     if unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut uv_loop) } != sys::Status::napi_ok || uv_loop.is_null() {
       return None;
     }
@@ -102,7 +102,7 @@ impl UvWatcher {
       wakeup,
       polls: HashMap::new(),
     }));
-    // Safety: `wakeup` is a zeroed block of uv_async_t's size; `uv_loop` is this thread's loop.
+    // SAFETY: `wakeup` is a zeroed block of uv_async_t's size; `uv_loop` is this thread's loop.
     // On failure the handle was never initialised, so it is freed directly.
     unsafe {
       uv::set_data(wakeup, owner.cast());
@@ -128,7 +128,7 @@ impl UvWatcher {
       return;
     }
     state.inbox.push(msg);
-    // Safety: `wakeup` is an initialised uv_async_t, not closed while this lock is held.
+    // SAFETY: `wakeup` is an initialised uv_async_t, not closed while this lock is held.
     let _ = unsafe { (self.link.uv.async_send)(state.wakeup.0) };
   }
 }
@@ -160,20 +160,29 @@ impl Drop for UvWatcher {
 }
 
 /// The I/O thread posted messages (JS thread).
+///
+/// # Safety
+/// Called by libuv with the `uv_async_t` initialised in [`UvWatcher::start`].
 unsafe extern "C" fn on_wakeup(handle: *mut Handle) {
+  // SAFETY: `handle` is our initialised uv_async_t; its data is the Owner or null.
   let owner = unsafe { uv::data(handle) }.cast::<Owner>();
   if owner.is_null() {
     return;
   }
   let _ = catch_unwind(AssertUnwindSafe(|| {
-    // Safety: `owner` is the live Owner set up in `start`, only touched on this thread.
+    // SAFETY: `owner` is the live Owner set up in `start`, only touched on this thread.
     let msgs = std::mem::take(&mut unsafe { &*owner }.link.lock().inbox);
     for msg in msgs {
       match msg {
+        // SAFETY: on the JS thread, with the live Owner (freed only by `close_all`, after
+        // which nothing more is read from the inbox).
         Msg::Watch(conn) => unsafe { watch(owner, conn) },
+        // SAFETY: as above.
         Msg::Unwatch(id) => unsafe { unwatch(owner, id) },
+        // SAFETY: as above.
         Msg::Resume(id) => unsafe { resume(owner, id) },
         Msg::Close => {
+          // SAFETY: as above; the Owner is freed here, and this loop returns at once.
           unsafe { close_all(owner, false) };
           return;
         }
@@ -183,8 +192,11 @@ unsafe extern "C" fn on_wakeup(handle: *mut Handle) {
 }
 
 /// Starts polling `conn`.
+///
+/// # Safety
+/// On the JS thread, with `owner` the live Owner.
 unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
-  // Safety: called on the JS thread with the live Owner.
+  // SAFETY: called on the JS thread with the live Owner.
   let o = unsafe { &mut *owner };
   let uv = o.link.uv;
   let handle = uv::alloc_handle(&uv, UV_POLL);
@@ -194,7 +206,7 @@ unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
   }
   let id = conn.id();
   let fd = conn.raw_fd();
-  // Safety: `handle` is a zeroed block of uv_poll_t's size, `o.uv_loop` this thread's loop,
+  // SAFETY: `handle` is a zeroed block of uv_poll_t's size, `o.uv_loop` this thread's loop,
   // and `fd` an open socket that stays open while `Polled` (holding `conn`) lives.
   unsafe {
     if (uv.poll_init)(o.uv_loop, handle, fd) != 0 {
@@ -214,17 +226,24 @@ unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
 }
 
 /// Stops polling connection `id`, drops its `WatchedConn` and closes the handle.
+///
+/// # Safety
+/// On the JS thread, with `owner` the live Owner.
 unsafe fn unwatch(owner: *mut Owner, id: u64) {
+  // SAFETY: the caller's contract, passed on.
   unsafe { stop(owner, id, false) }
 }
 
 /// [`unwatch`]; with `abandon`, the connection is given up too (nobody will read it again).
+///
+/// # Safety
+/// On the JS thread, with `owner` the live Owner.
 unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
-  // Safety: called on the JS thread with the live Owner.
+  // SAFETY: called on the JS thread with the live Owner.
   let o = unsafe { &mut *owner };
   let Some(handle) = o.polls.remove(&id) else { return };
   let uv = o.link.uv;
-  // Safety: `handle` is an initialised uv_poll_t of this loop. Polling stops before the
+  // SAFETY: `handle` is an initialised uv_poll_t of this loop. Polling stops before the
   // `WatchedConn` (and maybe the socket) goes; libuv frees nothing of ours.
   unsafe {
     let _ = (uv.poll_stop)(handle);
@@ -242,23 +261,32 @@ unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
 }
 
 /// Polls connection `id` again after a pause (its big reply was read on the I/O thread).
+///
+/// # Safety
+/// On the JS thread, with `owner` the live Owner.
 unsafe fn resume(owner: *mut Owner, id: u64) {
-  // Safety: called on the JS thread with the live Owner; the handle is an initialised,
-  // stopped uv_poll_t of this loop.
+  // SAFETY: the caller's contract: the live Owner, on its thread.
   let o = unsafe { &mut *owner };
   let Some(&handle) = o.polls.get(&id) else { return };
+  // SAFETY: `handle` is an initialised, stopped uv_poll_t of this loop (it is in `polls`).
   if unsafe { (o.link.uv.poll_start)(handle, UV_READABLE, on_readable) } != 0 {
+    // SAFETY: as above; its data is the live `Polled` or null.
     let polled = unsafe { uv::data(handle) }.cast::<Polled>();
     if !polled.is_null() {
+      // SAFETY: non-null data is the `Polled` boxed in `watch`, freed only by `stop`.
       unsafe { &*polled }.conn.abandon("uv_poll_start failed");
     }
+    // SAFETY: the caller's contract, passed on.
     unsafe { unwatch(owner, id) };
   }
 }
 
 /// A watched socket is readable (JS thread).
+///
+/// # Safety
+/// Called by libuv with a uv_poll_t initialised in [`watch`].
 unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_int) {
-  // Safety: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
+  // SAFETY: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
   let polled = unsafe { uv::data(handle) }.cast::<Polled>();
   if polled.is_null() {
     return;
@@ -266,6 +294,8 @@ unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_
   // `on_readable` reads whatever the status: an error shows up as a failed read, once the
   // bytes that arrived before it are taken.
   let (next, owner, id) = {
+    // SAFETY: non-null data is the `Polled` boxed in `watch`; freed only by `stop`, which
+    // stops polling first, so not while this callback runs.
     let p = unsafe { &*polled };
     let next = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(WatchNext::Stop);
     (next, p.owner, p.conn.id())
@@ -275,24 +305,28 @@ unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_
     // back. The read above took the bytes that came before the error; poll again, so that the
     // next callback reads the error itself. Without this, part of a reply followed by a reset
     // would wait for the reply timeout instead of failing at once.
-    // Safety: the Owner outlives its polls; `resume` restarts this stopped, initialised handle.
+    // SAFETY: the Owner outlives its polls; `resume` restarts this stopped, initialised handle.
     WatchNext::Keep if status < 0 => unsafe { resume(owner, id) },
     WatchNext::Keep => {}
     // A big reply: the I/O thread reads the rest, then `resume` polls again.
-    // Safety: `handle` is this loop's initialised uv_poll_t.
     WatchNext::Pause => {
+      // SAFETY: the Owner outlives its polls (closing it unwatches them all first).
       let poll_stop = unsafe { &*owner }.link.uv.poll_stop;
+      // SAFETY: `handle` is this loop's initialised uv_poll_t.
       let _ = unsafe { poll_stop(handle) };
     }
-    // Safety: the Owner outlives its polls (closing it unwatches them all first).
+    // SAFETY: the Owner outlives its polls (closing it unwatches them all first).
     WatchNext::Stop => unsafe { unwatch(owner, id) },
   }
 }
 
 /// Closes every handle and frees the Owner (JS thread): the pool is gone, or (`env_gone`) its
 /// environment, whose connections are then given up.
+///
+/// # Safety
+/// On the JS thread, with `owner` the live Owner, once: it is freed here.
 unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
-  // Safety: called on the JS thread with the live Owner, once.
+  // SAFETY: called on the JS thread with the live Owner, once.
   let o = unsafe { &mut *owner };
   let pending = {
     let mut state = o.link.lock();
@@ -306,9 +340,13 @@ unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
   }
   let ids: Vec<u64> = o.polls.keys().copied().collect();
   for id in ids {
+    // SAFETY: the caller's contract; the Owner is freed only below.
     unsafe { stop(owner, id, env_gone) };
   }
   let uv = o.link.uv;
+  // SAFETY: `o.wakeup` is the initialised uv_async_t of `start`, closed once here; the cleanup
+  // hook is removed only if the environment did not run it (it is what runs us then); the
+  // Owner was boxed in `start` and nothing refers to it after this.
   unsafe {
     uv::set_data(o.wakeup, null_mut());
     (uv.close)(o.wakeup, Some(uv::free_handle));
@@ -320,6 +358,10 @@ unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
 }
 
 /// The environment is being torn down (worker terminated, or process exit) before the pool.
+///
+/// # Safety
+/// Called by Node with the Owner registered in [`UvWatcher::start`].
 unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+  // SAFETY: `arg` is the live Owner, on the JS thread; the hook runs once.
   let _ = catch_unwind(AssertUnwindSafe(|| unsafe { close_all(arg.cast(), true) }));
 }

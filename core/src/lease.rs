@@ -11,13 +11,26 @@ use tokio::sync::oneshot;
 
 use crate::completion::Completion;
 use crate::error::PoolError;
-use crate::pool::{CallOptions, Request, Shared};
-use crate::state::CallId;
+use crate::request::{CallId, CallOptions, Request};
+
+/// What a lease needs of its pool (implemented by the pool).
+pub(crate) trait LeaseOps: Send + Sync + std::fmt::Debug {
+    /// Runs `request` on leased connection `conn`.
+    fn submit_on_lease(&self, conn: u64, request: Request, options: CallOptions, done: Completion<String>) -> CallId;
+    /// A call id for a call answered at once.
+    fn next_call(&self) -> CallId;
+    /// Aborts call `call`.
+    fn cancel(&self, call: CallId);
+    /// The holder gave `conn` back.
+    fn end_lease(&self, conn: u64);
+    /// When `conn` opened and was last used (wall ms) and its requests; `None` once gone.
+    fn lease_view(&self, conn: u64) -> Option<(f64, f64, u64)>;
+}
 
 /// A connection taken out of the pool by [`crate::Pool::acquire`].
 #[derive(Debug)]
 pub struct Lease {
-    shared: Arc<Shared>,
+    pool: Arc<dyn LeaseOps>,
     conn: u64,
     released: AtomicBool,
 }
@@ -39,8 +52,8 @@ pub struct LeaseInfo {
 }
 
 impl Lease {
-    pub(crate) fn new(shared: Arc<Shared>, conn: u64) -> Self {
-        Lease { shared, conn, released: AtomicBool::new(false) }
+    pub(crate) fn new(pool: Arc<dyn LeaseOps>, conn: u64) -> Self {
+        Lease { pool, conn, released: AtomicBool::new(false) }
     }
 
     /// `conn-<n>`: the id of the leased connection.
@@ -55,15 +68,14 @@ impl Lease {
     pub fn submit(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
         if self.released.load(Ordering::Acquire) {
             done.complete(Err(PoolError::Released));
-            return self.shared.next_call();
+            return self.pool.next_call();
         }
-        let _in_pool = self.shared.span.enter();
-        self.shared.submit_on_lease(self.conn, request, options, done)
+        self.pool.submit_on_lease(self.conn, request, options, done)
     }
 
     /// Aborts a call made on this lease (see [`crate::Pool::cancel`]).
     pub fn cancel(&self, call: CallId) {
-        self.shared.cancel_call(call);
+        self.pool.cancel(call);
     }
 
     /// `async` form of [`Lease::submit`].
@@ -75,14 +87,13 @@ impl Lease {
 
     /// The connection's details, as the original's `PooledConnection` showed them.
     pub fn info(&self) -> LeaseInfo {
-        let st = self.shared.lock();
-        let entry = st.conns.get(&self.conn);
+        let view = self.pool.lease_view(self.conn);
         LeaseInfo {
             id: self.id(),
-            in_use: !self.released.load(Ordering::Acquire) && entry.is_some(),
-            created_at: entry.map_or(0.0, |e| e.created_at_ms),
-            last_used_at: entry.map_or(0.0, |e| e.last_used_ms),
-            request_count: entry.map_or(0.0, |e| e.requests as f64),
+            in_use: !self.released.load(Ordering::Acquire) && view.is_some(),
+            created_at: view.map_or(0.0, |v| v.0),
+            last_used_at: view.map_or(0.0, |v| v.1),
+            request_count: view.map_or(0.0, |v| v.2 as f64),
         }
     }
 
@@ -91,7 +102,7 @@ impl Lease {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.shared.end_lease(self.conn);
+        self.pool.end_lease(self.conn);
     }
 }
 

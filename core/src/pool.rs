@@ -1,4 +1,5 @@
-//! The pool: who gets which connection, when connections open and close.
+//! The pool: its public API, its lock, and the driver that carries out what the state machine
+//! decides.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), blender_mcp_pool_core::PoolError> {
@@ -11,25 +12,20 @@
 //! ```
 //!
 //! # Design
-//! All state sits behind one mutex, held only for bookkeeping (never across a callback, and
-//! across no I/O but a non-blocking peek). Calls are callback-driven ([`Pool::submit`]) rather
-//! than `async`, so that a call arriving while a connection is idle is written to the socket
-//! right there on the caller's thread: no task is spawned and no thread is woken until
-//! Blender's reply arrives. Everything that must happen after the lock is released (answering
-//! callers, writing a request handed to a connection, spawning a connect) is collected in
-//! [`Effects`] and run by [`Effects::run`].
+//! Calls go one way: the API (or a connection's event) takes the one lock, runs one transition
+//! of the [`State`] machine, which lists its [`Effects`]; the driver resolves the connections
+//! they name to their sockets, releases the lock, and carries them out ([`Ready::run`], the only
+//! place that writes, wakes, spawns and answers). Connections report back through
+//! [`ConnEvents`], one entry point per event, each one lock.
 //!
-//! Waiters are served first-in first-out. The cap `maxConnections` counts open and opening
-//! sockets, and every decision to open one is taken under the lock, so no race can exceed it.
-//!
-//! A request is only ever written once. It is re-routed to another connection only when it
-//! provably never reached Blender: while it waits for a connection (connects failing are
-//! retried, see `backoff.rs`), or when the idle connection it was about to use turns out to be
-//! closed before anything was written.
+//! Calls are callback-driven ([`Pool::submit`]) rather than `async`, so that a call arriving
+//! while a connection is idle is written to the socket right there on the caller's thread: no
+//! task is spawned and no thread is woken until Blender's reply arrives.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
@@ -37,47 +33,19 @@ use tokio::time::Instant;
 
 use crate::completion::Completion;
 use crate::config::PoolConfig;
-use crate::connection::ConnIo;
+use crate::connection::{drive, ConnEvents, ConnIo};
+use crate::effects::{Effects, Tally};
 use crate::error::PoolError;
-use crate::lease::Lease;
-use crate::maintenance::{connect, maintain};
-use crate::state::{CallId, InFlight, Job, Phase, State, Waiter};
+use crate::lease::{Lease, LeaseOps};
 use crate::metrics::prometheus::{self, Family};
 use crate::metrics::{bump, Metrics, MetricsSnapshot};
-use crate::stats::PoolStats;
 use crate::observer::PoolObserver;
-use crate::watcher::ReadWatcher;
-
-/// One command for Blender: its type (for logs) and the bytes to send.
-#[derive(Debug, Clone)]
-pub struct Request {
-    command: String,
-    pub(crate) bytes: Vec<u8>,
-}
-
-impl Request {
-    /// A request whose body is the JSON text `json` (`{"type":...,"params":...}`); the pool
-    /// frames it for the wire when it sends it. `command` is only used in logs: bodies are
-    /// never logged.
-    pub fn new(command: impl Into<String>, json: impl Into<String>) -> Self {
-        Request { command: command.into(), bytes: json.into().into_bytes() }
-    }
-
-    /// The command type, as given.
-    pub fn command(&self) -> &str {
-        &self.command
-    }
-}
-
-/// Options of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallOptions {
-    /// The call's deadline, counted from the call. Past it, a call still waiting for a
-    /// connection fails with `ERR_POOL_TIMEOUT` (nothing was sent) and a call in flight with
-    /// `ERR_RESPONSE_TIMEOUT` (its connection is discarded). `socketTimeout` and
-    /// `connectionTimeout` still apply.
-    pub timeout: Option<Duration>,
-}
+use crate::reader::Reader;
+use crate::request::{CallId, CallOptions, Job, Request};
+use crate::socket::Socket;
+use crate::state::{Now, Phase, State, Verdict};
+use crate::stats::PoolStats;
+use crate::watcher::{ReadWatcher, WatchedConn};
 
 /// A connection pool to Blender's add-on server. Dropping it shuts it down.
 #[derive(Debug)]
@@ -127,7 +95,7 @@ impl Pool {
 
     /// [`Pool::submit`] with per-call options.
     pub fn submit_with(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
-        let _in_pool = self.shared.span.enter();
+        let done = self.shared.measured(done, Instant::now());
         self.shared.submit(Job::Execute(request, done), options)
     }
 
@@ -140,8 +108,9 @@ impl Pool {
 
     /// Leases a connection for several commands in a row; `done` receives the [`Lease`].
     pub fn acquire_with(&self, options: CallOptions, done: Completion<Lease>) -> CallId {
-        let _in_pool = self.shared.span.enter();
-        self.shared.submit(Job::Acquire(done), options)
+        let ops: Arc<dyn LeaseOps> = self.shared.clone();
+        let granted = Completion::new(move |conn: Result<u64, PoolError>| done.complete(conn.map(|conn| Lease::new(ops, conn))));
+        self.shared.submit(Job::Acquire(granted), options)
     }
 
     /// `async` form of [`Pool::acquire_with`].
@@ -154,20 +123,20 @@ impl Pool {
     /// Aborts call `call`: a waiting call leaves the queue, a call in flight has its connection
     /// discarded; either fails with `ABORT_ERR`. A finished call is left alone.
     pub fn cancel(&self, call: CallId) {
-        let _in_pool = self.shared.span.enter();
-        self.shared.cancel_call(call);
+        LeaseOps::cancel(&*self.shared, call);
     }
 
     /// When the maintenance task will next look at the queue and the clock, as of its last
     /// round (`None` before its first). For tests that must know it has seen a waiter.
     #[doc(hidden)]
     pub fn next_maintenance(&self) -> Option<Instant> {
-        self.shared.lock().maintenance_due
+        self.shared.lock().state.maintenance_due
     }
 
     /// A snapshot of the pool's counts.
     pub fn stats(&self) -> PoolStats {
-        let st = self.shared.lock();
+        let inner = self.shared.lock();
+        let st = &inner.state;
         let active = st.conns.values().filter(|c| !matches!(c.phase, Phase::Idle)).count();
         let m = &self.shared.metrics;
         PoolStats {
@@ -178,7 +147,7 @@ impl Pool {
             total_requests: m.successes.load(Ordering::Relaxed),
             opening_connections: st.opening,
             open_sockets: st.sockets,
-            failed_requests: self.shared.counters.failed.load(Ordering::Relaxed),
+            failed_requests: m.failed_after_send.load(Ordering::Relaxed),
             connections_opened: m.connects.load(Ordering::Relaxed),
             connect_failures: m.connect_failures.load(Ordering::Relaxed),
         }
@@ -205,8 +174,7 @@ impl Pool {
     /// at once with `ERR_POOL_SHUTDOWN`; requests in flight finish (or time out) first. Later
     /// calls fail at once and open nothing. Idempotent.
     pub fn shutdown_with(&self, done: Completion<()>) {
-        let _in_pool = self.shared.span.enter();
-        self.shared.shutdown(Some(done));
+        self.shared.transition(|inner, _, _, fx| inner.state.shutdown(Some(done), fx));
     }
 
     /// `async` form of [`Pool::shutdown_with`].
@@ -221,8 +189,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let _in_pool = self.shared.span.enter();
-        self.shared.shutdown(None);
+        self.shared.transition(|inner, _, _, fx| inner.state.shutdown(None, fx));
     }
 }
 
@@ -262,14 +229,14 @@ impl PoolBuilder {
     /// Starts the pool on `runtime`: its maintenance task begins opening `min_connections`.
     pub fn start(self, runtime: Handle) -> Pool {
         let PoolBuilder { id, span, config, watcher, observer } = self;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|this| Shared {
+            this: this.clone(),
             id,
             span,
             config,
             runtime,
-            state: Mutex::new(State::default()),
+            inner: Mutex::new(Inner { state: State::default(), ios: HashMap::new() }),
             maintenance: Notify::new(),
-            counters: Counters::default(),
             metrics: Metrics::default(),
             watcher,
             observer,
@@ -284,536 +251,280 @@ impl PoolBuilder {
     }
 }
 
-/// What `stats()` counts beyond the metrics.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Requests that failed after being sent (the connection was discarded).
-    pub(crate) failed: AtomicU64,
-    /// Call ids handed out.
-    calls: AtomicU64,
+/// What the lock guards: the state machine, and the socket of each connection it names.
+struct Inner {
+    state: State,
+    ios: HashMap<u64, Arc<ConnIo>>,
 }
 
-pub(crate) fn wall_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
-}
-
-/// State shared by the pool handle, its leases and its tasks.
+/// What the pool handle, its leases, its connections and its tasks share.
 pub(crate) struct Shared {
+    /// This, for the effects that spawn tasks from a connection's event (which only borrows).
+    this: std::sync::Weak<Shared>,
     id: u64,
-    pub(crate) span: tracing::Span,
-    pub(crate) config: PoolConfig,
-    pub(crate) runtime: Handle,
-    state: Mutex<State>,
+    span: tracing::Span,
+    config: PoolConfig,
+    runtime: Handle,
+    inner: Mutex<Inner>,
     /// Wakes the maintenance task (a waiter queued, connects failing, shutdown).
-    pub(crate) maintenance: Notify,
-    pub(crate) counters: Counters,
-    pub(crate) metrics: Metrics,
+    maintenance: Notify,
+    metrics: Metrics,
     /// Reads replies instead of the connections' tasks, when given.
-    pub(crate) watcher: Option<Arc<dyn ReadWatcher>>,
+    watcher: Option<Arc<dyn ReadWatcher>>,
     /// Hears of connections opening and closing, when given.
-    pub(crate) observer: Option<Arc<dyn PoolObserver>>,
+    observer: Option<Arc<dyn PoolObserver>>,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("addr", &self.config.addr()).finish_non_exhaustive()
+        f.debug_struct("Shared").field("id", &self.id).field("addr", &self.config.addr()).finish_non_exhaustive()
     }
 }
 
-/// Work to do once the lock is released, in order.
-#[derive(Default)]
+/// The effects of a transition, their connections resolved to sockets: what [`Ready::run`]
+/// does once the lock is released.
 #[must_use]
-pub(crate) struct Effects {
-    pub(crate) replies: Vec<(Completion<String>, Result<String, PoolError>)>,
-    pub(crate) leases: Vec<(Completion<Lease>, Result<Lease, PoolError>)>,
-    pub(crate) sends: Vec<(Arc<ConnIo>, Vec<u8>)>,
-    /// Connection tasks to wake: a call's deadline is earlier than their timer.
-    pub(crate) wakes: Vec<Arc<ConnIo>>,
-    pub(crate) connects: usize,
-    pub(crate) closed: Vec<Completion<()>>,
+struct Ready {
+    closes: Vec<(Arc<ConnIo>, &'static str)>,
+    replies: Vec<(Completion<String>, Result<String, PoolError>)>,
+    grants: Vec<(Completion<u64>, Result<u64, PoolError>)>,
+    sends: Vec<(Arc<ConnIo>, Vec<u8>)>,
+    wakes: Vec<Arc<ConnIo>>,
+    connects: usize,
+    shutdown_done: Vec<Completion<()>>,
+    wake_maintenance: bool,
+    tally: Tally,
 }
 
 impl Effects {
-    pub(crate) fn run(self, shared: &Arc<Shared>) {
+    /// Resolves the connections the effects name, under the lock: a closed connection leaves
+    /// the socket map here (its socket closes when the last holder lets go of it).
+    fn resolve(self, ios: &mut HashMap<u64, Arc<ConnIo>>) -> Ready {
+        let closes = self.closes.into_iter().filter_map(|(id, why)| ios.remove(&id).map(|io| (io, why))).collect();
+        let sends = self.sends.into_iter().filter_map(|(id, bytes)| ios.get(&id).map(|io| (io.clone(), bytes))).collect();
+        let wakes = self.wakes.into_iter().filter_map(|id| ios.get(&id).cloned()).collect();
+        Ready {
+            closes,
+            replies: self.replies,
+            grants: self.grants,
+            sends,
+            wakes,
+            connects: self.connects,
+            shutdown_done: self.shutdown_done,
+            wake_maintenance: self.wake_maintenance,
+            tally: self.tally,
+        }
+    }
+}
+
+impl Ready {
+    /// Carries the effects out, in order: count, close, answer, grant, write, wake, connect,
+    /// report shutdown done. The only place that does any of these.
+    fn run(self, shared: &Shared) {
+        let _in_pool = shared.span.enter();
+        // Counted before anyone is answered: a caller that reads the stats after its reply sees
+        // its own request in them.
+        shared.metrics.add(&self.tally);
+        for (io, why) in self.closes {
+            io.close_because(why);
+        }
         for (done, outcome) in self.replies {
             done.complete(outcome);
         }
-        for (done, outcome) in self.leases {
+        for (done, outcome) in self.grants {
             done.complete(outcome);
         }
         for (io, bytes) in self.sends {
             if let Err(e) = io.write_or_queue(bytes) {
-                shared.discard(io.id, PoolError::Write(e.to_string()));
+                shared.on_failed(io.id, PoolError::Write(e.to_string()));
             }
         }
         for io in self.wakes {
             io.wake();
         }
-        for _ in 0..self.connects {
-            shared.spawn(connect(shared.clone()));
+        if let (n @ 1.., Some(pool)) = (self.connects, shared.this.upgrade()) {
+            for _ in 0..n {
+                shared.spawn(connect(pool.clone()));
+            }
         }
-        for done in self.closed {
+        for done in self.shutdown_done {
             done.complete(Ok(()));
         }
-    }
-}
-
-/// The one record of a connection discarded because of `err`, at a level that says whose
-/// problem it is: a protocol or transport fault of Blender's is a warning (with its code and
-/// the command it hit), the caller's own abort or an idle connection Blender closed is routine,
-/// and a bug of the pool is an error. Never the reply itself: [`PoolError::summary`] leaves out
-/// the sample of the reply that the caller's message carries.
-fn log_discard(id: u64, err: &PoolError, flight: Option<&InFlight>) {
-    let code = err.code();
-    let command = flight.map(|f| f.command.as_str());
-    let summary = err.summary();
-    match err {
-        PoolError::Aborted => tracing::debug!(conn = id, command, "call aborted; discarding its connection"),
-        PoolError::Internal(_) => tracing::error!(conn = id, command, code, "discarding connection: {summary}"),
-        PoolError::InvalidResponse { .. } => {
-            tracing::warn!(conn = id, command, code, "discarding connection: {summary}")
+        if self.wake_maintenance {
+            shared.maintenance.notify_one();
         }
-        _ if flight.is_none() => tracing::debug!(conn = id, code, "discarding idle connection: {summary}"),
-        _ => tracing::warn!(conn = id, command, code, "discarding connection: {summary}"),
-    }
-}
-
-pub(crate) fn fail_job(job: Job, err: PoolError, fx: &mut Effects) {
-    match job {
-        Job::Execute(_, done) => fx.replies.push((done, Err(err))),
-        Job::Acquire(done) => fx.leases.push((done, Err(err))),
     }
 }
 
 impl Shared {
     /// Runs `task` on the pool's runtime, inside the pool's span.
-    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         drop(self.runtime.spawn(tracing::Instrument::instrument(task, self.span.clone())));
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the bookkeeping as it was at the panic; carrying
         // on is better than failing every later call.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wraps a request's completion so its outcome and latency are counted.
-    pub(crate) fn measured(self: &Arc<Self>, done: Completion<String>, submitted: Instant) -> Completion<String> {
+    /// Takes the lock, runs one transition `f` and resolves its effects; returns what `f`
+    /// returned and the effects, to be run once the lock is released.
+    fn decide<R>(&self, f: impl FnOnce(&mut Inner, &PoolConfig, Now, &mut Effects) -> R) -> (R, Ready) {
+        let _in_pool = self.span.enter();
+        let now = Now { at: Instant::now(), wall_ms: wall_ms() };
+        let mut fx = Effects::default();
+        let mut inner = self.lock();
+        let out = f(&mut inner, &self.config, now, &mut fx);
+        let ready = fx.resolve(&mut inner.ios);
+        (out, ready)
+    }
+
+    /// [`Shared::decide`], then runs the effects.
+    fn transition<R>(&self, f: impl FnOnce(&mut Inner, &PoolConfig, Now, &mut Effects) -> R) -> R {
+        let (out, ready) = self.decide(f);
+        ready.run(self);
+        out
+    }
+
+    /// Serves a job at once if a connection is idle, otherwise queues it.
+    fn submit(&self, job: Job, options: CallOptions) -> CallId {
+        let deadline = options.timeout.map(|t| Instant::now() + t);
+        self.transition(|inner, cfg, now, fx| {
+            let call = inner.state.next_call();
+            let ios = &inner.ios;
+            let mut gone = |id: u64| ios.get(&id).and_then(|io| io.peer_gone());
+            inner.state.submit(cfg, now, call, job, deadline, &mut gone, fx);
+            call
+        })
+    }
+
+    /// Wraps a request's completion so that its outcome and latency are counted.
+    fn measured(&self, done: Completion<String>, submitted: Instant) -> Completion<String> {
         bump(&self.metrics.requests);
-        let shared = self.clone();
+        let pool = self.this.clone();
         Completion::with_connection(move |outcome: Result<String, PoolError>, conn| {
-            shared.metrics.request_ended(outcome.as_ref().map(|_| ()), submitted.elapsed());
+            if let Some(pool) = pool.upgrade() {
+                pool.metrics.request_ended(outcome.as_ref().map(|_| ()), submitted.elapsed());
+            }
             done.complete_on(outcome, conn);
         })
     }
 
-    pub(crate) fn next_call(&self) -> CallId {
-        self.counters.calls.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Serves a job at once if a connection is idle, otherwise queues it (opening a connection
-    /// if the cap allows).
-    fn submit(self: &Arc<Self>, job: Job, options: CallOptions) -> CallId {
-        let call = self.next_call();
-        let now = Instant::now();
-        let job = match job {
-            Job::Execute(request, done) => Job::Execute(request, self.measured(done, now)),
-            acquire => acquire,
-        };
-        let deadline = options.timeout.map(|t| now + t);
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        if st.shutdown {
-            drop(st);
-            fail_job(job, PoolError::Shutdown, &mut fx);
-            fx.run(self);
-            return call;
-        }
-        match self.take_idle(&mut st) {
-            Some(id) => self.assign(&mut st, id, call, job, deadline, &mut fx),
-            None => {
-                let wait = now + self.config.connection_timeout;
-                let give_up_at = deadline.map_or(wait, |d| d.min(wait));
-                // The maintenance task enforces waiters' deadlines (and paces connect retries
-                // only while the queue is non-empty): wake it only when this waiter changes when
-                // it must next look. Under load the queue is rarely empty and deadlines grow in
-                // FIFO order, so this saves waking the I/O thread per queued call.
-                let must_wake = st.waiters.is_empty() || st.maintenance_due.is_none_or(|due| give_up_at < due);
-                st.waiters.push_back(Waiter { call, job, give_up_at, deadline, queued_at: now });
-                bump(&self.metrics.waits);
-                self.open_for_waiters(&mut st, &mut fx);
-                drop(st);
-                if must_wake {
-                    self.maintenance.notify_one();
-                }
+    /// A connect begun at `started` finished with `outcome`.
+    fn on_connected(self: &Arc<Self>, started: Instant, outcome: Result<Socket, PoolError>) {
+        let events: std::sync::Weak<dyn ConnEvents> = self.this.clone();
+        let (opened, ready) = self.decide(|inner, cfg, now, fx| {
+            let (socket, result) = match outcome {
+                Ok(socket) => (Some(socket), Ok(())),
+                Err(err) => (None, Err(err)),
+            };
+            let id = inner.state.connected(cfg, now, started, result, fx)?;
+            let reader = Reader::new(cfg.framing, cfg.max_response_bytes);
+            let socket = socket.expect("a connection opened with a socket");
+            let io = Arc::new(ConnIo::new(id, socket, reader, events, self.watcher.clone()));
+            let _ = inner.ios.insert(id, io.clone());
+            Some(io)
+        });
+        if let Some(io) = opened {
+            if let Some(observer) = &self.observer {
+                observer.connection_opened(io.id);
             }
-        }
-        fx.run(self);
-        call
-    }
-
-    /// The most recently used idle connection that is still alive. Connections Blender closed
-    /// (or that hold stray bytes) are dropped here, before any request is written to them.
-    fn take_idle(&self, st: &mut State) -> Option<u64> {
-        while let Some(id) = st.idle.pop() {
-            let io = &st.conns.get(&id).expect("idle ids have entries").io;
-            if let Some(why) = io.peer_gone() {
-                tracing::debug!(conn = id, why, "idle connection found closed; not using it");
-                let _ = self.remove(st, id, "closed-by-blender");
-                continue;
+            // Outside the lock: the watcher is the embedder's code (and may take its own locks).
+            // Before the task starts, so the watcher hears of the connection before its end.
+            if let (Some(watcher), true) = (&self.watcher, io.sock.is_watched()) {
+                watcher.watch(WatchedConn::new(io.clone()));
             }
-            return Some(id);
+            self.spawn(drive(self.clone(), io));
         }
-        None
+        ready.run(self);
     }
+}
 
-    /// Gives connection `id` (just taken from the idle list, or just freed or opened) to a job.
-    fn assign(
-        self: &Arc<Self>,
-        st: &mut State,
-        id: u64,
-        call: CallId,
-        job: Job,
-        deadline: Option<Instant>,
-        fx: &mut Effects,
-    ) {
-        let entry = st.conns.get_mut(&id).expect("an assigned id has an entry");
-        let now = Instant::now();
-        entry.last_used = now;
-        entry.last_used_ms = wall_ms();
-        match job {
-            Job::Execute(mut request, done) => {
-                tracing::debug!(conn = id, command = request.command(), bytes = request.bytes.len(), "sending");
-                self.config.framing.frame_request(&mut request.bytes);
-                let command = std::mem::take(&mut request.command);
-                let mut done = done;
-                done.served_by(id);
-                entry.phase = Phase::Busy(InFlight { done, call, command, since: now, deadline, leased: false });
-                if deadline.is_some_and(|d| d < now + self.config.socket_timeout) {
-                    fx.wakes.push(entry.io.clone());
-                }
-                fx.sends.push((entry.io.clone(), request.bytes));
-            }
-            Job::Acquire(done) => {
-                entry.phase = Phase::Leased;
-                fx.leases.push((done, Ok(Lease::new(self.clone(), id))));
-            }
+/// Milliseconds since the Unix epoch, for what a lease shows.
+fn wall_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// Opens one connection and reports to the pool.
+async fn connect(shared: Arc<Shared>) {
+    let started = Instant::now();
+    let outcome = crate::socket::open(&shared.config, shared.watcher.is_some()).await;
+    shared.on_connected(started, outcome);
+}
+
+/// The maintenance task: enforces waiters' deadlines, paces connect retries and tops the pool
+/// up to `min_connections`. Ends at shutdown, which dropping the `Pool` starts.
+async fn maintain(shared: Arc<Shared>) {
+    loop {
+        let Some(next) = shared.transition(|inner, cfg, now, fx| inner.state.housekeep(cfg, now, fx)) else { return };
+        tokio::select! {
+            () = shared.maintenance.notified() => {}
+            () = tokio::time::sleep_until(next) => {}
         }
     }
+}
 
-    /// Starts the connects the queue needs: one per waiter not already covered by a connect in
-    /// progress, within the cap. While connects are failing, only one probe at a time, once its
-    /// back-off delay has passed (the maintenance task calls again then).
-    pub(crate) fn open_for_waiters(&self, st: &mut State, fx: &mut Effects) {
-        if st.backoff.failing() {
-            let due = st.backoff.retry_at().is_none_or(|at| at <= Instant::now());
-            if due && st.opening == 0 && !st.waiters.is_empty() && st.can_open(&self.config) {
-                st.opening += 1;
-                fx.connects += 1;
-                bump(&self.metrics.retries);
-            }
-            return;
-        }
-        while st.waiters.len() > st.opening && st.can_open(&self.config) {
-            st.opening += 1;
-            fx.connects += 1;
+impl ConnEvents for Shared {
+    fn on_read(&self, conn: u64, verdict: Verdict) -> bool {
+        let (alive, ready) = self.decide(|inner, cfg, now, fx| inner.state.on_read(cfg, now, conn, verdict, fx));
+        ready.run(self);
+        alive
+    }
+
+    fn on_timer(&self, conn: u64, progress: Instant) -> Option<Instant> {
+        let (next, ready) = self.decide(|inner, cfg, now, fx| inner.state.on_timer(cfg, now, conn, progress, fx));
+        ready.run(self);
+        next
+    }
+
+    fn on_failed(&self, conn: u64, err: PoolError) {
+        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.discard(cfg, now, conn, err, fx));
+        ready.run(self);
+    }
+
+    fn on_gone(&self, conn: u64, reason: &'static str) {
+        if let Some(observer) = &self.observer {
+            observer.connection_closed(conn, reason);
         }
     }
 
-    /// A free connection goes to the first waiter, or back to the idle list — unless it has
-    /// served its quota, outlived `max_lifetime`, or the pool is shutting down: then it closes.
-    pub(crate) fn make_available(self: &Arc<Self>, st: &mut State, id: u64, fx: &mut Effects) {
-        let now = Instant::now();
-        let retire = match st.conns.get(&id) {
-            _ if st.shutdown => Some("shutdown"),
-            Some(c) if c.requests >= self.config.max_requests_per_connection => Some("max-requests"),
-            Some(c) if c.expired(now) => Some("max-lifetime"),
-            _ => None,
-        };
-        if let Some(why) = retire {
-            tracing::debug!(conn = id, why, "retiring connection");
-            let _ = self.remove(st, id, why);
-            self.open_for_waiters(st, fx);
-            return;
-        }
-        match st.waiters.pop_front() {
-            Some(w) => {
-                self.metrics.wait.record(w.queued_at.elapsed());
-                self.assign(st, id, w.call, w.job, w.deadline, fx)
-            }
-            None => {
-                let entry = st.conns.get_mut(&id).expect("caller checked");
-                entry.phase = Phase::Idle;
-                st.idle.push(id);
-            }
-        }
+    fn on_socket_closed(&self) {
+        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.socket_closed(cfg, now, fx));
+        ready.run(self);
     }
 
-    /// Removes connection `id` and closes its socket, `why` (the reason the connection's close
-    /// event reports); returns the request it was serving.
-    pub(crate) fn remove(&self, st: &mut State, id: u64, why: &'static str) -> Option<InFlight> {
-        let entry = st.conns.remove(&id)?;
-        st.idle.retain(|&i| i != id);
-        entry.io.close_because(why);
-        match entry.phase {
-            Phase::Busy(flight) => Some(flight),
-            _ => None,
-        }
+    fn span(&self) -> &tracing::Span {
+        &self.span
     }
+}
 
-    /// Drops connection `id` because of `err`, failing the request in flight on it, if any.
-    pub(crate) fn discard(self: &Arc<Self>, id: u64, err: PoolError) {
-        let _in_pool = self.span.enter();
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        self.discard_locked(&mut st, id, err, &mut fx);
-        drop(st);
-        fx.run(self);
-    }
-
-    fn discard_locked(&self, st: &mut State, id: u64, err: PoolError, fx: &mut Effects) {
-        if !st.conns.contains_key(&id) {
-            return;
-        }
-        let flight = self.remove(st, id, err.code());
-        log_discard(id, &err, flight.as_ref());
-        if let Some(flight) = flight {
-            bump(&self.counters.failed);
-            fx.replies.push((flight.done, Err(err)));
-        }
-        self.open_for_waiters(st, fx);
-    }
-
-    /// Aborts call `call` wherever it is.
-    pub(crate) fn cancel_call(self: &Arc<Self>, call: CallId) {
-        let _in_pool = self.span.enter();
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        if let Some(pos) = st.waiters.iter().position(|w| w.call == call) {
-            let waiter = st.waiters.remove(pos).expect("position is in range");
-            tracing::debug!("call aborted while waiting for a connection");
-            fail_job(waiter.job, PoolError::Aborted, &mut fx);
-        } else if let Some(id) = st.conn_running(call) {
-            self.discard_locked(&mut st, id, PoolError::Aborted, &mut fx);
-        }
-        drop(st);
-        fx.run(self);
-    }
-
-    /// Whether connection `id` is waiting for a reply.
-    pub(crate) fn has_request_in_flight(&self, id: u64) -> bool {
-        matches!(self.lock().conns.get(&id).map(|c| &c.phase), Some(Phase::Busy(_)))
-    }
-
-    /// A reply (or a bad reply) arrived on `id`. The caller is answered; the connection is
-    /// reused if `reusable`, otherwise closed.
-    pub(crate) fn finish_request(self: &Arc<Self>, id: u64, outcome: Result<String, PoolError>, reusable: bool) {
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        let Some(entry) = st.conns.get_mut(&id) else { return };
-        let Phase::Busy(flight) = std::mem::replace(&mut entry.phase, Phase::Idle) else {
-            return;
-        };
-        entry.requests += 1;
-        entry.last_used = Instant::now();
-        entry.last_used_ms = wall_ms();
-        match &outcome {
-            Ok(text) => {
-                let micros = flight.since.elapsed().as_micros() as u64;
-                tracing::debug!(conn = id, bytes = text.len(), micros, "reply");
-            }
-            Err(e) => {
-                bump(&self.counters.failed);
-                log_discard(id, e, Some(&flight));
-            }
-        }
-        let why = match &outcome {
-            Err(e) => e.code(),
-            Ok(_) => "unusable-after-reply",
-        };
-        fx.replies.push((flight.done, outcome));
-        if !reusable {
-            let _ = self.remove(&mut st, id, why);
-            self.open_for_waiters(&mut st, &mut fx);
-        } else if flight.leased {
-            if st.shutdown {
-                let _ = self.remove(&mut st, id, "shutdown");
-            } else if let Some(entry) = st.conns.get_mut(&id) {
-                entry.phase = Phase::Leased;
-            }
-        } else {
-            self.make_available(&mut st, id, &mut fx);
-        }
-        drop(st);
-        fx.run(self);
-    }
-
-    /// The connection task's timer fired or it handled an event: enforce the reply timeout, the
-    /// call's deadline, the idle timeout and the lifetime, and say when to look again (`None`:
-    /// the connection is gone, stop).
-    ///
-    /// The answer is never later than `socket_timeout` (nor `idle_timeout`) from now. That is
-    /// what lets requests start without waking the task: any deadline they bring is at least
-    /// that far away, unless the caller wakes the task itself (see [`Shared::assign`]).
-    pub(crate) fn check_timers(self: &Arc<Self>, id: u64, progress: Instant) -> Option<Instant> {
-        let now = Instant::now();
-        let horizon = now + self.config.socket_timeout.min(self.config.idle_timeout);
-        let mut st = self.lock();
-        let min = self.config.min_connections;
-        let total = st.conns.len();
-        let entry = st.conns.get(&id)?;
-        match &entry.phase {
-            Phase::Busy(flight) => {
-                let quiet_deadline = flight.since.max(progress) + self.config.socket_timeout;
-                let deadline = flight.deadline.map_or(quiet_deadline, |d| d.min(quiet_deadline));
-                if now < deadline {
-                    // Look again by the horizon and the expiry too: with a watcher reading
-                    // replies, this task does not hear when the call ends and the connection
-                    // goes idle, and must still close it on time then.
-                    let next = deadline.min(horizon);
-                    return Some(match entry.expires_at {
-                        Some(end) if end > now => next.min(end),
-                        _ => next,
-                    });
-                }
-                let after = match flight.deadline {
-                    Some(d) if d <= quiet_deadline => d - flight.since,
-                    _ => self.config.socket_timeout,
-                };
-                drop(st);
-                self.discard(id, PoolError::ResponseTimeout(after));
-                None
-            }
-            // Look again soon enough: the lease may be given back without this task hearing
-            // of it, and the connection must then expire on time.
-            Phase::Leased => Some(horizon.min(entry.expires_at.unwrap_or(horizon))),
-            Phase::Idle => {
-                if entry.expired(now) {
-                    tracing::debug!(conn = id, "retiring connection: max lifetime reached");
-                    let _ = self.remove(&mut st, id, "max-lifetime");
-                    return None;
-                }
-                let lifetime_end = entry.expires_at.unwrap_or(horizon);
-                let idle_end = entry.last_used + self.config.idle_timeout;
-                if total <= min {
-                    return Some(horizon.min(lifetime_end));
-                }
-                if now < idle_end {
-                    return Some(horizon.min(idle_end).min(lifetime_end));
-                }
-                tracing::debug!(conn = id, "closing idle connection");
-                let _ = self.remove(&mut st, id, "idle-timeout");
-                None
-            }
-        }
-    }
-
-    /// The holder of a lease on `id` gave it back. A command still running on it finishes
-    /// first, then the connection returns to the pool.
-    pub(crate) fn end_lease(self: &Arc<Self>, id: u64) {
-        let _in_pool = self.span.enter();
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        if let Some(entry) = st.conns.get_mut(&id) {
-            match &mut entry.phase {
-                Phase::Leased => {
-                    // Idle time counts from the release, not from the lease's last command.
-                    entry.last_used = Instant::now();
-                    self.make_available(&mut st, id, &mut fx);
-                }
-                Phase::Busy(flight) => flight.leased = false,
-                Phase::Idle => {}
-            }
-        }
-        drop(st);
-        fx.run(self);
-    }
-
-    /// Runs `request` on leased connection `id` (which must be between commands).
-    pub(crate) fn submit_on_lease(
-        self: &Arc<Self>,
-        id: u64,
-        request: Request,
-        options: CallOptions,
-        done: Completion<String>,
-    ) -> CallId {
-        let call = self.next_call();
+impl LeaseOps for Shared {
+    fn submit_on_lease(&self, conn: u64, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
         let done = self.measured(done, Instant::now());
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        let shutting_down = st.shutdown;
-        match st.conns.get(&id).map(|e| &e.phase) {
-            Some(Phase::Leased) => {
-                let deadline = options.timeout.map(|t| Instant::now() + t);
-                self.assign(&mut st, id, call, Job::Execute(request, done), deadline, &mut fx);
-                if let Some(Phase::Busy(flight)) = st.conns.get_mut(&id).map(|e| &mut e.phase) {
-                    flight.leased = true;
-                }
-            }
-            Some(_) => fx.replies.push((done, Err(PoolError::LeaseBusy))),
-            None if shutting_down => fx.replies.push((done, Err(PoolError::Shutdown))),
-            None => fx.replies.push((
-                done,
-                Err(PoolError::ConnectionClosed("the leased connection was lost".into())),
-            )),
-        }
-        drop(st);
-        fx.run(self);
-        call
+        let deadline = options.timeout.map(|t| Instant::now() + t);
+        self.transition(|inner, cfg, now, fx| {
+            let call = inner.state.next_call();
+            inner.state.submit_on_lease(cfg, now, conn, call, request, deadline, done, fx);
+            call
+        })
     }
 
-    /// A socket was closed for good: its slot is free for waiters now.
-    pub(crate) fn socket_closed(self: &Arc<Self>) {
-        let _in_pool = self.span.enter();
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        st.sockets -= 1;
-        self.open_for_waiters(&mut st, &mut fx);
-        fx.closed = self.take_shutdown_done(&mut st);
-        drop(st);
-        fx.run(self);
+    fn next_call(&self) -> CallId {
+        self.lock().state.next_call()
     }
 
-    pub(crate) fn take_shutdown_done(&self, st: &mut State) -> Vec<Completion<()>> {
-        if st.shutdown && st.sockets == 0 && st.opening == 0 {
-            std::mem::take(&mut st.shutdown_done)
-        } else {
-            Vec::new()
-        }
+    fn cancel(&self, call: CallId) {
+        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.cancel(cfg, now, call, fx));
+        ready.run(self);
     }
 
-    fn shutdown(self: &Arc<Self>, done: Option<Completion<()>>) {
-        let mut fx = Effects::default();
-        let mut st = self.lock();
-        if !st.shutdown {
-            st.shutdown = true;
-            tracing::info!(connections = st.conns.len(), waiting = st.waiters.len(), "shutting down pool");
-            for waiter in std::mem::take(&mut st.waiters) {
-                fail_job(waiter.job, PoolError::Shutdown, &mut fx);
-            }
-            let not_busy: Vec<u64> = st
-                .conns
-                .iter()
-                .filter(|(_, c)| !matches!(c.phase, Phase::Busy(_)))
-                .map(|(&id, _)| id)
-                .collect();
-            for id in not_busy {
-                let _ = self.remove(&mut st, id, "shutdown");
-            }
-        }
-        st.shutdown_done.extend(done);
-        fx.closed = self.take_shutdown_done(&mut st);
-        drop(st);
-        self.maintenance.notify_one();
-        fx.run(self);
+    fn end_lease(&self, conn: u64) {
+        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.end_lease(cfg, now, conn, fx));
+        ready.run(self);
     }
 
-    /// A new connection's lifetime end, jittered down by up to 10% so connections opened
-    /// together do not all retire together.
-    pub(crate) fn lifetime_end(&self, now: Instant, id: u64) -> Option<Instant> {
-        let lifetime = self.config.max_lifetime?;
-        // Spread by id: cheap, deterministic per connection, and different for neighbours.
-        let spread = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as f64 / 1024.0;
-        Some(now + lifetime - lifetime.mul_f64(0.1 * spread))
+    fn lease_view(&self, conn: u64) -> Option<(f64, f64, u64)> {
+        self.lock().state.lease_view(conn)
     }
 }

@@ -1,4 +1,4 @@
-//! A pooled connection's socket, and how the I/O thread watches it.
+//! A pooled connection's socket: how it is opened and tuned, and how the I/O thread watches it.
 //!
 //! Most connections are [`Socket::Task`]: a tokio stream whose task on the I/O thread waits for
 //! both its replies and its writes. A *watched* connection ([`Socket::Watched`], Unix only) is
@@ -8,8 +8,46 @@
 //! load, is awake anyway. See `watcher.rs` for why.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
+
+use crate::config::PoolConfig;
+use crate::error::PoolError;
+
+/// Opens a connection to Blender's add-on within `connection_timeout`, tuned and registered
+/// with the I/O thread (for writes only when `watched`). Must run on the runtime.
+pub(crate) async fn open(config: &PoolConfig, watched: bool) -> Result<Socket, PoolError> {
+    let addr = config.addr();
+    let timeout = config.connection_timeout;
+    let opened = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+        Ok(Ok(stream)) => tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
+        Ok(Err(e)) => Err(describe_connect_error(&e)),
+        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+    };
+    opened.map_err(|reason| PoolError::Connect { addr, reason })
+}
+
+/// What a failed connect says, in the words a user searches for.
+fn describe_connect_error(e: &io::Error) -> String {
+    use io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        ErrorKind::HostUnreachable => "host unreachable".to_owned(),
+        ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
+        ErrorKind::TimedOut => "timed out".to_owned(),
+        ErrorKind::AddrNotAvailable => "address not available".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// TCP options every pooled socket gets: no Nagle delay (requests are small and latency-bound)
+/// and keepalive, so a peer that vanished without closing is eventually noticed.
+fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
 
 /// A connection's socket.
 #[derive(Debug)]

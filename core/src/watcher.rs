@@ -10,11 +10,10 @@
 //! would have. Timeouts, blocked writes and closing stay with the task on the I/O thread.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use crate::connection::{on_read, ConnIo, Reader};
+use crate::connection::{ConnEvents, ConnIo};
 use crate::error::PoolError;
-use crate::pool::Shared;
 
 /// Most bytes one [`WatchedConn::on_readable`] reads.
 const READ_BUDGET: usize = HANDOFF_BYTES;
@@ -53,13 +52,12 @@ const HANDOFF_BYTES: usize = 256 * 1024;
 /// A connection whose replies a [`ReadWatcher`] reads. Holding it keeps the socket open (so its
 /// descriptor cannot be reused while polled).
 pub struct WatchedConn {
-    shared: Weak<Shared>,
     io: Arc<ConnIo>,
 }
 
 impl WatchedConn {
-    pub(crate) fn new(shared: &Arc<Shared>, io: Arc<ConnIo>) -> Self {
-        WatchedConn { shared: Arc::downgrade(shared), io }
+    pub(crate) fn new(io: Arc<ConnIo>) -> Self {
+        WatchedConn { io }
     }
 
     /// The connection's id, as given to [`ReadWatcher::unwatch`].
@@ -77,22 +75,18 @@ impl WatchedConn {
     /// and handed to its caller, a bad one fails the call and discards the connection. Says
     /// what the watcher does next.
     pub fn on_readable(&self) -> WatchNext {
-        let Some(shared) = self.shared.upgrade() else { return WatchNext::Stop };
+        let Some(events) = self.io.events.upgrade() else { return WatchNext::Stop };
         if self.io.is_closing() {
             return WatchNext::Stop;
         }
-        let _in_pool = shared.span.enter();
+        let _in_pool = events.span().enter();
         // A panic below (a bug) must not leave the call in flight hanging: like the task's
         // guard, this fails it with `ERR_INTERNAL` and discards the connection.
-        let _guard = DiscardOnPanic { shared: &shared, id: self.io.id };
-        let mut reader = self.io.reader();
-        let Reader { reply, progress } = &mut *reader;
-        let (outcome, _) = reply.fill_with(|buf| self.io.sock.recv_into(buf), READ_BUDGET);
-        let alive = on_read(&shared, &self.io, reply, outcome, progress);
-        let big = reply.len() >= HANDOFF_BYTES;
-        drop(reader);
+        let _guard = FailOnPanic { events: &*events, id: self.io.id };
+        let (alive, _) = self.io.read_with(&*events, |buf| self.io.sock.recv_into(buf), READ_BUDGET);
+        let big = self.io.reader().len() >= HANDOFF_BYTES;
         if !alive {
-            self.io.close();
+            self.io.close_because("closed");
             WatchNext::Stop
         } else if big {
             self.io.hand_over_reads();
@@ -105,23 +99,23 @@ impl WatchedConn {
     /// Gives the connection up (the watcher cannot poll it): a call in flight on it fails with
     /// `ERR_INTERNAL`, and the pool opens another when needed.
     pub fn abandon(&self, why: &str) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.discard(self.io.id, PoolError::Internal(format!("cannot watch the socket: {why}")));
+        if let Some(events) = self.io.events.upgrade() {
+            events.on_failed(self.io.id, PoolError::Internal(format!("cannot watch the socket: {why}")));
         }
-        self.io.close();
+        self.io.close_because("closed");
     }
 }
 
-/// Discards the connection if dropped while panicking.
-struct DiscardOnPanic<'a> {
-    shared: &'a Arc<Shared>,
+/// Fails the connection if dropped while panicking.
+struct FailOnPanic<'a> {
+    events: &'a dyn ConnEvents,
     id: u64,
 }
 
-impl Drop for DiscardOnPanic<'_> {
+impl Drop for FailOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.shared.discard(self.id, PoolError::Internal("reading a reply panicked".into()));
+            self.events.on_failed(self.id, PoolError::Internal("reading a reply panicked".into()));
         }
     }
 }

@@ -218,7 +218,7 @@ fn string_bytes<'a>(value: &'a RawValue) -> Option<Cow<'a, [u8]>> {
     }
     // Escapes are rare in a status: skip the decoder for the plain spelling.
     if !text.contains('\\') {
-        return Some(Cow::Borrowed(text[1..text.len() - 1].as_bytes()));
+        return Some(Cow::Borrowed(&text.as_bytes()[1..text.len() - 1]));
     }
     serde_json::Deserializer::from_str(text).deserialize_bytes(RawString).ok()
 }

@@ -23,6 +23,8 @@ pub const FAILURE_CODES: [&str; PoolError::CODES.len()] = PoolError::CODES;
 pub(crate) struct Metrics {
     pub(crate) requests: AtomicU64,
     pub(crate) successes: AtomicU64,
+    /// Requests that failed after being sent (their connection was discarded).
+    pub(crate) failed_after_send: AtomicU64,
     failures: [AtomicU64; FAILURE_CODES.len()],
     pub(crate) connects: AtomicU64,
     pub(crate) connect_failures: AtomicU64,
@@ -37,6 +39,24 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 impl Metrics {
+    /// Adds what a transition counted.
+    pub(crate) fn add(&self, tally: &crate::effects::Tally) {
+        for (counter, n) in [
+            (&self.failed_after_send, tally.failed),
+            (&self.waits, tally.waits),
+            (&self.connects, tally.connects),
+            (&self.connect_failures, tally.connect_failures),
+            (&self.retries, tally.retries),
+        ] {
+            if n > 0 {
+                let _ = counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        for waited in &tally.waited {
+            self.wait.record(*waited);
+        }
+    }
+
     /// Records how a request ended, `took` after it was submitted.
     pub(crate) fn request_ended(&self, outcome: Result<(), &PoolError>, took: Duration) {
         match outcome {

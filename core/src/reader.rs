@@ -1,0 +1,270 @@
+//! Reading a reply: the one way, however the socket is read (by the connection's task, by a
+//! watcher on the embedder's thread, or by the task again after a big reply is handed over).
+//!
+//! [`Reader::read`] is fed a `recv` function (one non-blocking read into a buffer). It reads a
+//! burst, finds where the reply ends with the framing's decoder, validates it, and says what it
+//! found as a [`Verdict`] for the state machine. It knows nothing of the pool, so it is tested
+//! with plain byte slices.
+//!
+//! Security note: the buffer never grows much past `maxResponseBytes`: reading pauses once the
+//! body passes the limit, and the verdict then fails the connection.
+
+use std::io;
+
+use tokio::time::Instant;
+
+use crate::error::PoolError;
+use crate::framing::{validate_reply, Decoder, Framing, Scan};
+use crate::state::Verdict;
+
+/// The receive side of a connection: the reply in progress, and when bytes last came.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    buf: Vec<u8>,
+    scanner: Decoder,
+    framing: Framing,
+    limit: usize,
+    /// When bytes last arrived: the reply timeout restarts from here.
+    pub(crate) progress: Instant,
+}
+
+/// How one burst of reads ended.
+enum Burst {
+    /// The socket has nothing more for now (or the budget is spent).
+    Data,
+    /// The peer closed its side (possibly after sending bytes).
+    Eof,
+    /// The read failed (reset, ...).
+    Failed(io::Error),
+}
+
+impl Reader {
+    /// Least spare room offered to each read.
+    const MIN_SPARE: usize = 16 * 1024;
+
+    pub(crate) fn new(framing: Framing, limit: usize) -> Self {
+        Reader { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit, progress: Instant::now() }
+    }
+
+    /// Bytes of the reply in progress received so far.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Reads a burst with `recv` (one non-blocking read appended to the buffer, `Ok(0)` at end
+    /// of stream), at most about `budget` bytes, and says what the bytes amount to. Also returns
+    /// whether the socket was drained (a read came back short, or would block).
+    pub(crate) fn read(&mut self, recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>, budget: usize) -> (Verdict, bool) {
+        let before = self.buf.len();
+        let (burst, drained) = self.fill(recv, budget);
+        if self.buf.len() > before {
+            self.progress = Instant::now();
+        }
+        (self.verdict(burst), drained)
+    }
+
+    /// Makes room for the next read: grows geometrically, but never reserves far beyond the
+    /// limit. Returns the room offered.
+    fn reserve(&mut self) -> usize {
+        if self.buf.capacity() - self.buf.len() < Self::MIN_SPARE {
+            let want = self.buf.len().max(Self::MIN_SPARE).min(self.limit.saturating_add(1));
+            self.buf.reserve(want.max(Self::MIN_SPARE));
+        }
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// Reads until the socket is drained, the buffer passes the limit (an oversized reply is
+    /// never buffered whole) or about `budget` bytes were read.
+    ///
+    /// A read that returns less than the room offered has drained the socket: it ends the burst
+    /// without the extra `recv` returning `EAGAIN` that a read-until-`WouldBlock` loop pays per
+    /// reply (a reader on tokio's readiness reports the short read as `WouldBlock` so that the
+    /// readiness is cleared at once).
+    fn fill(&mut self, mut recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>, budget: usize) -> (Burst, bool) {
+        let start = self.buf.len();
+        loop {
+            let room = self.reserve();
+            match recv(&mut self.buf) {
+                Ok(0) => return (Burst::Eof, true),
+                Ok(n) if n < room => return (Burst::Data, true),
+                Ok(_) if self.buf.len() > self.limit || self.buf.len() - start >= budget => return (Burst::Data, false),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Burst::Data, true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Burst::Failed(e), true),
+            }
+        }
+    }
+
+    /// What the buffer amounts to after a burst that ended as `burst`.
+    fn verdict(&mut self, burst: Burst) -> Verdict {
+        let eof = match burst {
+            Burst::Data => false,
+            Burst::Eof => true,
+            Burst::Failed(e) => return Verdict::Failed(PoolError::ConnectionClosed(format!("read failed: {e}"))),
+        };
+        match self.scanner.scan(&self.buf) {
+            // A reply that arrived whole in one read can be over the limit too.
+            Scan::Complete { start, end } if end - start > self.limit => Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit }),
+            Scan::Complete { start, end } => {
+                crate::failpoint::hit(crate::failpoint::Failpoint::PanicOnReply);
+                let (outcome, in_step) = self.take_reply(start, end);
+                if !in_step {
+                    tracing::warn!(code = "ERR_INVALID_RESPONSE", "discarding connection: bytes followed the reply");
+                }
+                Verdict::Reply { reusable: outcome.is_ok() && in_step && !eof, outcome }
+            }
+            Scan::TooLarge(declared) => {
+                tracing::debug!(declared, "reply length prefix over maxResponseBytes");
+                Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit })
+            }
+            Scan::NotAnObject(at) => Verdict::Failed(PoolError::invalid_response("Reply is not a JSON object", &self.buf[at..])),
+            Scan::Incomplete if self.body_len() > self.limit => Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit }),
+            Scan::Incomplete if eof => Verdict::Failed(PoolError::ConnectionClosed(format!(
+                "Blender closed the connection after {} bytes of an incomplete reply",
+                self.buf.len()
+            ))),
+            Scan::Incomplete => Verdict::Pending {
+                stray: Some(PoolError::invalid_response(
+                    format!("{} bytes arrived while no request was in flight", self.buf.len()),
+                    &self.buf,
+                )),
+            },
+            // Only whitespace: nothing of a reply has started. Dropped as it comes, so a peer
+            // sending only whitespace cannot grow the buffer.
+            Scan::Empty => {
+                self.buf.clear();
+                self.scanner.reset();
+                if eof {
+                    Verdict::Closed
+                } else {
+                    Verdict::Pending { stray: None }
+                }
+            }
+        }
+    }
+
+    /// Bytes of the reply's body received so far: what the limit is measured against, leading
+    /// whitespace and length prefix left out.
+    fn body_len(&self) -> usize {
+        self.buf.len() - self.scanner.body_start(self.buf.len())
+    }
+
+    /// Takes the complete reply `buf[start..end]` out of the buffer, leaving it empty for the
+    /// next one. Returns the validated reply text, and whether what followed it keeps the
+    /// stream in step (nothing, or whitespace with bare-JSON framing).
+    fn take_reply(&mut self, start: usize, end: usize) -> (Result<String, PoolError>, bool) {
+        let mut bytes = std::mem::take(&mut self.buf);
+        self.scanner.reset();
+        let in_step = self.framing.is_harmless_extra(&bytes[end..]);
+        bytes.truncate(end);
+        drop(bytes.drain(..start));
+        let outcome = match String::from_utf8(bytes) {
+            Ok(text) => match validate_reply(text.as_bytes()).err() {
+                None => Ok(text),
+                Some(err) => Err(err),
+            },
+            Err(e) => Err(validate_reply(e.as_bytes()).expect_err("not UTF-8, so not valid")),
+        };
+        (outcome, in_step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `chunks` to `r`, one read burst each (a chunk shorter than the room offered ends
+    /// its burst, as a drained socket does), then end of stream if `eof`. Returns the verdicts.
+    fn read_all(r: &mut Reader, chunks: &[&[u8]], eof: bool) -> Vec<Verdict> {
+        let mut verdicts: Vec<Verdict> = chunks
+            .iter()
+            .map(|chunk| {
+                let mut left = Some(*chunk);
+                r.read(
+                    |buf| match left.take() {
+                        Some(c) => {
+                            buf.extend_from_slice(c);
+                            Ok(c.len())
+                        }
+                        None => Err(io::ErrorKind::WouldBlock.into()),
+                    },
+                    usize::MAX,
+                )
+                .0
+            })
+            .collect();
+        if eof {
+            verdicts.push(r.read(|_| Ok(0), usize::MAX).0);
+        }
+        verdicts
+    }
+
+    fn last(mut v: Vec<Verdict>) -> Verdict {
+        v.pop().expect("a verdict")
+    }
+
+    #[test]
+    fn a_reply_in_pieces_is_pending_until_complete() {
+        let mut r = Reader::new(Framing::Json, 1000);
+        let v = read_all(&mut r, &[b"{\"status\":", b"\"success\"}"], false);
+        assert!(matches!(v[0], Verdict::Pending { stray: Some(_) }), "{v:?}");
+        assert!(matches!(&v[1], Verdict::Reply { outcome: Ok(t), reusable: true } if t == r#"{"status":"success"}"#), "{v:?}");
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn whitespace_alone_is_dropped_and_a_close_then_is_clean() {
+        let mut r = Reader::new(Framing::Json, 10);
+        let v = read_all(&mut r, &[b"  \n\t  \n   \n"], false);
+        assert!(matches!(v[0], Verdict::Pending { stray: None }));
+        assert_eq!(r.len(), 0, "never accumulates");
+        assert!(matches!(last(read_all(&mut r, &[], true)), Verdict::Closed));
+    }
+
+    #[test]
+    fn trailing_bytes_leave_the_connection_unusable_trailing_whitespace_does_not() {
+        let mut r = Reader::new(Framing::Json, 1000);
+        let v = last(read_all(&mut r, &[br#"{"status":"success"}{"status":"success"}"#], false));
+        assert!(matches!(v, Verdict::Reply { outcome: Ok(_), reusable: false }), "{v:?}");
+        let mut r = Reader::new(Framing::Json, 1000);
+        let v = last(read_all(&mut r, &[br#"{"status":"success"}  "#], false));
+        assert!(matches!(v, Verdict::Reply { outcome: Ok(_), reusable: true }), "{v:?}");
+    }
+
+    #[test]
+    fn an_incomplete_reply_at_eof_and_a_failed_read_fail_the_connection() {
+        let mut r = Reader::new(Framing::Json, 1000);
+        let v = last(read_all(&mut r, &[b"{\"status\""], true));
+        assert!(matches!(v, Verdict::Failed(PoolError::ConnectionClosed(ref d)) if d.contains("after 9 bytes")), "{v:?}");
+        let mut r = Reader::new(Framing::Json, 1000);
+        let (v, _) = r.read(|_: &mut Vec<u8>| Err(io::ErrorKind::ConnectionReset.into()), usize::MAX);
+        assert!(matches!(v, Verdict::Failed(PoolError::ConnectionClosed(ref d)) if d.starts_with("read failed")));
+    }
+
+    #[test]
+    fn the_limit_counts_the_body_only() {
+        let body = br#"{"status":"success","r":"xxxxxxxxxx"}"#;
+        let limit = body.len();
+        let mut r = Reader::new(Framing::LengthPrefixed, limit);
+        let prefix = (body.len() as u32).to_be_bytes();
+        let v = read_all(&mut r, &[&prefix, &body[..20], &body[20..]], false);
+        assert!(matches!(v[1], Verdict::Pending { .. }), "prefix plus part of the body is not over: {v:?}");
+        assert!(matches!(v[2], Verdict::Reply { outcome: Ok(_), .. }), "{v:?}");
+        let mut r = Reader::new(Framing::Json, 5);
+        let v = last(read_all(&mut r, &[b"  {\"status\":\"success\""], false));
+        assert!(matches!(v, Verdict::Failed(PoolError::ResponseTooLarge { limit: 5 })), "{v:?}");
+    }
+
+    #[test]
+    fn bytes_arriving_is_progress_a_read_that_finds_none_is_not() {
+        let mut r = Reader::new(Framing::Json, 100);
+        let long_ago = Instant::now() - std::time::Duration::from_secs(60);
+        r.progress = long_ago;
+        let _ = read_all(&mut r, &[], false);
+        let _ = r.read(|_| Err(io::ErrorKind::WouldBlock.into()), usize::MAX);
+        assert_eq!(r.progress, long_ago, "a catch-up read that found nothing");
+        let _ = read_all(&mut r, &[b"{"], false);
+        assert!(r.progress > long_ago);
+    }
+}
