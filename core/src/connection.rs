@@ -205,8 +205,11 @@ impl ReplyBuffer {
         let start = self.buf.len();
         loop {
             let room = self.reserve();
+            let before = self.buf.len();
             let outcome = recv(&mut self.buf);
-            self.fresh |= matches!(outcome, Ok(n) if n > 0);
+            // Counted by the buffer, not the result: a drained read reports `WouldBlock` with
+            // its bytes appended all the same (see `fill`).
+            self.fresh |= self.buf.len() > before;
             match outcome {
                 Ok(0) => return (ReadOutcome::Eof, true),
                 Ok(n) if n < room => return (ReadOutcome::Data, true),
