@@ -268,8 +268,9 @@ export class MockBlender {
 
   /**
    * Simulates a Blender restart: stops listening, destroys every open connection (resolving once
-   * all are closed), then listens again on the same port. Resolves once listening again (in
-   * `refuse` accept mode it stays not listening). The scene and counters are kept.
+   * all are closed), forgets the commands still running (later ones do not wait for them), then
+   * listens again on the same port. Resolves once listening again (in `refuse` accept mode it
+   * stays not listening). The scene and counters are kept.
    * @returns {Promise<void>}
    */
   restart() {
@@ -277,6 +278,8 @@ export class MockBlender {
       const closing = this.#closeListener();
       await this.closeAllConnections();
       await closing;
+      // A restarted Blender runs nothing: commands still running are forgotten, not waited for.
+      this.#queue = Promise.resolve();
       if (this.#acceptMode !== 'refuse') await this.#listen();
       this.restarts++;
       this.#notify();
