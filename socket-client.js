@@ -198,7 +198,7 @@ class BlenderSocketClient {
   /** The pool this client's commands run on, created (and a share taken) on first use. */
   #pool() {
     if (this.#isDefault()) return getConnectionPool()
-    if (this.#held !== null && otherPools.get(this.#held.key) === this.#held) return this.#held.pool
+    if (this.#held !== null) return this.#held.pool
     const key = this.#address
     let entry = otherPools.get(key)
     if (entry === undefined) {

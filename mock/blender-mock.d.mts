@@ -143,22 +143,37 @@ export interface MockBlenderOptions {
 
 /** {@link MockBlender.snapshot}: a plain copy of every counter. */
 export interface MockSnapshot {
+  /** {@link MockBlender.port}. */
   port: number
+  /** {@link MockBlender.host}. */
   host: string
+  /** {@link MockBlender.listening}. */
   listening: boolean
+  /** {@link MockBlender.acceptMode}. */
   acceptMode: AcceptMode
+  /** {@link MockBlender.connectionsOpened}. */
   connectionsOpened: number
+  /** {@link MockBlender.openConnections}. */
   openConnections: number
+  /** {@link MockBlender.maxOpenConnections}. */
   maxOpenConnections: number
   /** Connections silenced by a `half-open` fault. */
   silentConnections: number
+  /** {@link MockBlender.requests}. */
   requests: number
+  /** {@link MockBlender.bytesReceived}. */
   bytesReceived: number
+  /** {@link MockBlender.faultsInjected}. */
   faultsInjected: Record<string, number>
+  /** {@link MockBlender.resets}. */
   resets: number
+  /** {@link MockBlender.restarts}. */
   restarts: number
+  /** {@link MockBlender.hugeBytesSent}. */
   hugeBytesSent: number
+  /** {@link MockBlender.acceptFaults}. */
   acceptFaults: Record<string, number>
+  /** {@link MockBlender.scriptErrors}. */
   scriptErrors: number
 }
 

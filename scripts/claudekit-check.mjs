@@ -177,8 +177,9 @@ async function connect(port) {
       return { error, ms: performance.now() - t0, text: `(no answer: ${error.message})` }
     }
   }
-  const stderrLine = (regex) => new Promise((done) => {
-    const w = (line) => { if (regex.test(line)) { watchers.delete(w); done(line) } }
+  const stderrLine = (regex, timeoutMs) => new Promise((done, fail) => {
+    const timer = setTimeout(() => { watchers.delete(w); fail(new Error(`no stderr line ${regex} in ${timeoutMs} ms`)) }, timeoutMs)
+    const w = (line) => { if (regex.test(line)) { clearTimeout(timer); watchers.delete(w); done(line) } }
     watchers.add(w)
   })
   return { client, call, errors, stderrLine, close: () => client.close() }
@@ -221,52 +222,80 @@ function inClient(port) {
   })
 }
 
+/** The figures of one target; a scenario that breaks records its error and the next one runs. */
 async function drive(kind) {
   const f = {}
   const blender = await target(kind)
   const mcp = await connect(blender.port)
+  const scenario = async (name, fn) => {
+    try {
+      f[name] = await fn()
+    } catch (err) {
+      f[name] = { error: err.message }
+    }
+  }
+  const ok = (c) => !c.error && !c.result.isError
   try {
+    // A server that has been running: its client already connected, as when a user's calls come.
+    await scenario('warmUp', async () => ok(await mcp.call('blender_get_scene_info', {}, 30_000)))
     for (const n of [12, 16]) {
-      const tokens = Array.from({ length: n }, (_, i) => `tok-${i}-${Math.random().toString(36).slice(2, 8)}`)
-      const calls = await Promise.all(tokens.map((t) => mcp.call('blender_execute_code', { code: `print(${JSON.stringify(t)})` }, 30_000)))
-      f[`parallel${n}Correct`] = `${calls.filter((c, i) => printed(c.text) === `${tokens[i]}\n`).length}/${n}`
+      await scenario(`parallel${n}Correct`, async () => {
+        const tokens = Array.from({ length: n }, (_, i) => `tok-${i}-${Math.random().toString(36).slice(2, 8)}`)
+        const calls = await Promise.all(tokens.map((t) => mcp.call('blender_execute_code', { code: `print(${JSON.stringify(t)})` }, 30_000)))
+        return `${calls.filter((c, i) => printed(c.text) === `${tokens[i]}\n`).length}/${n}`
+      })
     }
     for (const n of [5_000_000, 20_000_000]) {
-      const c = await mcp.call('blender_execute_code', { code: code(n) })
-      f[`mcp${n / 1e6}MB`] = { ms: round(c.ms), whole: printed(c.text)?.length === n + 1 }
+      await scenario(`mcp${n / 1e6}MB`, async () => {
+        const c = await mcp.call('blender_execute_code', { code: code(n) })
+        return { ms: round(c.ms), whole: printed(c.text)?.length === n + 1 }
+      })
     }
-    f.inClient = await inClient(blender.port)
+    await scenario('inClient', () => inClient(blender.port))
 
-    const sending = mcp.stderrLine(/Executing code/)
-    let bigAt = null
-    const big = mcp.call('blender_execute_code', { code: code(20_000_000) }).then((c) => ((bigAt = performance.now()), c))
-    await sending
-    const small = await mcp.call('blender_get_scene_info', {}, 15_000)
-    const smallAt = performance.now()
-    const bigDone = await big
-    f.smallDuringBig20MB = {
-      smallMs: round(small.ms), smallOk: !small.error && !small.result.isError,
-      smallBeforeBig: bigAt === null || smallAt < bigAt, bigMs: round(bigDone.ms), bigWhole: printed(bigDone.text)?.length === 20_000_001,
-    }
+    await scenario('smallDuringBig20MB', async () => {
+      const sending = mcp.stderrLine(/Executing code/, 15_000)
+      let bigAt = null
+      const big = mcp.call('blender_execute_code', { code: code(20_000_000) }).then((c) => ((bigAt = performance.now()), c))
+      await sending
+      const small = await mcp.call('blender_get_scene_info', {}, 15_000)
+      const smallAt = performance.now()
+      const bigDone = await big
+      return {
+        smallMs: round(small.ms), smallOk: ok(small), smallText: small.text.slice(0, 80),
+        smallBeforeBig: bigAt === null || smallAt < bigAt, bigMs: round(bigDone.ms), bigWhole: printed(bigDone.text)?.length === 20_000_001,
+      }
+    })
 
-    await blender.restart()
-    const afterRestart = await mcp.call('blender_get_scene_info', {}, 30_000)
-    f.restartBetweenCalls = { firstCallMs: round(afterRestart.ms), ok: !afterRestart.error && !afterRestart.result.isError, text: afterRestart.text.slice(0, 120) }
+    await scenario('restartBetweenCalls', async () => {
+      await blender.restart()
+      const c = await mcp.call('blender_get_scene_info', {}, 30_000)
+      return { firstCallMs: round(c.ms), ok: ok(c), text: c.text.slice(0, 80) }
+    })
 
     const marker = 'CLAUDEKIT_CHECK_SLEEPING'
-    const running = blender.running(marker)
-    const sleeping = mcp.call('blender_execute_code', {
-      code: `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(30)\nprint('woke')`,
+    await scenario('killedUnderCall', async () => {
+      const running = blender.running(marker)
+      const sleeping = mcp.call('blender_execute_code', {
+        code: `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(30)\nprint('woke')`,
+      })
+      try {
+        await running
+      } finally {
+        await blender.kill()
+      }
+      const c = await sleeping
+      return { ms: round(c.ms), text: c.text.slice(0, 120) }
     })
-    await running
-    await blender.kill()
-    const underCall = await sleeping
-    f.killedUnderCall = { ms: round(underCall.ms), text: underCall.text.slice(0, 120) }
-    const closed = await mcp.call('blender_get_scene_info', {}, 60_000)
-    f.closedBlender = { ms: round(closed.ms), text: closed.text.slice(0, 160) }
-    await blender.start()
-    const back = await mcp.call('blender_get_scene_info', {}, 30_000)
-    f.firstCallAfterRestart = { ms: round(back.ms), ok: !back.error && !back.result.isError }
+    await scenario('closedBlender', async () => {
+      const c = await mcp.call('blender_get_scene_info', {}, 60_000)
+      return { ms: round(c.ms), text: c.text.slice(0, 160) }
+    })
+    await scenario('firstCallAfterRestart', async () => {
+      await blender.start()
+      const c = await mcp.call('blender_get_scene_info', {}, 30_000)
+      return { ms: round(c.ms), ok: ok(c) }
+    })
     f.stdoutErrors = mcp.errors.length
   } finally {
     await mcp.close()

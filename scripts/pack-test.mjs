@@ -4,7 +4,7 @@
 // Each use talks to a mock Blender, so the installed binary is exercised, not just loaded.
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -201,6 +201,17 @@ try {
   await check("the server's socket-client surface type-checks against the subpath (Node16, strict)", () =>
     run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: surface }))
   await check("the server's uses of the surface run against the mock", () => runNode([join(surface, 'dist', 'usage.js')], env))
+
+  // The README's vitest example, as written there, against the installed package (vitest: this
+  // repository's own copy, linked in).
+  await check("the README's vitest example of the mock passes", async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+    const example = /With vitest:\n\n```js\n([\s\S]*?)```/.exec(readme)?.[1]
+    if (!example) throw new Error('no vitest example found in README.md')
+    writeFileSync(join(dir, 'readme.test.mjs'), example)
+    symlinkSync(join(root, 'node_modules', 'vitest'), join(dir, 'node_modules', 'vitest'), 'dir')
+    await runNode([join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', dir, 'readme.test.mjs'], { ...process.env, LOG_LEVEL: 'silent' })
+  })
 } finally {
   await mock.stop()
   rmSync(dir, { recursive: true, force: true })
