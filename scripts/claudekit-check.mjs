@@ -222,83 +222,98 @@ function inClient(port) {
   })
 }
 
-/** The figures of one target; a scenario that breaks records its error and the next one runs. */
+/**
+ * The figures of one target. Each group of scenarios gets a server process of its own, warmed up
+ * by one call (a running server's client is connected when users' calls come), so that one
+ * group's leftovers (a socket out of step) do not distort the next. A scenario that breaks
+ * records its error and the next one runs.
+ */
 async function drive(kind) {
-  const f = {}
+  const f = { stdoutErrors: 0 }
   const blender = await target(kind)
-  const mcp = await connect(blender.port)
-  const scenario = async (name, fn) => {
+  const ok = (c) => !c.error && !c.result.isError
+  const scenario = async (mcp, name, fn) => {
     try {
       f[name] = await fn()
     } catch (err) {
       f[name] = { error: err.message }
     }
   }
-  const ok = (c) => !c.error && !c.result.isError
+  const group = async (name, fn) => {
+    const mcp = await connect(blender.port)
+    try {
+      await scenario(mcp, `${name}WarmUp`, async () => ok(await mcp.call('blender_get_scene_info', {}, 30_000)))
+      await fn(mcp, (scenarioName, body) => scenario(mcp, scenarioName, body))
+    } finally {
+      f.stdoutErrors += mcp.errors.length
+      await mcp.close()
+    }
+  }
   try {
-    // A server that has been running: its client already connected, as when a user's calls come.
-    await scenario('warmUp', async () => ok(await mcp.call('blender_get_scene_info', {}, 30_000)))
-    for (const n of [12, 16]) {
-      await scenario(`parallel${n}Correct`, async () => {
-        const tokens = Array.from({ length: n }, (_, i) => `tok-${i}-${Math.random().toString(36).slice(2, 8)}`)
-        const calls = await Promise.all(tokens.map((t) => mcp.call('blender_execute_code', { code: `print(${JSON.stringify(t)})` }, 30_000)))
-        return `${calls.filter((c, i) => printed(c.text) === `${tokens[i]}\n`).length}/${n}`
-      })
-    }
-    for (const n of [5_000_000, 20_000_000]) {
-      await scenario(`mcp${n / 1e6}MB`, async () => {
-        const c = await mcp.call('blender_execute_code', { code: code(n) })
-        return { ms: round(c.ms), whole: printed(c.text)?.length === n + 1 }
-      })
-    }
-    await scenario('inClient', () => inClient(blender.port))
-
-    await scenario('smallDuringBig20MB', async () => {
-      const sending = mcp.stderrLine(/Executing code/, 15_000)
-      let bigAt = null
-      const big = mcp.call('blender_execute_code', { code: code(20_000_000) }).then((c) => ((bigAt = performance.now()), c))
-      await sending
-      const small = await mcp.call('blender_get_scene_info', {}, 15_000)
-      const smallAt = performance.now()
-      const bigDone = await big
-      return {
-        smallMs: round(small.ms), smallOk: ok(small), smallText: small.text.slice(0, 80),
-        smallBeforeBig: bigAt === null || smallAt < bigAt, bigMs: round(bigDone.ms), bigWhole: printed(bigDone.text)?.length === 20_000_001,
+    await group('parallel', async (mcp, scenario) => {
+      for (const n of [12, 16]) {
+        await scenario(`parallel${n}Correct`, async () => {
+          const tokens = Array.from({ length: n }, (_, i) => `tok-${i}-${Math.random().toString(36).slice(2, 8)}`)
+          const calls = await Promise.all(tokens.map((t) => mcp.call('blender_execute_code', { code: `print(${JSON.stringify(t)})` }, 30_000)))
+          return `${calls.filter((c, i) => printed(c.text) === `${tokens[i]}\n`).length}/${n}`
+        })
       }
     })
-
-    await scenario('restartBetweenCalls', async () => {
-      await blender.restart()
-      const c = await mcp.call('blender_get_scene_info', {}, 30_000)
-      return { firstCallMs: round(c.ms), ok: ok(c), text: c.text.slice(0, 80) }
-    })
-
-    const marker = 'CLAUDEKIT_CHECK_SLEEPING'
-    await scenario('killedUnderCall', async () => {
-      const running = blender.running(marker)
-      const sleeping = mcp.call('blender_execute_code', {
-        code: `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(30)\nprint('woke')`,
-      })
-      try {
-        await running
-      } finally {
-        await blender.kill()
+    await group('big', async (mcp, scenario) => {
+      for (const n of [5_000_000, 20_000_000]) {
+        await scenario(`mcp${n / 1e6}MB`, async () => {
+          const c = await mcp.call('blender_execute_code', { code: code(n) })
+          return { ms: round(c.ms), whole: printed(c.text)?.length === n + 1, text: c.error ? c.text : undefined }
+        })
       }
-      const c = await sleeping
-      return { ms: round(c.ms), text: c.text.slice(0, 120) }
     })
-    await scenario('closedBlender', async () => {
-      const c = await mcp.call('blender_get_scene_info', {}, 60_000)
-      return { ms: round(c.ms), text: c.text.slice(0, 160) }
+    await scenario(null, 'inClient', () => inClient(blender.port))
+    await group('smallDuringBig', async (mcp, scenario) => {
+      await scenario('smallDuringBig20MB', async () => {
+        const sending = mcp.stderrLine(/Executing code/, 15_000)
+        let bigAt = null
+        const big = mcp.call('blender_execute_code', { code: code(20_000_000) }).then((c) => ((bigAt = performance.now()), c))
+        await sending
+        const small = await mcp.call('blender_get_scene_info', {}, 15_000)
+        const smallAt = performance.now()
+        const bigDone = await big
+        return {
+          smallMs: round(small.ms), smallOk: ok(small), smallText: small.text.slice(0, 80),
+          smallBeforeBig: bigAt === null || smallAt < bigAt, bigMs: round(bigDone.ms), bigWhole: printed(bigDone.text)?.length === 20_000_001,
+        }
+      })
     })
-    await scenario('firstCallAfterRestart', async () => {
-      await blender.start()
-      const c = await mcp.call('blender_get_scene_info', {}, 30_000)
-      return { ms: round(c.ms), ok: ok(c) }
+    await group('restarts', async (mcp, scenario) => {
+      await scenario('restartBetweenCalls', async () => {
+        await blender.restart()
+        const c = await mcp.call('blender_get_scene_info', {}, 30_000)
+        return { firstCallMs: round(c.ms), ok: ok(c), text: c.text.slice(0, 80) }
+      })
+      const marker = 'CLAUDEKIT_CHECK_SLEEPING'
+      await scenario('killedUnderCall', async () => {
+        const running = blender.running(marker)
+        const sleeping = mcp.call('blender_execute_code', {
+          code: `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(30)\nprint('woke')`,
+        })
+        try {
+          await running
+        } finally {
+          await blender.kill()
+        }
+        const c = await sleeping
+        return { ms: round(c.ms), text: c.text.slice(0, 120) }
+      })
+      await scenario('closedBlender', async () => {
+        const c = await mcp.call('blender_get_scene_info', {}, 60_000)
+        return { ms: round(c.ms), text: c.text.slice(0, 160) }
+      })
+      await scenario('firstCallAfterRestart', async () => {
+        await blender.start()
+        const c = await mcp.call('blender_get_scene_info', {}, 30_000)
+        return { ms: round(c.ms), ok: ok(c) }
+      })
     })
-    f.stdoutErrors = mcp.errors.length
   } finally {
-    await mcp.close()
     await blender.stop()
   }
   return f
