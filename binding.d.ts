@@ -59,7 +59,10 @@ export declare class NativePool {
   config(): JsResolvedConfig
 }
 
-/** Test hook: turns a failpoint (`"panic-on-reply"`, `"panic-on-submit"`) on or off. */
+/**
+ * Test hook: turns a failpoint (`"panic-on-reply"`, `"panic-on-submit"`, `"fail-reply-string"`)
+ * on or off.
+ */
 export declare function __setFailpoint(name: string, on: boolean): void
 
 /**
@@ -108,6 +111,7 @@ export interface JsPoolConfig {
   minConnections?: number
   maxConnections?: number
   connectionTimeout?: number
+  connectRetryTimeout?: number
   idleTimeout?: number
   maxRequestsPerConnection?: number
   healthCheckInterval?: number
@@ -147,6 +151,7 @@ export interface JsResolvedConfig {
   minConnections: number
   maxConnections: number
   connectionTimeout: number
+  connectRetryTimeout: number
   idleTimeout: number
   maxRequestsPerConnection: number
   healthCheckInterval: number

@@ -32,8 +32,18 @@ export interface ConnectionPoolConfig {
   minConnections: number
   /** Hard cap on open plus opening sockets. Default: 5. */
   maxConnections: number
-  /** Connect timeout, and how long a caller waits for a free connection. Default: 30000. */
+  /**
+   * Bounds one connect attempt that hangs (a host that drops packets), and how long a caller
+   * waits for a free connection when every connection is busy. Default: 30000.
+   */
   connectionTimeout: number
+  /**
+   * How long a caller is held while Blender is unreachable (refused or unreachable connects):
+   * connects are retried meanwhile, at most 250 ms apart, then the call fails with
+   * `ERR_CONNECT`. `0`: the call fails with the first connect attempt made for it.
+   * Whole milliseconds from 0 to 2147483647. Default: 2000.
+   */
+  connectRetryTimeout: number
   /** An idle connection above `minConnections` closes after this long unused. Default: 60000. */
   idleTimeout: number
   /** A connection is closed and replaced after serving this many requests. Default: 1000. */
@@ -54,7 +64,11 @@ export interface ConnectionPoolConfig {
    * times out). Default: `SOCKET_TIMEOUT`, else 180000.
    */
   socketTimeout: number
-  /** A reply larger than this fails with `ERR_RESPONSE_TOO_LARGE`. Default: 67108864 (64 MiB). */
+  /**
+   * A reply whose body (leading whitespace and length prefix aside) is larger than this fails
+   * with `ERR_RESPONSE_TOO_LARGE`. At most `buffer.constants.MAX_STRING_LENGTH` (536870888 on
+   * 64-bit Node): a reply is handed to JavaScript as one string. Default: 67108864 (64 MiB).
+   */
   maxResponseBytes: number
   /**
    * A connection is closed and replaced (at its next idle moment) after this long, less up to
@@ -179,8 +193,9 @@ export type BlenderPoolErrorCode =
   /** No connection became free within `connectionTimeout`. */
   | 'ERR_POOL_TIMEOUT'
   /**
-   * Blender could not be reached (refused, unreachable, connect timeout) for as long as the
-   * caller was prepared to wait: connects are retried with back-off meanwhile.
+   * Blender could not be reached: connects were refused or failed for `connectRetryTimeout`
+   * (retried meanwhile), or one hung for `connectionTimeout`. The message names host:port and
+   * what to do.
    */
   | 'ERR_CONNECT'
   /** No byte from Blender for `socketTimeout` while a reply was due. */

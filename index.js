@@ -45,6 +45,7 @@ const NUMERIC_OPTIONS = [
   'minConnections',
   'maxConnections',
   'connectionTimeout',
+  'connectRetryTimeout',
   'idleTimeout',
   'maxRequestsPerConnection',
   'healthCheckInterval',
@@ -89,6 +90,12 @@ function invalidArg(message) {
   return err
 }
 
+/**
+ * The longest reply a pool may accept: a reply is handed to JavaScript as one string, and V8's
+ * strings hold at most this many characters (a UTF-8 reply never has more characters than bytes).
+ */
+const MAX_REPLY_BYTES = require('node:buffer').constants.MAX_STRING_LENGTH
+
 function checkConfig(config) {
   if (config === undefined || config === null) return {}
   if (typeof config !== 'object' || Array.isArray(config)) {
@@ -102,6 +109,14 @@ function checkConfig(config) {
       throw invalidArg(`Invalid ConnectionPool config: ${key} must be a number, got ${describe(value)}`)
     }
     checked[key] = value
+  }
+  if (checked.maxResponseBytes > MAX_REPLY_BYTES) {
+    const err = new RangeError(
+      `Invalid ConnectionPool config: maxResponseBytes must be at most ${MAX_REPLY_BYTES}, the longest ` +
+        `string JavaScript can hold (a reply is handed over as one string), got ${checked.maxResponseBytes}`,
+    )
+    err.code = 'ERR_OUT_OF_RANGE'
+    throw err
   }
   for (const key of ['host', 'framing']) {
     const value = config[key]
@@ -200,8 +215,8 @@ function abortError(signal) {
 
 /**
  * The calls of one pool waiting for their outcome, by call id, and the function the native
- * side calls to settle them. Deliberately holds no reference to the pool object, so an
- * abandoned pool can still be garbage-collected.
+ * side calls to settle them. Holds the pool only through its pending calls (see `start`), so
+ * an abandoned pool is garbage-collected once nothing is pending on it.
  */
 function createCallTable() {
   const calls = new Map()
@@ -243,7 +258,7 @@ function createCallTable() {
           call.resolve(text)
           return
         case 'lease':
-          call.resolve(new PooledConnection(lease, call.table))
+          call.resolve(new PooledConnection(lease, call.table, call.target))
           return
         default:
           call.resolve(undefined)
@@ -253,14 +268,16 @@ function createCallTable() {
 }
 
 /**
- * Starts one native call and returns its promise. `begin(id)` starts it and returns the pool's
- * id of the call, which an abort passes to `cancel`.
+ * Starts one native call on `target` (the native pool or lease) and returns its promise.
+ * `begin(id)` starts it and returns the pool's id of the call, which an abort passes to
+ * `cancel`. The call's entry holds `target` until it settles: a pool abandoned with a call
+ * pending is not collected (and so not shut down) before that call is answered.
  */
-function start(table, kind, options, begin, cancel) {
+function start(table, target, kind, options, begin, cancel) {
   const { signal } = options
   if (signal !== undefined && signal.aborted) return Promise.reject(abortError(signal))
   return new Promise((resolve, reject) => {
-    const entry = { kind, resolve, reject, table, signal: undefined, onAbort: undefined }
+    const entry = { kind, resolve, reject, table, target, signal: undefined, onAbort: undefined }
     const id = table.add(entry)
     let callId
     try {
@@ -292,7 +309,7 @@ function command(table, target, kind, type, params, options) {
   } catch (err) {
     return Promise.reject(err)
   }
-  return start(table, kind, checked, (id) => target.submit(id, type, body, checked.timeout), (call) => target.cancel(call))
+  return start(table, target, kind, checked, (id) => target.submit(id, type, body, checked.timeout), (call) => target.cancel(call))
 }
 
 /** A native method threw (a caught Rust panic, most likely): never expected. */
@@ -310,10 +327,13 @@ function internalError(cause) {
 class PooledConnection {
   #lease
   #table
+  /** The native pool: a held connection keeps its pool from being collected (and shut down). */
+  #pool
 
-  constructor(lease, table) {
+  constructor(lease, table, pool) {
     this.#lease = lease
     this.#table = table
+    this.#pool = pool
   }
 
   /** `conn-<n>`: unique over the pool's life. */
@@ -408,7 +428,7 @@ class ConnectionPool {
       return Promise.reject(err)
     }
     const native = this.#native
-    return start(this.#table, 'lease', checked, (id) => native.acquire(id, checked.timeout), (call) => native.cancel(call))
+    return start(this.#table, native, 'lease', checked, (id) => native.acquire(id, checked.timeout), (call) => native.cancel(call))
   }
 
   /** Gives a leased connection back. Idempotent. */
@@ -443,7 +463,7 @@ class ConnectionPool {
   /** Rejects waiting callers, lets in-flight requests finish, closes every socket. Idempotent. */
   shutdown() {
     const native = this.#native
-    return start(this.#table, 'void', NO_OPTIONS, (id) => native.shutdown(id))
+    return start(this.#table, native, 'void', NO_OPTIONS, (id) => native.shutdown(id))
   }
 
   #run(kind, type, params, options) {

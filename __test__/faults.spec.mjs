@@ -69,6 +69,15 @@ describe('faults', () => {
     expect(err.message).toMatch(/incomplete reply/)
   })
 
+  it('part of a reply and a reset arriving together (Blender crashing mid-reply): ERR_CONNECTION_CLOSED at once', async () => {
+    // socketTimeout far off: the failure must come from the reset, not from the reply timeout.
+    const { err, mock, elapsed } = await faultThenRecover({ fault: 'half-reset', config: { socketTimeout: 60_000 } })
+    expect(err.code).toBe('ERR_CONNECTION_CLOSED')
+    expect(err.message).toMatch(/^Connection closed \(read failed: /)
+    expect(elapsed).toBeLessThan(30_000)
+    expect(mock.resets).toBe(1)
+  })
+
   it('reset (RST) instead of a reply: ERR_CONNECTION_CLOSED', async () => {
     const { err, mock } = await faultThenRecover({ fault: 'reset' })
     expect(err.code).toBe('ERR_CONNECTION_CLOSED')
@@ -129,14 +138,22 @@ describe('faults', () => {
     expect(mock.requestLog.map((r) => r.params.i).sort((a, b) => a - b)).toEqual([...Array(10).keys()])
   })
 
-  it('refused connections for longer than the wait: ERR_CONNECT after connectionTimeout, with few attempts', async () => {
+  it('refused connections: ERR_CONNECT after connectRetryTimeout, not connectionTimeout, with few attempts', async () => {
     const mock = await mockBlender()
-    const pool = poolFor(mock, { connectionTimeout: 400 })
+    const pool = poolFor(mock, { connectionTimeout: 30_000, connectRetryTimeout: 400 })
     await mock.setAcceptMode('refuse')
+    const started = Date.now()
     const errors = await Promise.all(Array.from({ length: 30 }, () => rejection(pool.execute('echo'))))
+    const waited = Date.now() - started
     expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['ERR_CONNECT']))
-    // A trickle, not a storm: one probe at a time with growing, jittered delays.
-    expect(pool.getStats().connectFailures).toBeLessThanOrEqual(6)
+    expect(errors[0].message).toBe(
+      `Failed to connect to Blender: connection refused (127.0.0.1:${mock.port}): is Blender running with the MCP add-on's server started?`,
+    )
+    expect(waited).toBeGreaterThanOrEqual(400)
+    expect(waited).toBeLessThan(10_000)
+    // A trickle, not a storm: the first connects (one per free slot, 5), then one probe at a
+    // time 25 to 250 ms apart, whatever the number of callers (30 here).
+    expect(pool.getStats().connectFailures).toBeLessThanOrEqual(12)
     expect(pool.getStats().pendingRequests).toBe(0)
   })
 

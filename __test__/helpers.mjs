@@ -62,16 +62,23 @@ export async function rejection(promise) {
   }
 }
 
-/** Runs `source` as an ES module in a fresh node; resolves with its exit code and output. */
-export function runScript(source, env) {
+/**
+ * Runs `source` as an ES module in a fresh node; resolves with its exit code and output.
+ * `onStdout(chunk, child)`, if given, sees each chunk of its stdout as it comes (the child's
+ * stdin is then a pipe, for answering it).
+ */
+export function runScript(source, env, { onStdout } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [onStdout ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
+    child.stdout.on('data', (d) => {
+      stdout += d
+      if (onStdout) Promise.resolve(onStdout(String(d), child)).catch(reject)
+    })
     child.stderr.on('data', (d) => (stderr += d))
     const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
     child.on('error', reject)

@@ -33,6 +33,27 @@ describe('logger option', () => {
     expect(run.stderr).not.toMatch(/sending|reply/)
   })
 
+  it('with a logger, not one record reaches stderr: the first ones (pool created, first connects) included', async () => {
+    const mock = await mockBlender()
+    const run = await runScript(
+      `import { ConnectionPool } from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)}
+       const records = []
+       const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (message, fields) => records.push({ level, message, fields })]))
+       // minConnections 1: the pool connects in the background from its first moment.
+       const pool = new ConnectionPool({ host: '127.0.0.1', port: ${mock.port}, minConnections: 1, logger })
+       await pool.execute('echo', { n: 1 })
+       await pool.shutdown()
+       for (let i = 0; i < 20 && !records.some((r) => r.message === 'shutting down pool'); i++) await new Promise((r) => setTimeout(r, 10))
+       process.stdout.write(JSON.stringify(records))`,
+      { LOG_LEVEL: 'debug' },
+    )
+    expect(run.code).toBe(0)
+    expect(run.stderr).toBe('')
+    const records = JSON.parse(run.stdout)
+    expect(records[0]).toMatchObject({ level: 'debug', message: 'pool created', fields: { addr: `127.0.0.1:${mock.port}`, max: 5 } })
+    expect(records.some((r) => r.message === 'connected')).toBe(true)
+  })
+
   it('a logger that throws does not break calls', async () => {
     const mock = await mockBlender()
     const boom = () => {

@@ -1,7 +1,8 @@
 // Seeded, reproducible randomised model test of the pool against the fault-injecting mock.
 //
 // Per seed: thousands of random operations (execute / executeRaw / acquire + lease.execute +
-// release, aborts at random moments, per-call timeouts, server faults on ~5% of requests) run
+// release, aborts at random moments, per-call timeouts, server faults on ~5% of requests, replies
+// of exactly maxResponseBytes and one byte over, the JS thread busy past socketTimeout) run
 // with bounded concurrency, while invariants are checked after every settled operation and on a
 // periodic timer. The operation plan is a pure function of the seed (every random choice, request
 // ids included, is made from the seeded PRNG when the operation is launched), and so is the fault
@@ -28,6 +29,10 @@ const SOCKET_TIMEOUT = 150
 const CONNECTION_TIMEOUT = 300
 const MAX_REQUESTS = 7
 const FAULT_RATE = 0.05
+/** maxResponseBytes: some replies are exactly this long (after leading whitespace), some one more. */
+const MAX_RESPONSE = 400_000
+/** How long the JS thread is kept busy, right after Blender wrote a reply: past socketTimeout. */
+const BUSY_MS = SOCKET_TIMEOUT + 100
 /** No op may stay unsettled this long (the pool's own timeouts are all far shorter). */
 const STALL_MS = 10_000
 
@@ -39,9 +44,12 @@ const DOCUMENTED = new Set(['ERR_POOL_TIMEOUT', 'ERR_CONNECT', 'ERR_RESPONSE_TIM
  * Faults after which the request can never succeed. `delay` can; so can `two-documents`: the
  * first document is the reply, and the connection is then discarded (errors.spec.mjs).
  */
-const FATAL_FAULTS = new Set(['close', 'garbage', 'non-object', 'bad-status', 'half-reply', 'reset', 'no-reply'])
-/** The faults drawn from: the fast ones, plus (rarer) `no-reply` to exercise reply timeouts. */
-const FAULT_CHOICES = [...FAST_FAULTS, ...FAST_FAULTS, 'no-reply']
+const FATAL_FAULTS = new Set(['close', 'garbage', 'non-object', 'bad-status', 'half-reply', 'half-reset', 'reset', 'no-reply'])
+/**
+ * The faults drawn from: the fast ones, plus (rarer) `no-reply` to exercise reply timeouts and
+ * `half-reset` (part of a reply and a reset together, as when Blender crashes mid-reply).
+ */
+const FAULT_CHOICES = [...FAST_FAULTS, ...FAST_FAULTS, 'no-reply', 'half-reset']
 
 /** The fault for request `id` under `seed`: a pure function of both. */
 function faultFor(seed, id) {
@@ -56,6 +64,19 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** The padding of a big echo: its reply is past the 256 KiB hand-over to the I/O thread. */
 const BIG_PAD = 'p'.repeat(300_000)
+
+/** The padding that makes the echo of `id` exactly `bytes` long, as the mock writes it. */
+function padFor(id, bytes) {
+  return 'q'.repeat(bytes - JSON.stringify({ status: 'success', result: { id, pad: '' } }).length)
+}
+
+/** Keeps the JS thread busy for `ms`, as a host running a long synchronous task does. */
+function busyFor(ms) {
+  const end = performance.now() + ms
+  while (performance.now() < end) {
+    // spin
+  }
+}
 
 const TCP_STATES = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2',
   '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING' }
@@ -125,6 +146,10 @@ describe('randomised model', () => {
       expect(report.violations, `seed ${seed}`).toEqual([])
       // The run exercised big replies (handed to the I/O thread midway) and they arrived whole.
       expect(report.summary.bigOk, `seed ${seed}: big replies that succeeded`).toBeGreaterThan(0)
+      // ...and replies at the limit and over it, and spells of a busy JS thread.
+      expect(report.summary.exactOk, `seed ${seed}: replies of exactly maxResponseBytes`).toBeGreaterThan(0)
+      expect(report.summary.overRefused, `seed ${seed}: replies one byte over, refused`).toBeGreaterThan(0)
+      expect(report.summary.busySpells, `seed ${seed}: busy spells`).toBeGreaterThan(0)
     }, 60_000)
   }
 })
@@ -150,11 +175,26 @@ async function runModel(seed) {
   // ---- the server, and what it saw of each request id ----
   const serverSeen = new Map() // id -> times received
   const faultOf = new Map() // id -> fault applied
+  /** Ids whose reply is exactly, or one byte over, maxResponseBytes (sent after whitespace). */
+  const limitIds = new Set()
+  /** Ids after whose reply the JS thread goes busy: id -> whether that happened. */
+  const busyIds = new Map()
+  let busySpells = 0
   const mock = await mockBlender()
   mock.setScript(({ params }) => {
     const id = params?.id
     if (typeof id !== 'number') return null
     serverSeen.set(id, (serverSeen.get(id) ?? 0) + 1)
+    if (limitIds.has(id)) return 'padded'
+    if (busyIds.has(id)) {
+      // The reply is written in the microtasks that follow; the thread goes busy right after.
+      busyIds.set(id, true)
+      setImmediate(() => {
+        busySpells++
+        busyFor(BUSY_MS)
+      })
+      return null
+    }
     const fault = faultFor(seed, id)
     if (fault !== null) faultOf.set(id, typeof fault === 'string' ? fault : fault.fault)
     return fault
@@ -168,6 +208,7 @@ async function runModel(seed) {
     maxRequestsPerConnection: MAX_REQUESTS,
     idleTimeout: pick([40, 200, 60_000]),
     healthCheckInterval: pick([50, 1000]),
+    maxResponseBytes: MAX_RESPONSE,
   }
   // The server's count, checked at every server event (connection, close, request): the
   // predicate runs synchronously in the mock's event handlers and never resolves the wait.
@@ -202,6 +243,9 @@ async function runModel(seed) {
   let ok = 0
   /** Big replies that arrived whole (the event loop handed each to the I/O thread midway). */
   let bigOk = 0
+  /** Replies of exactly maxResponseBytes that arrived, and replies one byte over it refused. */
+  let exactOk = 0
+  let overRefused = 0
   let settledOps = 0
   let lastSettleAt = Date.now()
   let shuttingDown = false
@@ -286,8 +330,16 @@ async function runModel(seed) {
       violation(`${where}: signal aborted before the call, yet rejected ${code}`)
     }
     // Codes that cannot arise here: the mock always listens, sends no huge reply, the pool is up.
-    if (code === 'ERR_CONNECT' || code === 'ERR_RESPONSE_TOO_LARGE' || (code === 'ERR_POOL_SHUTDOWN' && !shuttingDown)) {
+    if (code === 'ERR_CONNECT' || (code === 'ERR_RESPONSE_TOO_LARGE' && ctx.limit !== 'over')
+      || (code === 'ERR_POOL_SHUTDOWN' && !shuttingDown)) {
       violation(`${where}: unexpected ${code}: ${err.message}`)
+    }
+    if (ctx.limit === 'over' && code === 'ERR_RESPONSE_TOO_LARGE') overRefused++
+    if (ctx.limit !== undefined && code !== 'ERR_RESPONSE_TOO_LARGE') {
+      violation(`${where}: a reply ${ctx.limit === 'exact' ? 'of exactly' : 'one byte over'} maxResponseBytes rejected ${code}`)
+    }
+    if (ctx.busyId !== undefined && busyIds.get(ctx.busyId)) {
+      violation(`${where}: its reply was on the socket before the JS thread went busy, yet it was rejected ${code}`)
     }
     if (code === 'ERR_CONNECTION_RELEASED' && !ctx.afterRelease) violation(`${where}: ERR_CONNECTION_RELEASED on a held lease`)
     if (code === 'ERR_CONNECTION_BUSY' && !ctx.busyProbe) violation(`${where}: ERR_CONNECTION_BUSY with no other command running`)
@@ -321,7 +373,9 @@ async function runModel(seed) {
       return
     }
     ok++
-    if (ctx.pad !== undefined) bigOk++
+    if (ctx.limit === 'over') violation(`${where}: a reply one byte over maxResponseBytes resolved`)
+    else if (ctx.limit === 'exact') exactOk++
+    else if (ctx.pad !== undefined) bigOk++
     succeeded.add(id)
     log(`op ${ctx.op} ${ctx.what} id ${id} ok`)
     if (ctx.abortedBeforeCall) violation(`${where}: succeeded although its signal was aborted before the call`)
@@ -369,6 +423,8 @@ async function runModel(seed) {
       noOptions: chance(0.5),
       raw: chance(0.3),
       big: chance(0.04),
+      limit: chance(0.02) ? pick(['exact', 'over']) : undefined,
+      busy: chance(0.005),
       ...p,
     }
   }
@@ -380,13 +436,22 @@ async function runModel(seed) {
     const c = callOptions(plan)
     const ctx = { op, what: plan.raw ? 'executeRaw' : 'execute', signal: c.signal, abortedBeforeCall: c.abortedBeforeCall }
     if (c.abortedBeforeCall) neverSent.add(id)
-    log(`op ${op} ${ctx.what} id ${id} abort=${plan.abort}${plan.abort === 'delay' ? `(${plan.abortMs}ms)` : ''} timeout=${plan.timeout}`)
+    log(`op ${op} ${ctx.what} id ${id} abort=${plan.abort}${plan.abort === 'delay' ? `(${plan.abortMs}ms)` : ''} timeout=${plan.timeout}${plan.limit ? ` limit=${plan.limit}` : ''}${plan.busy ? ' busy' : ''}`)
     // Some replies are big (past the 256 KiB at which the event loop hands a reply to the I/O
-    // thread and takes the socket back afterwards).
-    const params = plan.big ? { id, pad: BIG_PAD } : { id }
-    if (plan.big) ctx.pad = BIG_PAD.length
+    // thread and takes the socket back afterwards); some are exactly maxResponseBytes long, or
+    // one byte more, after leading whitespace (the limit counts the reply, not the whitespace).
+    let params = plan.big ? { id, pad: BIG_PAD } : { id }
+    if (plan.limit !== undefined) {
+      params = { id, pad: padFor(id, plan.limit === 'exact' ? MAX_RESPONSE : MAX_RESPONSE + 1) }
+      ctx.limit = plan.limit
+      limitIds.add(id)
+    } else if (plan.busy) {
+      busyIds.set(id, false)
+    }
+    if (params.pad !== undefined) ctx.pad = params.pad.length
     const promise = plan.raw ? pool.executeRaw('echo', params, c.options) : pool.execute('echo', params, c.options)
     c.arm()
+    if (plan.busy) ctx.busyId = id
     try {
       checkReply(await promise, id, plan.raw, ctx)
     } catch (err) {
@@ -590,6 +655,9 @@ async function runModel(seed) {
       let run
       if (r < 0.62) {
         plan = callPlan({ id: nextId++ })
+        // A reply at the limit, or one followed by a busy thread, is judged on its own: no abort,
+        // no deadline of its own.
+        if (plan.limit !== undefined || plan.busy) Object.assign(plan, { abort: null, timeout: undefined, big: false })
         run = () => opExecute(op, plan)
       } else {
         const n = int(1, 4)
@@ -693,7 +761,7 @@ async function runModel(seed) {
   await serverWatch
 
   const summary = {
-    ops: OPS, settledOps, ok, bigOk, codes, ms: Date.now() - started, faults: mock.snapshot().faultsInjected,
+    ops: OPS, settledOps, ok, bigOk, exactOk, overRefused, busySpells, codes, ms: Date.now() - started, faults: mock.snapshot().faultsInjected,
     serverRequests: mock.requests, connectionsOpened: mock.connectionsOpened,
     mockMaxOpen: mock.maxOpenConnections, mockCountOverCap: serverOverCount, kernelChecks,
     maxClientFds, clientFdsOverCap: clientFdsOverCap.slice(0, 5),

@@ -47,7 +47,7 @@ See bin/README.md for examples and troubleshooting.
 
 const ADVICE = {
   dns: () => 'check --host / BLENDER_HOST (spelling, VPN, /etc/hosts); for Blender on this machine use 127.0.0.1',
-  refused: (o) => `nothing listens on ${addr(o)}: is Blender running with the MCP add-on started (its 'Connect to Claude'/'Start MCP Server' button)? wrong port? (BLENDER_PORT)`,
+  refused: (o) => `nothing listens on ${addr(o)}: is Blender running with the MCP add-on started (its 'Connect to Claude'/'Start MCP Server' button)? wrong port? (BLENDER_PORT). Meanwhile pool calls fail with ERR_CONNECT after connectRetryTimeout (default 2 s); raise it if Blender is still starting`,
   unreachable: (o) => `host unreachable / firewall: check that ${o.host} is the right machine and is up, and that a firewall lets TCP port ${o.port} through (Blender's add-on listens on localhost only unless told otherwise)`,
   reset: (o) => `${addr(o)} reset the connection: another program on this port? (BLENDER_PORT); otherwise restart the add-on's server in Blender`,
   busy: () => `connected but no reply: Blender's main thread may be busy (a modal operator, a long render, a dialog) — the add-on runs commands on the main thread; let it finish or cancel it, or raise --timeout`,
@@ -224,7 +224,7 @@ async function withPool(o, framing, fn) {
   let pool
   try {
     pool = new ConnectionPool({ host: o.host, port: o.port, framing, minConnections: 0, maxConnections: 1,
-      connectionTimeout: o.timeout, socketTimeout: o.timeout })
+      connectionTimeout: o.timeout, connectRetryTimeout: 0, socketTimeout: o.timeout })
     return await fn(pool)
   } catch (err) {
     throw poolFailure(err, o)
@@ -233,8 +233,8 @@ async function withPool(o, framing, fn) {
   }
 }
 
-/** ping and exec: one command through a pool, after a plain connect that fails fast (the pool
- * would retry a refused connect until --timeout). Rejects a CliError. */
+/** ping and exec: one command through a pool (one connect attempt, no retries), after a plain
+ * connect whose error code tells refused, unreachable and unresolved apart. Rejects a CliError. */
 async function oneCommand(o, fn) {
   await tcpConnect(o)
   return withPool(o, o.framing ?? 'json', fn)

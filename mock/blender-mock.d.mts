@@ -25,6 +25,9 @@ import type { Server } from 'node:net'
  * - `two-documents`: the reply, then a second JSON document.
  * - `no-reply`: never replies to this request (the connection stays usable).
  * - `half-reply`: the first half of the reply, then close.
+ * - `half-reset`: the first half of the reply and a TCP RST right behind it (Blender crashing
+ *   while it writes a reply).
+ * - `padded`: the reply after a few bytes of whitespace (valid: JSON allows it).
  * - `trickle`: the reply one byte per event-loop turn.
  * - `reset`: no reply; the connection is reset (RST: the client sees ECONNRESET).
  * - `delay`: the reply, written `delayMs` after the command ran (other connections not held up).
@@ -42,11 +45,13 @@ export type Fault =
   | 'two-documents'
   | 'no-reply'
   | 'half-reply'
+  | 'half-reset'
   | 'trickle'
   | 'reset'
   | 'delay'
   | 'huge'
   | 'half-open'
+  | 'padded'
 
 /** Every {@link Fault}. */
 export declare const FAULTS: readonly Fault[]

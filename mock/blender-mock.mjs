@@ -11,6 +11,9 @@ import { pathToFileURL } from 'node:url';
  * - `two-documents`: the reply followed by a second JSON document.
  * - `no-reply`: never reply to this request (the connection stays usable).
  * - `half-reply`: the first half of the reply, then close.
+ * - `half-reset`: the first half of the reply and a TCP RST right behind it, in one turn of the
+ *   event loop (Blender crashing while it writes a reply: both reach the client together).
+ * - `padded`: the normal reply after a few bytes of whitespace (valid: JSON allows it).
  * - `trickle`: the reply one byte per event-loop turn.
  * - `reset`: no reply; reset the connection with a TCP RST (the client sees ECONNRESET).
  * - `delay`: the normal reply, written `delayMs` (default 200) after the command ran; the wait
@@ -22,8 +25,8 @@ import { pathToFileURL } from 'node:url';
  *   on its own, discards further data (a peer that vanished without FIN).
  */
 export const FAULTS = Object.freeze(['close', 'garbage', 'invalid-utf8', 'non-object', 'bad-status',
-  'bad-message', 'two-documents', 'no-reply', 'half-reply', 'trickle', 'reset', 'delay', 'huge',
-  'half-open']);
+  'bad-message', 'two-documents', 'no-reply', 'half-reply', 'half-reset', 'trickle', 'reset', 'delay',
+  'huge', 'half-open', 'padded']);
 
 /**
  * Connection-level behaviours for `MockBlender#setAcceptMode`, applied to connections accepted
@@ -51,6 +54,7 @@ const FIXED_REPLIES = {
   'bad-message': Buffer.from('{"status":"error","message":42}'),
 };
 const EXTRA_DOCUMENT = Buffer.from('{"status":"success","result":"extra"}');
+const LEADING_WHITESPACE = Buffer.from('\r\n \t');
 const PRIMITIVE_NAMES = { UV_SPHERE: 'Sphere', ICO_SPHERE: 'Icosphere', MONKEY: 'Suzanne' };
 const HUGE_CHUNK = 1024 * 1024;
 const HUGE_PREFIX = Buffer.from('{"status":"success","result":"');
@@ -543,7 +547,14 @@ export class MockBlender {
     } else if (fault === 'two-documents') write(socket, Buffer.concat([reply, EXTRA_DOCUMENT]));
     else if (fault === 'half-reply') {
       if (!socket.destroyed) socket.write(reply.subarray(0, reply.length >> 1), () => socket.destroy());
+    } else if (fault === 'half-reset') {
+      if (!socket.destroyed) {
+        this.resets++;
+        socket.write(reply.subarray(0, reply.length >> 1));
+        socket.resetAndDestroy();
+      }
     } else if (fault === 'trickle') await trickle(socket, reply);
+    else if (fault === 'padded') write(socket, Buffer.concat([LEADING_WHITESPACE, reply]));
     else write(socket, reply);
   }
 

@@ -32,7 +32,7 @@ impl NativePool {
     env: Env,
     config: JsPoolConfig,
     vars: JsPoolEnv,
-    settle: Function<'_, crate::settle::SettleArgsPublic, Unknown<'static>>,
+    settle: Function<'_, crate::settle::SettleArgs, Unknown<'static>>,
     log: Option<logging::JsLogFn<'_>>,
   ) -> Result<Self> {
     let config = PoolConfig::from_input(&config.into(), &vars.into()).map_err(|e| throw_config_error(&env, &e))?;
@@ -42,11 +42,12 @@ impl NativePool {
     let watcher = crate::watcher::UvWatcher::start(&env).map(|w| w as Arc<dyn pool_core::ReadWatcher>);
     #[cfg(not(unix))]
     let watcher = None;
-    let pool = Pool::with_watcher(config, runtime::handle(), watcher);
+    let builder = Pool::builder(config).watcher(watcher);
+    // Before the pool starts, so that its every record, the first included, reaches the logger.
     if let Some(log) = log {
-      logging::register_logger(pool.id(), log)?;
+      logging::register_logger(builder.id(), log)?;
     }
-    tracing::debug!(addr = %pool.config().addr(), max = pool.config().max_connections, "pool created");
+    let pool = builder.start(runtime::handle());
     Ok(NativePool { pool, settler })
   }
 

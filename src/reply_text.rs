@@ -92,6 +92,12 @@ fn adjust_external_memory(env: sys::napi_env, delta: i64) {
 
 impl ToNapiValue for ReplyText {
   unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+    if crate::testing::fail_reply_string() {
+      // As V8 does for a string past its longest: an exception pending, and a failed call.
+      // Safety: `env` is live on this thread (caller's contract); the strings are NUL-terminated.
+      let _ = unsafe { sys::napi_throw_range_error(env, std::ptr::null(), c"Invalid string length".as_ptr()) };
+      return Err(napi::Error::new(napi::Status::GenericFailure, "Invalid string length (failpoint)"));
+    }
     let create = match create_external_fn() {
       Some(create) if val.external => create,
       // Safety: forwarded from the caller's contract (a live env on its JS thread).

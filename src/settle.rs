@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FnArgs, Function, Unknown};
+use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Result};
 use pool_core::{Completion, Lease, PoolError};
@@ -33,24 +33,36 @@ pub(crate) enum Outcome {
   Failed(PoolError),
 }
 
-/// One finished call.
-#[derive(Debug)]
+/// One finished call, with the settler it belongs to: a settlement in the queue keeps its
+/// pool's settler (and so the threadsafe function) alive until JavaScript has it, even if the
+/// pool object was garbage-collected meanwhile.
 pub(crate) struct Settlement {
   id: u32,
   outcome: Outcome,
+  settler: Arc<Settler>,
 }
 
-/// Arguments of the JavaScript callback: `(id, code | null, text | null, lease | null)`.
-pub(crate) type SettleArgsPublic = SettleArgs;
-type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<ReplyText>, Option<NativeLease>)>;
+/// Arguments of the JavaScript callback: `(id, code | null, text | null, lease | null)`, every
+/// value already created on the JavaScript thread (see [`Settler::arguments`]).
+pub(crate) type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<Created>, Option<Created>)>;
 
 type Tsfn = ThreadsafeFunction<Settlement, Unknown<'static>, SettleArgs, napi::Status, false, true>;
+
+/// A JavaScript value created by the callback itself, handed to napi-rs as it is.
+#[derive(Debug)]
+pub struct Created(sys::napi_value);
+
+impl ToNapiValue for Created {
+  unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+    Ok(val.0)
+  }
+}
 
 /// The JavaScript `settle` callback of one pool, callable from any thread.
 pub(crate) struct Settler {
   tsfn: Tsfn,
   /// Calls started on the JS thread and not yet settled there. Only touched on the JS thread.
-  outstanding: Arc<AtomicU32>,
+  outstanding: AtomicU32,
 }
 
 impl std::fmt::Debug for Settler {
@@ -62,38 +74,38 @@ impl std::fmt::Debug for Settler {
 impl Settler {
   /// Wraps the JavaScript `settle` function.
   pub(crate) fn new(callback: Function<SettleArgs, Unknown<'static>>) -> Result<Arc<Self>> {
-    let outstanding = Arc::new(AtomicU32::new(0));
-    let counter = outstanding.clone();
-    let settler_for_leases: Arc<std::sync::OnceLock<std::sync::Weak<Settler>>> = Arc::default();
-    let leases_settler = settler_for_leases.clone();
     let tsfn: Tsfn = callback
       .build_threadsafe_function::<Settlement>()
       .weak::<true>()
       .callee_handled::<false>()
-      .build_callback(move |ctx: ThreadsafeCallContext<Settlement>| {
+      .build_callback(|ctx: ThreadsafeCallContext<Settlement>| {
+        let Settlement { id, outcome, settler } = ctx.value;
         // This call is settled now; once none is outstanding, stop keeping Node alive.
-        if counter.fetch_sub(1, Ordering::Relaxed) == 1 {
-          set_referenced(&ctx.env, &leases_settler, false);
+        if settler.outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
+          settler.reference(&ctx.env, false);
         }
-        let Settlement { id, outcome } = ctx.value;
-        Ok(FnArgs::from(match outcome {
-          Outcome::Reply(text) => (id, None, Some(text), None),
-          Outcome::Done => (id, None, None, None),
-          Outcome::Failed(err) => (id, Some(err.code()), Some(ReplyText::new(err.to_string())), None),
-          Outcome::Lease(lease) => {
-            let settler = leases_settler.get().and_then(std::sync::Weak::upgrade);
-            match settler {
-              Some(settler) => (id, None, None, Some(NativeLease::new(lease, settler))),
-              None => (id, Some("ERR_INTERNAL"), Some(ReplyText::new("pool is gone".to_owned())), None),
-            }
-          }
-        }))
+        Ok(FnArgs::from(Settler::arguments(&ctx.env, id, outcome, settler)))
       })?;
-    let settler = Arc::new(Settler { tsfn, outstanding });
-    let _ = settler_for_leases.set(Arc::downgrade(&settler));
-    Ok(settler)
+    Ok(Arc::new(Settler { tsfn, outstanding: AtomicU32::new(0) }))
   }
 
+  /// The callback's arguments for `outcome`, created here rather than by napi-rs, so that a
+  /// value JavaScript cannot hold (a reply past V8's longest string, say) fails this one call
+  /// with a rejection instead of throwing out of the callback as an uncaught exception.
+  fn arguments(env: &Env, id: u32, outcome: Outcome, settler: Arc<Settler>) -> (u32, Option<&'static str>, Option<Created>, Option<Created>) {
+    let created = match outcome {
+      Outcome::Reply(text) => create(env, text).map(|text| (None, Some(text), None)),
+      Outcome::Done => Ok((None, None, None)),
+      Outcome::Failed(err) => create(env, err.to_string()).map(|text| (Some(err.code()), Some(text), None)),
+      // Dropping a lease that could not be handed over gives its connection back.
+      Outcome::Lease(lease) => create(env, NativeLease::new(lease, settler)).map(|lease| (None, None, Some(lease))),
+    };
+    let (code, text, lease) = created.unwrap_or_else(|err| {
+      let message = format!("Internal error in blender-mcp-pool: could not hand the outcome to JavaScript: {}", err.reason);
+      (Some("ERR_INTERNAL"), create(env, message).ok(), None)
+    });
+    (id, code, text, lease)
+  }
   /// Registers a call about to start (on the JS thread) and returns the completion that will
   /// settle it, mapping the core outcome with `wrap`.
   pub(crate) fn begin<T: Send + 'static>(
@@ -113,8 +125,8 @@ impl Settler {
       };
       // NonBlocking: the queue is unbounded, so this never fails for want of room. It fails
       // only when the JS context is gone (worker terminated), and then nobody is waiting.
-      let settlement = Settlement { id, outcome };
       crate::deferred::hand_over(Box::new(move || {
+        let settlement = Settlement { id, outcome, settler: settler.clone() };
         let _ = settler.tsfn.call(settlement, ThreadsafeFunctionCallMode::NonBlocking);
       }));
     })
@@ -125,10 +137,22 @@ impl Settler {
   }
 }
 
-fn set_referenced(env: &Env, settler: &std::sync::OnceLock<std::sync::Weak<Settler>>, on: bool) {
-  if let Some(settler) = settler.get().and_then(std::sync::Weak::upgrade) {
-    settler.reference(env, on);
+/// Creates `value` on the JavaScript thread, clearing any exception the failure left pending
+/// (V8 throws a `RangeError` for a string past its longest), so it cannot escape the callback.
+fn create<T: ToNapiValue>(env: &Env, value: T) -> Result<Created> {
+  // Safety: `env` is the live environment of the JS thread this callback runs on.
+  let created = unsafe { T::to_napi_value(env.raw(), value) };
+  if created.is_err() {
+    let mut pending = false;
+    // Safety: as above; the out-pointers are valid for the calls.
+    unsafe {
+      if sys::napi_is_exception_pending(env.raw(), &mut pending) == sys::Status::napi_ok && pending {
+        let mut exception = std::ptr::null_mut();
+        let _ = sys::napi_get_and_clear_last_exception(env.raw(), &mut exception);
+      }
+    }
   }
+  created.map(Created)
 }
 
 fn set_raw_referenced(env: &Env, raw: sys::napi_threadsafe_function, on: bool) {

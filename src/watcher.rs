@@ -257,19 +257,26 @@ unsafe fn resume(owner: *mut Owner, id: u64) {
 }
 
 /// A watched socket is readable (JS thread).
-unsafe extern "C" fn on_readable(handle: *mut Handle, _status: c_int, _events: c_int) {
+unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_int) {
   // Safety: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
   let polled = unsafe { uv::data(handle) }.cast::<Polled>();
   if polled.is_null() {
     return;
   }
-  // An error status shows up as a failed read: `on_readable` reads either way.
+  // `on_readable` reads whatever the status: an error shows up as a failed read, once the
+  // bytes that arrived before it are taken.
   let (next, owner, id) = {
     let p = unsafe { &*polled };
     let next = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(WatchNext::Stop);
     (next, p.owner, p.conn.id())
   };
   match next {
+    // On an error event (POLLERR: a reset, say) libuv has stopped this handle before calling
+    // back. The read above took the bytes that came before the error; poll again, so that the
+    // next callback reads the error itself. Without this, part of a reply followed by a reset
+    // would wait for the reply timeout instead of failing at once.
+    // Safety: the Owner outlives its polls; `resume` restarts this stopped, initialised handle.
+    WatchNext::Keep if status < 0 => unsafe { resume(owner, id) },
     WatchNext::Keep => {}
     // A big reply: the I/O thread reads the rest, then `resume` polls again.
     // Safety: `handle` is this loop's initialised uv_poll_t.

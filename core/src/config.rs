@@ -23,8 +23,13 @@ pub struct PoolConfig {
     pub min_connections: usize,
     /// Hard cap on open plus opening sockets. Default: 5.
     pub max_connections: usize,
-    /// Connect timeout, and how long a caller waits in the queue for a connection. Default: 30 s.
+    /// Bounds one connect attempt that hangs, and how long a caller waits in the queue for a
+    /// free connection. Default: 30 s.
     pub connection_timeout: Duration,
+    /// How long a caller is held while Blender is unreachable (connects refused or failing):
+    /// connects are retried meanwhile, then the call fails with `ERR_CONNECT`. Zero: the call
+    /// fails with the first connect attempt made after it arrived. Default: 2 s.
+    pub connect_retry_timeout: Duration,
     /// An idle connection above `min_connections` is closed after this long unused. Default: 60 s.
     pub idle_timeout: Duration,
     /// A connection is retired after serving this many requests. Default: 1000.
@@ -61,6 +66,7 @@ impl PoolConfig {
             min_connections: 1,
             max_connections: 5,
             connection_timeout: Duration::from_secs(30),
+            connect_retry_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(60),
             max_requests_per_connection: 1000,
             health_check_interval: Duration::from_secs(30),
@@ -109,6 +115,9 @@ impl PoolConfig {
         }
         if let Some(v) = input.connection_timeout {
             c.connection_timeout = ms(v, "connectionTimeout")?;
+        }
+        if let Some(v) = input.connect_retry_timeout {
+            c.connect_retry_timeout = Duration::from_millis(int_in(v, "connectRetryTimeout", 0.0, MAX_MS)? as u64);
         }
         if let Some(v) = input.idle_timeout {
             c.idle_timeout = ms(v, "idleTimeout")?;
@@ -168,6 +177,7 @@ pub struct ConfigInput {
     pub min_connections: Option<f64>,
     pub max_connections: Option<f64>,
     pub connection_timeout: Option<f64>,
+    pub connect_retry_timeout: Option<f64>,
     pub idle_timeout: Option<f64>,
     pub max_requests_per_connection: Option<f64>,
     pub health_check_interval: Option<f64>,
@@ -274,6 +284,7 @@ mod tests {
         assert_eq!(c, PoolConfig::new());
         assert_eq!((c.min_connections, c.max_connections), (1, 5));
         assert_eq!(c.connection_timeout, Duration::from_millis(30_000));
+        assert_eq!(c.connect_retry_timeout, Duration::from_millis(2_000));
         assert_eq!(c.idle_timeout, Duration::from_millis(60_000));
         assert_eq!(c.max_requests_per_connection, 1000);
         assert_eq!(c.health_check_interval, Duration::from_millis(30_000));
@@ -325,6 +336,9 @@ mod tests {
             (ConfigInput { port: Some(65_536.0), ..Default::default() }, "port"),
             (ConfigInput { connection_timeout: Some(f64::INFINITY), ..Default::default() }, "connectionTimeout"),
             (ConfigInput { idle_timeout: Some(0.0), ..Default::default() }, "idleTimeout"),
+            (ConfigInput { connect_retry_timeout: Some(-1.0), ..Default::default() }, "connectRetryTimeout"),
+            (ConfigInput { connect_retry_timeout: Some(0.5), ..Default::default() }, "connectRetryTimeout"),
+            (ConfigInput { connect_retry_timeout: Some(3e9), ..Default::default() }, "connectRetryTimeout"),
             (ConfigInput { socket_timeout: Some(-5.0), ..Default::default() }, "socketTimeout"),
             (ConfigInput { health_check_interval: Some(3e9), ..Default::default() }, "healthCheckInterval"),
             (ConfigInput { max_requests_per_connection: Some(0.0), ..Default::default() }, "maxRequestsPerConnection"),

@@ -201,6 +201,19 @@ impl ReplyBuffer {
         self.buf.len()
     }
 
+    /// Bytes of the reply's body received so far (after the last scan): what the limit is
+    /// measured against, leading whitespace and length prefix left out.
+    fn body_len(&self) -> usize {
+        self.buf.len() - self.scanner.body_start(self.buf.len())
+    }
+
+    /// Forgets whitespace received before a reply started, so that a peer sending only
+    /// whitespace cannot grow the buffer.
+    fn drop_leading_whitespace(&mut self) {
+        self.buf.clear();
+        self.scanner.reset();
+    }
+
     /// Reads until the socket is drained, stopping early once the buffer passes the limit so
     /// an oversized reply is never buffered whole.
     ///
@@ -317,7 +330,15 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
                     Borrow::Finished => break,
                 }
             }
-            () = &mut timer => {}
+            () = &mut timer => {
+                // A watcher reads this connection on the embedder's thread, which may be busy
+                // (a JavaScript thread running a long synchronous task): bytes that reached the
+                // socket before a deadline may not have been read yet. Read them here before
+                // the deadline is judged, so a reply that arrived in time is not a timeout.
+                if io.sock.is_watched() && borrowed.is_none() && !catch_up(&shared, &io) {
+                    break;
+                }
+            }
         }
         let progress = io.reader().progress;
         match shared.check_timers(io.id, progress) {
@@ -327,6 +348,15 @@ pub(crate) async fn drive(shared: Arc<Shared>, io: Arc<ConnIo>) {
         }
     }
     io.close();
+}
+
+/// Reads whatever a watched socket holds, on the I/O thread, and acts on it. Returns `false`
+/// when the connection is finished.
+fn catch_up(shared: &Arc<Shared>, io: &ConnIo) -> bool {
+    let mut reader = io.reader();
+    let Reader { reply, progress } = &mut *reader;
+    let (outcome, _) = reply.fill_with(|buf| io.sock.recv_into(buf), usize::MAX);
+    on_read(shared, io, reply, outcome, progress)
 }
 
 /// What reading a borrowed socket led to.
@@ -448,9 +478,8 @@ pub(crate) fn on_read(
         // out of step, and a close means Blender went away: drop the connection now, before
         // anyone is handed it.
         if !reply.framing.is_harmless_extra(&reply.buf) {
-            let bytes = reply.buf.len();
-            shared.discard(io.id, PoolError::invalid_response("Unexpected data while no request was in flight", &reply.buf));
-            tracing::warn!(conn = io.id, bytes, "discarding connection: Blender sent data nobody asked for");
+            let reason = format!("{} bytes arrived while no request was in flight", reply.buf.len());
+            shared.discard(io.id, PoolError::invalid_response(reason, &reply.buf));
             return false;
         }
         reply.buf.clear();
@@ -474,13 +503,13 @@ pub(crate) fn on_read(
             let (outcome, garbage_after) = reply.take_reply(start, end);
             let reusable = outcome.is_ok() && !garbage_after && !eof;
             if garbage_after {
-                tracing::warn!(conn = io.id, "discarding connection: bytes followed the reply");
+                tracing::warn!(conn = io.id, code = "ERR_INVALID_RESPONSE", "discarding connection: bytes followed the reply");
             }
             shared.finish_request(io.id, outcome, reusable);
             reusable
         }
         Scan::TooLarge(declared) => {
-            tracing::warn!(conn = io.id, declared, "reply length prefix over maxResponseBytes");
+            tracing::debug!(conn = io.id, declared, "reply length prefix over maxResponseBytes");
             shared.discard(io.id, PoolError::ResponseTooLarge { limit: reply.limit });
             false
         }
@@ -488,7 +517,7 @@ pub(crate) fn on_read(
             shared.discard(io.id, PoolError::invalid_response("Reply is not a JSON object", &reply.buf[at..]));
             false
         }
-        Scan::Incomplete | Scan::Empty if reply.buf.len() > reply.limit => {
+        Scan::Incomplete if reply.body_len() > reply.limit => {
             shared.discard(io.id, PoolError::ResponseTooLarge { limit: reply.limit });
             false
         }
@@ -501,7 +530,11 @@ pub(crate) fn on_read(
             shared.discard(io.id, PoolError::ConnectionClosed(detail));
             false
         }
-        Scan::Incomplete | Scan::Empty => true,
+        Scan::Empty => {
+            reply.drop_leading_whitespace();
+            true
+        }
+        Scan::Incomplete => true,
     }
 }
 

@@ -67,6 +67,15 @@ impl PoolError {
         }
     }
 
+    /// What went wrong, in a few words safe to log: like the message, but without the sample
+    /// of the reply that [`PoolError::InvalidResponse`] carries (replies hold users' data).
+    pub fn summary(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            PoolError::InvalidResponse { reason, .. } => format!("invalid response: {reason}").into(),
+            other => other.to_string().into(),
+        }
+    }
+
     /// Builds an [`PoolError::InvalidResponse`] with a sample of the offending bytes.
     pub fn invalid_response(reason: impl Into<String>, bytes: &[u8]) -> Self {
         PoolError::InvalidResponse { reason: reason.into(), sample: sample(bytes) }
@@ -92,9 +101,11 @@ impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PoolError::PoolTimeout => f.write_str("Connection pool timeout - no connections available"),
-            PoolError::Connect { addr, reason } => {
-                write!(f, "Failed to connect to Blender: {reason} ({addr})")
-            }
+            PoolError::Connect { addr, reason } => write!(
+                f,
+                "Failed to connect to Blender: {reason} ({addr}): is Blender running with the MCP \
+                 add-on's server started?"
+            ),
             PoolError::ResponseTimeout(after) => {
                 write!(f, "Response timeout (no data from Blender for {} ms)", after.as_millis())
             }
@@ -142,13 +153,24 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_leaves_the_reply_sample_out() {
+        let e = PoolError::invalid_response("Reply is not valid JSON", b"{\"secret\":\"sk-123\"");
+        assert!(e.to_string().contains("sk-123"));
+        assert_eq!(e.summary(), "invalid response: Reply is not valid JSON");
+        assert_eq!(PoolError::ResponseTimeout(Duration::from_millis(5)).summary(), "Response timeout (no data from Blender for 5 ms)");
+    }
+
+    #[test]
     fn messages_keep_the_original_wording() {
         assert_eq!(PoolError::PoolTimeout.to_string(), "Connection pool timeout - no connections available");
         assert_eq!(PoolError::Shutdown.to_string(), "Connection pool shutting down");
         assert!(PoolError::ResponseTimeout(Duration::from_millis(5)).to_string().starts_with("Response timeout"));
         assert!(PoolError::ConnectionClosed("eof".into()).to_string().starts_with("Connection closed"));
-        let e = PoolError::Connect { addr: "h:1".into(), reason: "refused".into() };
-        assert!(e.to_string().starts_with("Failed to connect to Blender: "));
+        let e = PoolError::Connect { addr: "127.0.0.1:9876".into(), reason: "connection refused".into() };
+        assert_eq!(
+            e.to_string(),
+            "Failed to connect to Blender: connection refused (127.0.0.1:9876): is Blender running with the MCP add-on's server started?"
+        );
         let e = PoolError::invalid_response("not an object", b"[1]");
         assert!(e.to_string().starts_with("Invalid response structure from Blender. "));
         assert!(e.to_string().ends_with("got: [1]"));

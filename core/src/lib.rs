@@ -36,7 +36,7 @@ pub use config::{ConfigError, ConfigErrorKind, ConfigInput, EnvInput, PoolConfig
 pub use error::PoolError;
 pub use lease::{Lease, LeaseInfo};
 pub use metrics::{LatencySummary, MetricsSnapshot, FAILURE_CODES};
-pub use pool::{CallOptions, Pool, Request};
+pub use pool::{CallOptions, Pool, PoolBuilder, Request};
 pub use state::CallId;
 pub use stats::PoolStats;
 pub use watcher::{ReadWatcher, WatchNext, WatchedConn};

@@ -36,16 +36,31 @@ fn housekeep(shared: &Arc<Shared>) -> Option<Instant> {
         return None;
     }
 
-    // Waiters past their deadline give up. While connects are failing, the connect error says
-    // more than "no connection available".
+    // Waiters past their deadline give up, and so do those Blender's absence has held for
+    // `connect_retry_timeout`. While connects are failing, the connect error says more than
+    // "no connection available".
+    let budget = shared.config.connect_retry_timeout;
     let gave_up: Vec<_> = {
-        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiters).into_iter().partition(|w| w.give_up_at <= now);
+        let waiters = std::mem::take(&mut st.waiters);
+        let backoff = &st.backoff;
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            waiters.into_iter().partition(|w| w.give_up_at <= now || backoff.gives_up(w.queued_at, budget, now));
         st.waiters = kept.into();
         expired
     };
     for waiter in gave_up {
-        let err = st.backoff.last_error().cloned().unwrap_or(PoolError::PoolTimeout);
-        tracing::debug!(code = err.code(), "caller gave up waiting for a connection");
+        let waited_ms = now.saturating_duration_since(waiter.queued_at).as_millis() as u64;
+        let err = match st.backoff.last_error() {
+            Some(err) => err.clone(),
+            // It waited its whole connectionTimeout (not a shorter deadline of its own) with
+            // no connection open, only a connect that never answered (a host that drops SYNs):
+            // that is a connect failure, not a busy pool.
+            None if st.opening > 0 && st.conns.is_empty() && waiter.deadline.is_none_or(|d| d > waiter.give_up_at) => {
+                PoolError::Connect { addr: shared.config.addr(), reason: format!("timed out after {waited_ms} ms") }
+            }
+            None => PoolError::PoolTimeout,
+        };
+        tracing::debug!(code = err.code(), waited_ms, "caller gave up waiting for a connection");
         fail_job(waiter.job, err, &mut fx);
     }
 
@@ -74,6 +89,11 @@ fn housekeep(shared: &Arc<Shared>) -> Option<Instant> {
         if let Some(retry) = st.backoff.retry_at() {
             next = next.min(retry.max(now));
         }
+        // A budget already spent waits for the next failed attempt, which wakes this task.
+        let budget_ends = st.waiters.iter().filter_map(|w| st.backoff.budget_end(w.queued_at, budget));
+        if let Some(end) = budget_ends.filter(|&end| end > now).min() {
+            next = next.min(end);
+        }
     }
     st.maintenance_due = Some(next);
     drop(st);
@@ -86,16 +106,30 @@ pub(crate) async fn connect(shared: Arc<Shared>) {
     let addr = shared.config.addr();
     let timeout = shared.config.connection_timeout;
     let watched = shared.watcher.is_some();
+    let started = Instant::now();
     let outcome = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-        Ok(Ok(stream)) => tune_socket(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| e.to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(stream)) => tune_socket(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
+        Ok(Err(e)) => Err(describe_connect_error(&e)),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
     };
-    connected(&shared, outcome.map_err(|reason| PoolError::Connect { addr, reason }));
+    connected(&shared, started, outcome.map_err(|reason| PoolError::Connect { addr, reason }));
 }
 
-/// A connect finished (or failed).
-fn connected(shared: &Arc<Shared>, outcome: Result<Socket, PoolError>) {
+/// What a failed connect says, in the words a user searches for.
+fn describe_connect_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        ErrorKind::HostUnreachable => "host unreachable".to_owned(),
+        ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
+        ErrorKind::TimedOut => "timed out".to_owned(),
+        ErrorKind::AddrNotAvailable => "address not available".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// A connect attempt begun at `started` finished (or failed).
+fn connected(shared: &Arc<Shared>, started: Instant, outcome: Result<Socket, PoolError>) {
     let now = Instant::now();
     let mut fx = Effects::default();
     let mut st = shared.lock();
@@ -103,10 +137,11 @@ fn connected(shared: &Arc<Shared>, outcome: Result<Socket, PoolError>) {
     let mut opened = None;
     match outcome {
         Ok(stream) if !st.shutdown => {
-            if st.backoff.failing() {
-                tracing::info!(addr = %shared.config.addr(), "Blender reachable again");
+            let failures = st.backoff.failures();
+            if let Some(outage) = st.backoff.succeeded(now) {
+                let outage_ms = outage.as_millis() as u64;
+                tracing::info!(addr = %shared.config.addr(), outage_ms, failures, "Blender reachable again");
             }
-            st.backoff.succeeded();
             st.next_id += 1;
             let id = st.next_id;
             st.sockets += 1;
@@ -135,8 +170,22 @@ fn connected(shared: &Arc<Shared>, outcome: Result<Socket, PoolError>) {
         Ok(_closed_by_shutdown) => {}
         Err(err) => {
             bump(&shared.metrics.connect_failures);
-            tracing::warn!(addr = %shared.config.addr(), "connect failed: {err}");
-            st.backoff.failed(err, now);
+            // Once per outage at warn (the first failure); each retry after it at debug.
+            let reason = match &err {
+                PoolError::Connect { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            if st.backoff.failed(err, started, now) {
+                let retry_ms = shared.config.connect_retry_timeout.as_millis() as u64;
+                tracing::warn!(
+                    addr = %shared.config.addr(),
+                    reason,
+                    retry_ms,
+                    "Blender is not reachable; calls fail with ERR_CONNECT after connectRetryTimeout until it is back"
+                );
+            } else {
+                tracing::debug!(addr = %shared.config.addr(), reason, failures = st.backoff.failures(), "connect retry failed");
+            }
             let delay = st.backoff.top_up_delay(shared.config.health_check_interval);
             st.next_top_up = Some(now + delay);
             // Waiters stay queued (nothing was sent): the maintenance task retries for them

@@ -87,29 +87,21 @@ impl Pool {
     /// Creates the pool and starts opening `min_connections` in the background on `runtime`.
     /// Never fails because Blender is down: connection errors surface on calls.
     pub fn new(config: PoolConfig, runtime: Handle) -> Self {
-        Self::with_watcher(config, runtime, None)
+        Self::builder(config).start(runtime)
     }
 
     /// [`Pool::new`], with replies read by `watcher` on its own thread instead of on the I/O
     /// thread (see [`ReadWatcher`]). Ignored where watching is not supported (not Unix).
     pub fn with_watcher(config: PoolConfig, runtime: Handle, watcher: Option<Arc<dyn ReadWatcher>>) -> Self {
+        Self::builder(config).watcher(watcher).start(runtime)
+    }
+
+    /// A pool not started yet. Its [`PoolBuilder::id`] is known before the pool emits its
+    /// first record, so an embedder can route that pool's records (to a host logger, say)
+    /// from the very first.
+    pub fn builder(config: PoolConfig) -> PoolBuilder {
         static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Shared {
-            id,
-            // Every record the pool emits happens inside this span, so a subscriber can tell
-            // which pool it came from (the binding routes each pool's records to its logger).
-            span: tracing::error_span!("pool", pool = id),
-            config,
-            runtime,
-            state: Mutex::new(State::default()),
-            maintenance: Notify::new(),
-            counters: Counters::default(),
-            metrics: Metrics::default(),
-            watcher,
-        });
-        shared.spawn(maintain(shared.clone()));
-        Pool { shared }
+        PoolBuilder { id: NEXT_POOL.fetch_add(1, Ordering::Relaxed), config, watcher: None }
     }
 
     /// A number unique to this pool in the process; records carry it as the `pool` span field.
@@ -217,6 +209,52 @@ impl Drop for Pool {
     }
 }
 
+/// A [`Pool`] about to start: see [`Pool::builder`].
+#[derive(Debug)]
+pub struct PoolBuilder {
+    id: u64,
+    config: PoolConfig,
+    watcher: Option<Arc<dyn ReadWatcher>>,
+}
+
+impl PoolBuilder {
+    /// The id the pool will have ([`Pool::id`]), and its records' `pool` span field.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Replies are read by `watcher` (see [`Pool::with_watcher`]).
+    pub fn watcher(mut self, watcher: Option<Arc<dyn ReadWatcher>>) -> Self {
+        self.watcher = watcher;
+        self
+    }
+
+    /// Starts the pool on `runtime`: its maintenance task begins opening `min_connections`.
+    pub fn start(self, runtime: Handle) -> Pool {
+        let PoolBuilder { id, config, watcher } = self;
+        let shared = Arc::new(Shared {
+            id,
+            // Every record the pool emits happens inside this span, so a subscriber can tell
+            // which pool it came from (the binding routes each pool's records to its logger).
+            span: tracing::error_span!("pool", pool = id),
+            config,
+            runtime,
+            state: Mutex::new(State::default()),
+            maintenance: Notify::new(),
+            counters: Counters::default(),
+            metrics: Metrics::default(),
+            watcher,
+        });
+        {
+            let _in_pool = shared.span.enter();
+            let (addr, max) = (shared.config.addr(), shared.config.max_connections);
+            tracing::debug!(addr, max, watched = shared.watcher.is_some(), "pool created");
+        }
+        shared.spawn(maintain(shared.clone()));
+        Pool { shared }
+    }
+}
+
 /// What `stats()` counts beyond the metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -286,6 +324,26 @@ impl Effects {
         for done in self.closed {
             done.complete(Ok(()));
         }
+    }
+}
+
+/// The one record of a connection discarded because of `err`, at a level that says whose
+/// problem it is: a protocol or transport fault of Blender's is a warning (with its code and
+/// the command it hit), the caller's own abort or an idle connection Blender closed is routine,
+/// and a bug of the pool is an error. Never the reply itself: [`PoolError::summary`] leaves out
+/// the sample of the reply that the caller's message carries.
+fn log_discard(id: u64, err: &PoolError, flight: Option<&InFlight>) {
+    let code = err.code();
+    let command = flight.map(|f| f.command.as_str());
+    let summary = err.summary();
+    match err {
+        PoolError::Aborted => tracing::debug!(conn = id, command, "call aborted; discarding its connection"),
+        PoolError::Internal(_) => tracing::error!(conn = id, command, code, "discarding connection: {summary}"),
+        PoolError::InvalidResponse { .. } => {
+            tracing::warn!(conn = id, command, code, "discarding connection: {summary}")
+        }
+        _ if flight.is_none() => tracing::debug!(conn = id, code, "discarding idle connection: {summary}"),
+        _ => tracing::warn!(conn = id, command, code, "discarding connection: {summary}"),
     }
 }
 
@@ -396,7 +454,8 @@ impl Shared {
             Job::Execute(mut request, done) => {
                 tracing::debug!(conn = id, command = request.command(), bytes = request.bytes.len(), "sending");
                 self.config.framing.frame_request(&mut request.bytes);
-                entry.phase = Phase::Busy(InFlight { done, call, since: now, deadline, leased: false });
+                let command = std::mem::take(&mut request.command);
+                entry.phase = Phase::Busy(InFlight { done, call, command, since: now, deadline, leased: false });
                 if deadline.is_some_and(|d| d < now + self.config.socket_timeout) {
                     fx.wakes.push(entry.io.clone());
                 }
@@ -468,6 +527,7 @@ impl Shared {
 
     /// Drops connection `id` because of `err`, failing the request in flight on it, if any.
     pub(crate) fn discard(self: &Arc<Self>, id: u64, err: PoolError) {
+        let _in_pool = self.span.enter();
         let mut fx = Effects::default();
         let mut st = self.lock();
         self.discard_locked(&mut st, id, err, &mut fx);
@@ -479,8 +539,9 @@ impl Shared {
         if !st.conns.contains_key(&id) {
             return;
         }
-        tracing::debug!(conn = id, code = err.code(), "discarding connection");
-        if let Some(flight) = self.remove(st, id) {
+        let flight = self.remove(st, id);
+        log_discard(id, &err, flight.as_ref());
+        if let Some(flight) = flight {
             bump(&self.counters.failed);
             fx.replies.push((flight.done, Err(err)));
         }
@@ -489,6 +550,7 @@ impl Shared {
 
     /// Aborts call `call` wherever it is.
     pub(crate) fn cancel_call(self: &Arc<Self>, call: CallId) {
+        let _in_pool = self.span.enter();
         let mut fx = Effects::default();
         let mut st = self.lock();
         if let Some(pos) = st.waiters.iter().position(|w| w.call == call) {
@@ -496,7 +558,6 @@ impl Shared {
             tracing::debug!("call aborted while waiting for a connection");
             fail_job(waiter.job, PoolError::Aborted, &mut fx);
         } else if let Some(id) = st.conn_running(call) {
-            tracing::debug!(conn = id, "call aborted in flight; discarding its connection");
             self.discard_locked(&mut st, id, PoolError::Aborted, &mut fx);
         }
         drop(st);
@@ -527,7 +588,7 @@ impl Shared {
             }
             Err(e) => {
                 bump(&self.counters.failed);
-                tracing::warn!(conn = id, code = e.code(), "bad reply from Blender; discarding connection");
+                log_discard(id, e, Some(&flight));
             }
         }
         fx.replies.push((flight.done, outcome));
@@ -580,7 +641,6 @@ impl Shared {
                     _ => self.config.socket_timeout,
                 };
                 drop(st);
-                tracing::warn!(conn = id, "reply timeout");
                 self.discard(id, PoolError::ResponseTimeout(after));
                 None
             }
@@ -611,6 +671,7 @@ impl Shared {
     /// The holder of a lease on `id` gave it back. A command still running on it finishes
     /// first, then the connection returns to the pool.
     pub(crate) fn end_lease(self: &Arc<Self>, id: u64) {
+        let _in_pool = self.span.enter();
         let mut fx = Effects::default();
         let mut st = self.lock();
         if let Some(entry) = st.conns.get_mut(&id) {
@@ -663,6 +724,7 @@ impl Shared {
 
     /// A socket was closed for good: its slot is free for waiters now.
     pub(crate) fn socket_closed(self: &Arc<Self>) {
+        let _in_pool = self.span.enter();
         let mut fx = Effects::default();
         let mut st = self.lock();
         st.sockets -= 1;

@@ -29,6 +29,8 @@ pub(crate) enum Job {
 pub(crate) struct InFlight {
     pub(crate) done: Completion<String>,
     pub(crate) call: CallId,
+    /// The command's type, for logs.
+    pub(crate) command: String,
     /// When the request was handed to the socket.
     pub(crate) since: Instant,
     /// The call's own deadline (`timeout` option), if any.

@@ -61,6 +61,16 @@ impl ReplyScanner {
         *self = Self::new();
     }
 
+    /// Offset of the reply's first byte in a buffer of `len` bytes scanned so far: `len` while
+    /// only whitespace has been seen (no byte of the reply yet).
+    pub fn body_start(&self, len: usize) -> usize {
+        if self.state == State::Before {
+            len
+        } else {
+            self.start
+        }
+    }
+
     /// Examines the bytes of `buf` not seen by earlier calls. `buf` must be the same buffer as
     /// before, grown at the end (never shrunk or changed) since the last [`ReplyScanner::reset`].
     pub fn scan(&mut self, buf: &[u8]) -> Scan {

@@ -15,6 +15,11 @@ impl LengthPrefixedScanner {
         LengthPrefixedScanner { limit }
     }
 
+    /// Offset of the reply's first byte in a buffer of `len` bytes: just past the prefix.
+    pub fn body_start(&self, len: usize) -> usize {
+        len.min(4)
+    }
+
     /// Nothing to forget: the state is the buffer itself.
     pub fn reset(&mut self) {}
 

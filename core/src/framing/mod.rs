@@ -15,7 +15,10 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::error::PoolError;
 
@@ -104,6 +107,16 @@ impl Decoder {
         }
     }
 
+    /// Where the reply's body starts in a buffer of `len` bytes already scanned: past leading
+    /// whitespace or the length prefix. The limit applies to the body alone, however the bytes
+    /// arrive.
+    pub fn body_start(&self, len: usize) -> usize {
+        match self {
+            Decoder::Json(s) => s.body_start(len),
+            Decoder::LengthPrefixed(s) => s.body_start(len),
+        }
+    }
+
     /// Forgets everything: the next buffer is a new reply.
     pub fn reset(&mut self) {
         match self {
@@ -158,6 +171,10 @@ enum Status {
 
 /// Walks the top-level object once, keeping `status` and `message` (last one wins, as in
 /// `JSON.parse`) and skipping every other value without building it.
+///
+/// Keys and those two values are read as raw bytes rather than as Rust strings, so that lone
+/// UTF-16 surrogate escapes (`"\udce9"`), which `JSON.parse` accepts and Python's `json.dumps`
+/// writes for a file name that is not UTF-8, are accepted there as they are everywhere else.
 struct HeadVisitor;
 
 impl<'de> Visitor<'de> for HeadVisitor {
@@ -169,19 +186,19 @@ impl<'de> Visitor<'de> for HeadVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
         let mut head = Head::default();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(RawString)? {
             match key.as_ref() {
-                "status" => {
-                    let v: AnyScalar<'de> = map.next_value()?;
-                    head.status = Some(match v {
-                        AnyScalar::Str(s) if s == "success" => Status::Success,
-                        AnyScalar::Str(s) if s == "error" => Status::Error,
+                b"status" => {
+                    let value: &'de RawValue = map.next_value()?;
+                    head.status = Some(match string_bytes(value) {
+                        Some(s) if s.as_ref() == b"success" => Status::Success,
+                        Some(s) if s.as_ref() == b"error" => Status::Error,
                         _ => Status::Other,
                     });
                 }
-                "message" => {
-                    let v: AnyScalar<'de> = map.next_value()?;
-                    head.message_not_string = !matches!(v, AnyScalar::Str(_));
+                b"message" => {
+                    let value: &'de RawValue = map.next_value()?;
+                    head.message_not_string = !value.get().starts_with('"');
                 }
                 _ => {
                     let IgnoredAny = map.next_value()?;
@@ -192,51 +209,44 @@ impl<'de> Visitor<'de> for HeadVisitor {
     }
 }
 
-/// A JSON value seen only as "a string (kept) or something else (skipped)".
-enum AnyScalar<'a> {
-    Str(std::borrow::Cow<'a, str>),
-    Other,
+/// The decoded bytes of a JSON string value (lone surrogates as WTF-8), or `None` for any other
+/// value.
+fn string_bytes<'a>(value: &'a RawValue) -> Option<Cow<'a, [u8]>> {
+    let text = value.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    // Escapes are rare in a status: skip the decoder for the plain spelling.
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(text[1..text.len() - 1].as_bytes()));
+    }
+    serde_json::Deserializer::from_str(text).deserialize_bytes(RawString).ok()
 }
 
-impl<'de> de::Deserialize<'de> for AnyScalar<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = AnyScalar<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Str(v.into()))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Str(v.to_owned().into()))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(AnyScalar::Other)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(AnyScalar::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(AnyScalar::Other)
-            }
-        }
-        d.deserialize_any(V)
+/// A JSON string read as its decoded bytes, whatever escapes it holds.
+struct RawString;
+
+impl<'de> de::DeserializeSeed<'de> for RawString {
+    type Value = Cow<'de, [u8]>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawString {
+    type Value = Cow<'de, [u8]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_vec()))
     }
 }
 
@@ -271,5 +281,19 @@ mod tests {
     #[test]
     fn escaped_status_values_are_decoded_before_comparing() {
         assert!(validate_reply(br#"{"status":"succ\u0065ss"}"#).is_ok());
+        assert!(validate_reply(br#"{"st\u0061tus":"error","message":"m"}"#).is_ok());
+        assert!(validate_reply(br#"{"status":"succ\u0065ss\u0000"}"#).is_err());
+    }
+
+    #[test]
+    fn lone_surrogates_are_accepted_where_json_parse_accepts_them() {
+        // Python's json.dumps(str(OSError)) for a file name that is not UTF-8.
+        assert!(validate_reply(br#"{"status":"error","message":"No such file: 'caf\udce9.blend'"}"#).is_ok());
+        assert!(validate_reply(br#"{"status":"success","result":{"\ud800":1},"\udfff":"\ud83d"}"#).is_ok());
+        assert!(validate_reply(br#"{"\udce9":1,"status":"success"}"#).is_ok());
+        // A lone surrogate still cannot spell "success".
+        assert!(validate_reply(br#"{"status":"success\ud800"}"#).is_err());
+        // And a broken escape is still not JSON.
+        assert!(validate_reply(br#"{"status":"error","message":"\udzzz"}"#).is_err());
     }
 }

@@ -331,6 +331,14 @@ pub struct DeadPort {
     _socket: socket2::Socket,
 }
 
+impl DeadPort {
+    /// Starts listening on the port (Blender came back): connects succeed from now on.
+    pub fn listen(self) -> std::net::TcpListener {
+        self._socket.listen(16).unwrap();
+        self._socket.into()
+    }
+}
+
 pub fn dead_port() -> DeadPort {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -359,6 +367,8 @@ enum WatchMsg {
 pub struct PollWatcher {
     queue: Arc<Mutex<Vec<WatchMsg>>>,
     wake: std::os::unix::net::UnixStream,
+    /// Held by the watcher's thread while it reads; a test holds it to make that thread busy.
+    busy: Arc<Mutex<()>>,
 }
 
 #[cfg(unix)]
@@ -374,12 +384,19 @@ impl PollWatcher {
         let (wake, woken) = std::os::unix::net::UnixStream::pair().expect("socketpair");
         woken.set_nonblocking(true).expect("nonblocking");
         let queue: Arc<Mutex<Vec<WatchMsg>>> = Arc::default();
-        let inbox = queue.clone();
+        let busy: Arc<Mutex<()>> = Arc::default();
+        let (inbox, held) = (queue.clone(), busy.clone());
         std::thread::Builder::new()
             .name("poll-watcher".into())
-            .spawn(move || poll_loop(&inbox, woken))
+            .spawn(move || poll_loop(&inbox, woken, &held))
             .expect("spawn the poll watcher");
-        PollWatcher { queue, wake }
+        PollWatcher { queue, wake, busy }
+    }
+
+    /// Keeps the watcher's thread from reading until the guard is dropped, as a JavaScript
+    /// thread busy with a long synchronous task would.
+    pub fn hold(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.busy.lock().unwrap()
     }
 
     fn post(&self, msg: WatchMsg) {
@@ -409,7 +426,7 @@ impl Drop for PollWatcher {
 }
 
 #[cfg(unix)]
-fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream) {
+fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream, busy: &Mutex<()>) {
     use std::os::fd::AsRawFd;
     // Each watched connection, and whether it is paused (its big reply handed to the task).
     let mut conns: Vec<(WatchedConn, bool)> = Vec::new();
@@ -436,6 +453,7 @@ fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream
         let mut sink = [0u8; 64];
         while std::io::Read::read(&mut &woken, &mut sink).is_ok_and(|n| n > 0) {}
         let ready: Vec<u64> = fds[1..].iter().zip(&polled).filter(|(p, _)| p.revents != 0).map(|(_, &id)| id).collect();
+        let _busy = busy.lock().unwrap();
         for id in ready {
             let Some(pos) = conns.iter().position(|(c, _)| c.id() == id) else { continue };
             match conns[pos].0.on_readable() {
