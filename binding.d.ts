@@ -34,10 +34,10 @@ export declare class NativeLease {
 export declare class NativePool {
   /**
    * Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool.
-   * With `log`, the pool's records go to it (`log(level, message, fieldsJson)`) instead of
-   * stderr.
+   * Connection events go to `onConnection`. With `log`, the pool's records go to it
+   * (`log(level, message, fieldsJson)`) instead of stderr.
    */
-  constructor(config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void, log?: (level: string, message: string, fieldsJson: string) => void)
+  constructor(config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null, conn: number | null) => void, onConnection: (kind: 'open' | 'close', conn: number, reason: string | null) => void, log?: (level: string, message: string, fieldsJson: string) => void)
   /**
    * Sends `body` (the JSON request) and settles call `id` with the reply text. `timeout` is
    * the call's own deadline in ms. Returns the pool's id of the call, for `cancel`.
@@ -55,6 +55,8 @@ export declare class NativePool {
   metrics(): JsMetrics
   /** The metrics in Prometheus' text exposition format. */
   metricsText(): string
+  /** The metrics as Prometheus families, every sample labelled with the pool's name. */
+  metricFamilies(): Array<JsFamily>
   /** The configuration in force (defaults and environment applied). */
   config(): JsResolvedConfig
 }
@@ -66,15 +68,29 @@ export declare class NativePool {
 export declare function __setFailpoint(name: string, on: boolean): void
 
 /**
- * Installs the process-wide subscriber. The first call wins (later pools, or worker threads,
- * share it); unknown values fall back to the defaults.
+ * Installs the process-wide subscriber and panic hook (the first call wins: later pools and
+ * worker threads share them), with `level` and `format` for records outside any pool. An
+ * unknown value is reported by the first pool created with it, to its own logger.
  */
 export declare function initLogging(level?: string | undefined | null, format?: string | undefined | null): void
 
-/** Percentiles of one latency, in ms (each within ~9%: histogram bucket bounds). */
+/** One Prometheus metric family (what prom-client's `Metric.get()` describes). */
+export interface JsFamily {
+  name: string
+  help: string
+  /** `counter`, `gauge` or `histogram`. */
+  type: string
+  samples: Array<JsSample>
+}
+
+/**
+ * One latency, in ms: count, sum, largest sample and percentiles (each the bound of a
+ * histogram bucket, within 12.5% above the truth, never above the largest sample).
+ */
 export interface JsLatency {
   count: number
   sumMs: number
+  max: number
   p50: number
   p90: number
   p99: number
@@ -106,6 +122,8 @@ export interface JsMetrics {
 
 /** The options object of `new ConnectionPool(config)`, numbers in milliseconds. */
 export interface JsPoolConfig {
+  /** The `pool` label of the metrics, and a field of the log records. */
+  name?: string
   host?: string
   port?: number
   minConnections?: number
@@ -128,6 +146,8 @@ export interface JsPoolEnv {
   BLENDER_HOST?: string
   BLENDER_PORT?: string
   SOCKET_TIMEOUT?: string
+  LOG_LEVEL?: string
+  LOG_FORMAT?: string
 }
 
 /** `getStats()`: the original's five fields first, then extras. */
@@ -146,6 +166,7 @@ export interface JsPoolStats {
 
 /** The resolved configuration, for `pool.config`. */
 export interface JsResolvedConfig {
+  name: string
   host: string
   port: number
   minConnections: number
@@ -161,4 +182,11 @@ export interface JsResolvedConfig {
   /** 0 when connections are never retired for age. */
   maxLifetime: number
   framing: string
+}
+
+/** One sample of a Prometheus family: its full name, labels and value. */
+export interface JsSample {
+  name: string
+  labels: Record<string, string>
+  value: number
 }

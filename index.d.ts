@@ -84,24 +84,47 @@ export interface ConnectionPoolConfig {
    */
   framing: 'json' | 'length-prefixed'
   /**
-   * The host's logger. When given, the pool's records go to it instead of stderr, as
-   * `logger[level](message, fields)`; `fields` holds the pool id, connection ids, command
-   * types, sizes and timings, never request or reply bodies. Records below `LOG_LEVEL` (default
-   * `warn`) are not produced at all. A logger that throws is ignored. Not set by default.
+   * The host's logger. When given, every record of this pool goes to it instead of stderr, in
+   * the logger's own convention (see `loggerStyle`); the fields are flat: `pool` (id),
+   * `poolName`, connection ids, command types, sizes, timings and codes, never request or reply
+   * bodies. Records below `LOG_LEVEL` (read when the pool is created; default `warn`) are not
+   * produced at all. A logger that throws is ignored. pino and bunyan loggers can be passed as
+   * they are. Not set by default.
    */
   logger: PoolLogger
+  /**
+   * How `logger` takes a record. Detected when not given: `'fields-message'` for pino and
+   * bunyan (`logger.info(fields, message)`); `'message-error-fields'` for a logger whose
+   * `error` declares three parameters, like the ClaudeKit server's
+   * `error(message, error?, context?)` (it gets `error(message, undefined, fields)`, the
+   * others `(message, fields)`); `'message-fields'` otherwise.
+   */
+  loggerStyle: LoggerStyle
+  /**
+   * The pool's name: the `pool` label of its Prometheus metrics, the `poolName` of its log
+   * records and the `pool` of its diagnostics messages. 1 to 100 characters. Default:
+   * `'default'`.
+   */
+  name: string
 }
 
-/** A host logger, such as the MCP server's own: four methods taking a message and fields. */
+/** The calling conventions a host logger can have (see `ConnectionPoolConfig.loggerStyle`). */
+export type LoggerStyle = 'message-fields' | 'fields-message' | 'message-error-fields'
+
+/**
+ * A host logger: four methods. Their arguments depend on `loggerStyle`: `(message, fields)`,
+ * `(fields, message)` (pino, bunyan), or `(message, fields)` with `error(message, undefined,
+ * fields)` (the ClaudeKit server's logger).
+ */
 export interface PoolLogger {
   /** Per-request detail (with `LOG_LEVEL=debug`). */
-  debug(message: string, fields: Record<string, unknown>): void
+  debug(...args: any[]): unknown
   /** Lifecycle: shutdown, Blender reachable again. */
-  info(message: string, fields: Record<string, unknown>): void
-  /** Failures the pool recovered from: refused connects, bad replies, timeouts. */
-  warn(message: string, fields: Record<string, unknown>): void
-  /** Reserved for failures the pool cannot recover from. */
-  error(message: string, fields: Record<string, unknown>): void
+  info(...args: any[]): unknown
+  /** Failures the pool recovered from: Blender unreachable, bad replies, timeouts. */
+  warn(...args: any[]): unknown
+  /** Panics and internal errors: bugs of the pool, please report them. */
+  error(...args: any[]): unknown
 }
 
 /** Options of one call. */
@@ -148,12 +171,17 @@ export interface PoolStats {
   connectFailures: number
 }
 
-/** Percentiles of one latency, in ms (histogram bucket bounds: each within ~9%). */
+/**
+ * One latency, in ms, to the microsecond. Percentiles are histogram bucket bounds (within
+ * 12.5% above the truth), never above the largest sample.
+ */
 export interface LatencySummary {
   /** Samples recorded. */
   count: number
   /** Sum of the samples, ms. */
   sumMs: number
+  /** The largest sample, ms. */
+  max: number
   /** Median, ms. */
   p50: number
   /** 90th percentile, ms. */
@@ -305,11 +333,16 @@ export declare class ConnectionPool {
   /** Counters and latency percentiles since the pool started, synchronously. */
   getMetrics(): PoolMetrics
   /**
-   * The metrics in Prometheus' text exposition format: counters `blender_mcp_pool_*_total`,
-   * `blender_mcp_pool_failures_total{code=...}`, and summaries `blender_mcp_pool_execute_seconds`
-   * and `blender_mcp_pool_wait_seconds` (quantiles 0.5, 0.9, 0.99).
+   * The metrics in Prometheus' text exposition format (0.0.4), every sample labelled
+   * `pool="<name>"`: counters `blender_mcp_pool_*_total` and
+   * `blender_mcp_pool_failures_total{code=...}`, gauges `blender_mcp_pool_connections_open`,
+   * `_idle`, `_busy`, `_opening` and `blender_mcp_pool_requests_pending`, and histograms
+   * `blender_mcp_pool_execute_seconds` and `blender_mcp_pool_wait_seconds` (buckets from
+   * 100 µs to 10 min).
    */
   metricsText(): string
+  /** The same metrics as families, for exporters (see {@link registerPoolMetrics}). */
+  metricFamilies(): MetricFamily[]
   /** The configuration in force, defaults and environment applied. */
   readonly config: Readonly<ConnectionPoolConfig>
   /**
@@ -318,6 +351,74 @@ export declare class ConnectionPool {
    * call rejects at once and opens nothing. Idempotent.
    */
   shutdown(): Promise<void>
+}
+
+/** One Prometheus metric family of a pool. */
+export interface MetricFamily {
+  /** The family's name, `blender_mcp_pool_...`. */
+  name: string
+  /** One line of help. */
+  help: string
+  /** Its kind. */
+  type: 'counter' | 'gauge' | 'histogram'
+  /** Its samples (a histogram's `_bucket{le}`, `_sum` and `_count`). */
+  samples: Array<{ name: string; labels: Record<string, string>; value: number }>
+}
+
+/**
+ * Adds `pool`'s metrics to a prom-client `registry` (prom-client's default `register` when
+ * omitted: prom-client, an optional peer dependency, is loaded only then), so that
+ * `registry.metrics()` includes them. Pools registered with one registry share its families,
+ * told apart by their `pool` label (their `name`), which must differ: a second pool of the same
+ * name throws. A garbage-collected pool drops out. Registering a pool twice is a no-op.
+ */
+export declare function registerPoolMetrics(
+  pool: ConnectionPool,
+  registry?: { registerMetric(metric: unknown): void },
+): void
+
+/**
+ * `node:diagnostics_channel` messages, published (only when someone subscribes) on the
+ * channels named `blender-mcp-pool:command:start`, `blender-mcp-pool:command:end`,
+ * `blender-mcp-pool:command:error`, `blender-mcp-pool:connection:open` and
+ * `blender-mcp-pool:connection:close`. They never carry params or replies.
+ */
+export interface DiagnosticsMessages {
+  /** A command was submitted. */
+  'blender-mcp-pool:command:start': { pool: string; type: string; requestBytes: number }
+  /** A command was answered (a `status: 'error'` reply included). */
+  'blender-mcp-pool:command:end': {
+    pool: string
+    type: string
+    requestBytes: number
+    /** The reply's length in characters (bytes, for Blender's ASCII replies). */
+    replyLength: number
+    durationMs: number
+    /** `conn-<n>`, the connection that carried it. */
+    connectionId: string
+  }
+  /** A command failed. */
+  'blender-mcp-pool:command:error': {
+    pool: string
+    type: string
+    requestBytes: number
+    durationMs: number
+    code: BlenderPoolErrorCode | 'ERR_INVALID_ARG_TYPE'
+    /** `null` when it was never sent. */
+    connectionId: string | null
+  }
+  /** A connection opened. */
+  'blender-mcp-pool:connection:open': { pool: string; connectionId: string }
+  /** A connection left the pool. */
+  'blender-mcp-pool:connection:close': {
+    pool: string
+    connectionId: string
+    /**
+     * An error code when a fault closed it, otherwise `closed-by-blender`, `idle-timeout`,
+     * `max-requests`, `max-lifetime`, `shutdown`, `unusable-after-reply` or `closed`.
+     */
+    reason: string
+  }
 }
 
 /**

@@ -39,6 +39,21 @@ function loadNative() {
 
 native.initLogging(process.env.LOG_LEVEL, process.env.LOG_FORMAT)
 
+/**
+ * `node:diagnostics_channel` channels (the convention undici follows): tracing and APM tools
+ * subscribe without any option. Messages carry the pool's name, command types, sizes,
+ * durations, connection ids and codes, never params or replies. Nothing is built unless
+ * someone subscribes.
+ */
+const diagnostics = require('node:diagnostics_channel')
+const channels = {
+  start: diagnostics.channel('blender-mcp-pool:command:start'),
+  end: diagnostics.channel('blender-mcp-pool:command:end'),
+  error: diagnostics.channel('blender-mcp-pool:command:error'),
+  open: diagnostics.channel('blender-mcp-pool:connection:open'),
+  close: diagnostics.channel('blender-mcp-pool:connection:close'),
+}
+
 /** Numeric options, all whole numbers (milliseconds for durations). */
 const NUMERIC_OPTIONS = [
   'port',
@@ -118,7 +133,7 @@ function checkConfig(config) {
     err.code = 'ERR_OUT_OF_RANGE'
     throw err
   }
-  for (const key of ['host', 'framing']) {
+  for (const key of ['name', 'host', 'framing']) {
     const value = config[key]
     if (value === undefined) continue
     if (typeof value !== 'string') {
@@ -164,20 +179,53 @@ function encodeRequest(type, params) {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error']
 
+/** How a host logger takes a record (see `loggerStyle` in index.d.ts). */
+const LOGGER_STYLES = ['message-fields', 'fields-message', 'message-error-fields']
+
+/**
+ * The calling convention of `logger`, when not given: pino and bunyan take `(fields, message)`;
+ * a logger whose `error` declares three parameters takes `(message, error, fields)` there (the
+ * ClaudeKit server's `error(message, error?, context?)`); others `(message, fields)`.
+ */
+function detectLoggerStyle(logger) {
+  const pino = typeof logger.child === 'function' && typeof logger.levels?.values === 'object'
+  const bunyan = typeof logger.child === 'function' && Array.isArray(logger.streams)
+  if (pino || bunyan) return 'fields-message'
+  if (logger.error.length === 3) return 'message-error-fields'
+  return 'message-fields'
+}
+
 /**
  * The function the native side calls with each record of a pool that has a `logger`: it calls
- * `logger[level](message, fields)`. A logger that throws is ignored: logging must never break
- * a call.
+ * `logger[level]` in the logger's own convention. A logger that throws is ignored: logging must
+ * never break a call.
  */
-function hostLogSink(logger) {
-  if (logger === undefined || logger === null) return undefined
+function hostLogSink(logger, style) {
+  if (logger === undefined || logger === null) {
+    if (style !== undefined) throw invalidArg('Invalid ConnectionPool config: loggerStyle is only meaningful with a logger')
+    return undefined
+  }
+  if (typeof logger !== 'object' && typeof logger !== 'function') {
+    throw invalidArg(`Invalid ConnectionPool config: logger must be an object, got ${describe(logger)}`)
+  }
   const missing = LOG_LEVELS.filter((level) => typeof logger[level] !== 'function')
-  if (typeof logger !== 'object' || missing.length > 0) {
+  if (missing.length > 0) {
     throw invalidArg(`Invalid ConnectionPool config: logger must have debug, info, warn and error methods (missing: ${missing.join(', ')})`)
   }
+  if (style !== undefined && !LOGGER_STYLES.includes(style)) {
+    const err = new RangeError(`Invalid ConnectionPool config: loggerStyle must be one of ${LOGGER_STYLES.join(', ')}, got ${describe(style)}`)
+    err.code = 'ERR_OUT_OF_RANGE'
+    throw err
+  }
+  const call = {
+    'message-fields': (level, message, fields) => logger[level](message, fields),
+    'fields-message': (level, message, fields) => logger[level](fields, message),
+    'message-error-fields': (level, message, fields) =>
+      level === 'error' ? logger.error(message, undefined, fields) : logger[level](message, fields),
+  }[style ?? detectLoggerStyle(logger)]
   return (level, message, fieldsJson) => {
     try {
-      logger[level](message, JSON.parse(fieldsJson))
+      call(level, message, JSON.parse(fieldsJson))
     } catch {
       // The host's logger failed; nothing sensible to do with that here.
     }
@@ -218,10 +266,12 @@ function abortError(signal) {
  * side calls to settle them. Holds the pool only through its pending calls (see `start`), so
  * an abandoned pool is garbage-collected once nothing is pending on it.
  */
-function createCallTable() {
+function createCallTable(pool) {
   const calls = new Map()
   let nextId = 0
   return {
+    /** The pool's name, for diagnostics messages. */
+    pool,
     /** Registers a call; returns its id. */
     add(entry) {
       nextId = nextId === 0xffffffff ? 1 : nextId + 1
@@ -236,11 +286,12 @@ function createCallTable() {
     has(id) {
       return calls.has(id)
     },
-    settle(id, code, text, lease) {
+    settle(id, code, text, lease, conn) {
       const call = calls.get(id)
       if (call === undefined) return
       calls.delete(id)
       if (call.signal !== undefined) call.signal.removeEventListener('abort', call.onAbort)
+      if (call.diag !== undefined) publishOutcome(call.diag, code, text, conn)
       if (code !== null) {
         call.reject(code === 'ABORT_ERR' && call.signal !== undefined ? abortError(call.signal) : new BlenderPoolError(code, text))
         return
@@ -273,18 +324,24 @@ function createCallTable() {
  * `cancel`. The call's entry holds `target` until it settles: a pool abandoned with a call
  * pending is not collected (and so not shut down) before that call is answered.
  */
-function start(table, target, kind, options, begin, cancel) {
+function start(table, target, kind, options, begin, cancel, diag = undefined) {
   const { signal } = options
-  if (signal !== undefined && signal.aborted) return Promise.reject(abortError(signal))
+  if (signal !== undefined && signal.aborted) {
+    const err = abortError(signal)
+    if (diag !== undefined) publishOutcome(diag, err.code, null, null)
+    return Promise.reject(err)
+  }
   return new Promise((resolve, reject) => {
-    const entry = { kind, resolve, reject, table, target, signal: undefined, onAbort: undefined }
+    const entry = { kind, resolve, reject, table, target, diag, signal: undefined, onAbort: undefined }
     const id = table.add(entry)
     let callId
     try {
       callId = begin(id)
     } catch (err) {
       table.remove(id)
-      reject(internalError(err))
+      const failure = internalError(err)
+      if (diag !== undefined) publishOutcome(diag, failure.code ?? 'ERR_INVALID_ARG_TYPE', null, null)
+      reject(failure)
       return
     }
     if (signal !== undefined && table.has(id)) {
@@ -309,7 +366,39 @@ function command(table, target, kind, type, params, options) {
   } catch (err) {
     return Promise.reject(err)
   }
-  return start(table, target, kind, checked, (id) => target.submit(id, type, body, checked.timeout), (call) => target.cancel(call))
+  const diag = channels.start.hasSubscribers || channels.end.hasSubscribers || channels.error.hasSubscribers
+    ? commandStarted(table.pool, type, body)
+    : undefined
+  return start(table, target, kind, checked, (id) => target.submit(id, type, body, checked.timeout), (call) => target.cancel(call), diag)
+}
+
+/** Publishes `command:start`; returns what `command:end` / `command:error` will need. */
+function commandStarted(pool, type, body) {
+  const diag = { pool, type, requestBytes: Buffer.byteLength(body), started: performance.now() }
+  if (channels.start.hasSubscribers) channels.start.publish({ pool, type, requestBytes: diag.requestBytes })
+  return diag
+}
+
+/** Publishes `command:end` or `command:error` for a settled command. */
+function publishOutcome({ pool, type, requestBytes, started }, code, text, conn) {
+  const durationMs = performance.now() - started
+  const connectionId = conn === null || conn === undefined ? null : `conn-${conn}`
+  if (code === null) {
+    if (channels.end.hasSubscribers) {
+      channels.end.publish({ pool, type, requestBytes, replyLength: text.length, durationMs, connectionId })
+    }
+  } else if (channels.error.hasSubscribers) {
+    channels.error.publish({ pool, type, requestBytes, durationMs, code, connectionId })
+  }
+}
+
+/** The function the native side calls with a pool's connection events. Holds no pool. */
+function connectionEvents(pool) {
+  return (kind, conn, reason) => {
+    const channel = kind === 'open' ? channels.open : channels.close
+    if (!channel.hasSubscribers) return
+    channel.publish(kind === 'open' ? { pool, connectionId: `conn-${conn}` } : { pool, connectionId: `conn-${conn}`, reason })
+  }
 }
 
 /** A native method threw (a caught Rust panic, most likely): never expected. */
@@ -399,13 +488,17 @@ class ConnectionPool {
 
   constructor(config) {
     const checked = checkConfig(config)
-    const table = createCallTable()
+    const table = createCallTable(checked.name ?? 'default')
+    // Read now, not at import: a .env loaded after this module still counts.
     const env = {
       BLENDER_HOST: process.env.BLENDER_HOST,
       BLENDER_PORT: process.env.BLENDER_PORT,
       SOCKET_TIMEOUT: process.env.SOCKET_TIMEOUT,
+      LOG_LEVEL: process.env.LOG_LEVEL,
+      LOG_FORMAT: process.env.LOG_FORMAT,
     }
-    this.#native = new native.NativePool(checked, env, table.settle, hostLogSink(config?.logger))
+    const log = hostLogSink(config?.logger, config?.loggerStyle)
+    this.#native = new native.NativePool(checked, env, table.settle, connectionEvents(table.pool), log)
     this.#table = table
   }
 
@@ -453,6 +546,11 @@ class ConnectionPool {
   /** The metrics in Prometheus' text exposition format (names prefixed `blender_mcp_pool_`). */
   metricsText() {
     return this.#native.metricsText()
+  }
+
+  /** The metrics as Prometheus families, each sample labelled with this pool's `name`. */
+  metricFamilies() {
+    return this.#native.metricFamilies()
   }
 
   /** The configuration in force, defaults and environment applied. */
@@ -515,6 +613,7 @@ function sharedPools() {
 }
 
 module.exports = {
+  registerPoolMetrics: require('./prom-client.js').registerPoolMetrics,
   ConnectionPool,
   PooledConnection,
   BlenderPoolError,

@@ -9,4 +9,5 @@ export const {
   MutexTimeoutError,
   getConnectionPool,
   configureConnectionPool,
+  registerPoolMetrics,
 } = cjs

@@ -54,7 +54,7 @@ describe('in a process', () => {
     expect(run.stdout).toBe('')
     const records = run.stderr.trim().split('\n').map((line) => JSON.parse(line))
     expect(records.length).toBeGreaterThan(3)
-    expect(records.some((r) => r.fields?.command === 'execute_code')).toBe(true)
+    expect(records.some((r) => r.command === 'execute_code')).toBe(true)
     expect(run.stderr).not.toContain(secret)
   })
 

@@ -14,8 +14,10 @@ import { requestFor } from './lib/workloads.mjs'
 async function openClient(spec) {
   const { contender, workload, host, port } = spec
   switch (contender) {
-    case 'native': {
-      const { ConnectionPool } = await import('../index.mjs')
+    case 'native':
+    case 'native-ref': {
+      const entry = contender === 'native' ? '../index.mjs' : pathToFileURL(`${process.env.BENCH_REF_DIR}/index.mjs`).href
+      const { ConnectionPool } = await import(entry)
       const pool = new ConnectionPool({ host, port, maxConnections: workload.connections, minConnections: 1 })
       return { call: (type, params) => pool.execute(type, params), close: () => pool.shutdown() }
     }

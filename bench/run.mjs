@@ -28,6 +28,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --baseline PATH          the original pool's connection-pool.ts (contender "original")
   --only LIST              workloads, comma-separated: ${WORKLOADS.map((w) => w.name).join(',')}
   --contenders LIST        contenders, comma-separated: ${CONTENDERS.map((c) => c.id).join(',')}
+                           (native-ref: the pool built in the checkout BENCH_REF_DIR, to
+                           compare two commits side by side; only when listed)
   --skip-baseline-above S  skip the original on workloads bigger than S (e.g. 20MB; "none");
                            default: none, or 20MB with --short
   --timeout SECONDS        longest one contender may run one workload (default 60)
@@ -71,7 +73,7 @@ function parseOptions(argv) {
     pin: values.pin,
     baseline: resolveBaseline(values.baseline),
     workloads: pickByName(WORKLOADS, values.only, (w) => w.name, '--only'),
-    contenders: pickByName(CONTENDERS, values.contenders, (c) => c.id, '--contenders'),
+    contenders: checkReference(pickByName(CONTENDERS, values.contenders, (c) => c.id, '--contenders')),
     skipBaselineAbove: parseSize(values['skip-baseline-above'] ?? (values.short ? '20MB' : 'none')),
     jsonPath: resolve(values.json),
     write: values.write,
@@ -85,11 +87,19 @@ function usageError(message) {
 
 /** The items named in a comma-separated list (all of them when the list is absent). */
 function pickByName(items, list, nameOf, flag) {
-  if (!list) return items
+  if (!list) return items.filter((i) => !i.optIn)
   const names = list.split(',').map((s) => s.trim()).filter(Boolean)
   const unknown = names.filter((n) => !items.some((i) => nameOf(i) === n))
   if (unknown.length) usageError(`${flag}: unknown ${unknown.join(', ')}`)
   return items.filter((i) => names.includes(nameOf(i)))
+}
+
+/** `native-ref` needs BENCH_REF_DIR: a checkout of this repository, built. */
+function checkReference(contenders) {
+  if (!contenders.some((c) => c.id === 'native-ref')) return contenders
+  const dir = process.env.BENCH_REF_DIR
+  if (!dir || !existsSync(join(dir, 'index.mjs'))) usageError('--contenders native-ref: set BENCH_REF_DIR to a built checkout of this repository')
+  return contenders
 }
 
 /** "20MB" → 20e6 bytes; "none" → Infinity. */
@@ -356,7 +366,7 @@ async function main() {
     meta.loadAfter = os.loadavg()[0].toFixed(2)
     const rows = aggregate(runs, opts)
     const targets = checkTargets(rows)
-    const report = reportMarkdown(rows, targets)
+    const report = reportMarkdown(rows, targets, { short: opts.short })
     process.stdout.write(report)
     writeFileSync(opts.jsonPath, JSON.stringify({ meta, rows, targets, runs }, null, 2) + '\n')
     console.error(`results: ${opts.jsonPath}`)

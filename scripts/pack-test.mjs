@@ -35,7 +35,7 @@ try {
   const [{ filename, files }] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir, root]))
   const shipped = files.map((f) => f.path).sort()
   await check('the tarball ships only the package files', () => {
-    const unexpected = shipped.filter((p) => !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|binding\.(js|d\.ts)|blender-mcp-pool\.[\w-]+\.node|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(p))
+    const unexpected = shipped.filter((p) => !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|prom-client\.js|binding\.(js|d\.ts)|blender-mcp-pool\.[\w-]+\.node|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(p))
     if (unexpected.length > 0) throw new Error(`unexpected files: ${unexpected.join(', ')}`)
     const subpaths = ['socket-client.js', 'socket-client.mjs', 'socket-client.d.ts', 'socket-client.d.mts', 'mock/blender-mock.mjs', 'mock/blender-mock.d.mts']
     for (const needed of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'package.json', ...subpaths]) {
@@ -140,11 +140,17 @@ try {
         if (err instanceof MutexTimeoutError) throw err
       }
       await other.shutdown()
-      void status; void text; void n; void id; void fields
+      const named = new ConnectionPool({ name: 'scene', connectRetryTimeout: 0, logger: console, loggerStyle: 'message-fields' })
+      registerPoolMetrics(named, { registerMetric() {} })
+      const families: MetricFamily[] = named.metricFamilies()
+      const end: DiagnosticsMessages['blender-mcp-pool:command:end'] = { pool: 'scene', type: 'echo', requestBytes: 1, replyLength: 2, durationMs: 3, connectionId: 'conn-1' }
+      const style: LoggerStyle = 'fields-message'
+      await named.shutdown()
+      void status; void text; void n; void id; void fields; void families; void end; void style
     }
     void main
   `
-  const names = 'ConnectionPool, getConnectionPool, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode'
+  const names = 'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle'
   const clientBody = `
     const client: BlenderSocketClient = getBlenderClient()
     const health = new BlenderSocketClient('localhost', 9876, 5000)

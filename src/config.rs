@@ -1,4 +1,4 @@
-//! JavaScript shapes of the pool's configuration and statistics.
+//! JavaScript shapes of the pool's configuration and statistics (metrics: `metrics.rs`).
 //!
 //! Types are checked in `index.js` (where `typeof` lives); values are checked by the core.
 
@@ -10,6 +10,8 @@ use pool_core::{ConfigInput, EnvInput, PoolStats};
 #[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct JsPoolConfig {
+  /// The `pool` label of the metrics, and a field of the log records.
+  pub name: Option<String>,
   pub host: Option<String>,
   pub port: Option<f64>,
   pub min_connections: Option<f64>,
@@ -30,6 +32,7 @@ pub struct JsPoolConfig {
 impl From<JsPoolConfig> for ConfigInput {
   fn from(c: JsPoolConfig) -> Self {
     ConfigInput {
+      name: c.name,
       host: c.host,
       port: c.port,
       min_connections: c.min_connections,
@@ -59,11 +62,15 @@ pub struct JsPoolEnv {
   pub blender_port: Option<String>,
   #[napi(js_name = "SOCKET_TIMEOUT")]
   pub socket_timeout: Option<String>,
+  #[napi(js_name = "LOG_LEVEL")]
+  pub log_level: Option<String>,
+  #[napi(js_name = "LOG_FORMAT")]
+  pub log_format: Option<String>,
 }
 
-impl From<JsPoolEnv> for EnvInput {
-  fn from(e: JsPoolEnv) -> Self {
-    EnvInput { blender_host: e.blender_host, blender_port: e.blender_port, socket_timeout: e.socket_timeout }
+impl From<&JsPoolEnv> for EnvInput {
+  fn from(e: &JsPoolEnv) -> Self {
+    EnvInput { blender_host: e.blender_host.clone(), blender_port: e.blender_port.clone(), socket_timeout: e.socket_timeout.clone() }
   }
 }
 
@@ -106,6 +113,7 @@ impl From<PoolStats> for JsPoolStats {
 #[derive(Debug)]
 #[allow(missing_docs)]
 pub struct JsResolvedConfig {
+  pub name: String,
   pub host: String,
   pub port: u32,
   pub min_connections: u32,
@@ -126,6 +134,7 @@ pub struct JsResolvedConfig {
 impl From<&pool_core::PoolConfig> for JsResolvedConfig {
   fn from(c: &pool_core::PoolConfig) -> Self {
     JsResolvedConfig {
+      name: c.name.clone(),
       host: c.host.clone(),
       port: c.port.into(),
       min_connections: c.min_connections as u32,
@@ -143,60 +152,6 @@ impl From<&pool_core::PoolConfig> for JsResolvedConfig {
         pool_core::framing::Framing::Json => "json".to_owned(),
         pool_core::framing::Framing::LengthPrefixed => "length-prefixed".to_owned(),
       },
-    }
-  }
-}
-
-/// Percentiles of one latency, in ms (each within ~9%: histogram bucket bounds).
-#[napi(object)]
-#[derive(Debug)]
-#[allow(missing_docs)]
-pub struct JsLatency {
-  pub count: f64,
-  pub sum_ms: f64,
-  pub p50: f64,
-  pub p90: f64,
-  pub p99: f64,
-}
-
-impl From<pool_core::LatencySummary> for JsLatency {
-  fn from(s: pool_core::LatencySummary) -> Self {
-    JsLatency { count: s.count as f64, sum_ms: s.sum_ms, p50: s.p50_ms, p90: s.p90_ms, p99: s.p99_ms }
-  }
-}
-
-/// `getMetrics()`: counters and latency percentiles since the pool started.
-#[napi(object)]
-#[derive(Debug)]
-#[allow(missing_docs)]
-pub struct JsMetrics {
-  pub requests: f64,
-  pub successes: f64,
-  pub failures: std::collections::BTreeMap<String, f64>,
-  pub connects: f64,
-  pub connect_failures: f64,
-  pub retries: f64,
-  pub timeouts: f64,
-  pub waits: f64,
-  pub aborts: f64,
-  pub execute_latency: JsLatency,
-  pub wait_latency: JsLatency,
-}
-
-impl From<pool_core::MetricsSnapshot> for JsMetrics {
-  fn from(m: pool_core::MetricsSnapshot) -> Self {
-    JsMetrics {
-      requests: m.requests as f64,
-      successes: m.successes as f64,
-      failures: m.failures_by_code.iter().map(|(c, n)| ((*c).to_owned(), *n as f64)).collect(),
-      connects: m.connects as f64,
-      connect_failures: m.connect_failures as f64,
-      retries: m.retries as f64,
-      timeouts: m.timeouts as f64,
-      waits: m.waits as f64,
-      aborts: m.aborts as f64,
-      execute_latency: m.execute.into(),
-      wait_latency: m.wait.into(),
     }
   }
 }

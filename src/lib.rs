@@ -10,8 +10,11 @@
 mod config;
 mod deferred;
 mod errors;
+mod events;
 mod lease;
+mod log_format;
 mod logging;
+mod metrics;
 mod pool;
 mod reply_text;
 mod runtime;

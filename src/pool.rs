@@ -7,7 +7,8 @@ use napi::{Env, Result};
 use napi_derive::napi;
 use pool_core::{CallOptions, Pool, PoolConfig, Request};
 
-use crate::config::{JsMetrics, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
+use crate::config::{JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
+use crate::metrics::{JsFamily, JsMetrics};
 use crate::errors::throw_config_error;
 use crate::{logging, runtime};
 use crate::reply_text::ReplyText;
@@ -25,28 +26,30 @@ pub struct NativePool {
 #[napi]
 impl NativePool {
   /// Validates the configuration (throwing `TypeError`/`RangeError`) and starts the pool.
-  /// With `log`, the pool's records go to it (`log(level, message, fieldsJson)`) instead of
-  /// stderr.
-  #[napi(constructor, catch_unwind, ts_args_type = "config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null) => void, log?: (level: string, message: string, fieldsJson: string) => void")]
+  /// Connection events go to `onConnection`. With `log`, the pool's records go to it
+  /// (`log(level, message, fieldsJson)`) instead of stderr.
+  #[napi(constructor, catch_unwind, ts_args_type = "config: JsPoolConfig, env: JsPoolEnv, settle: (id: number, code: string | null, text: string | null, lease: NativeLease | null, conn: number | null) => void, onConnection: (kind: 'open' | 'close', conn: number, reason: string | null) => void, log?: (level: string, message: string, fieldsJson: string) => void")]
   pub fn new(
     env: Env,
     config: JsPoolConfig,
     vars: JsPoolEnv,
     settle: Function<'_, crate::settle::SettleArgs, Unknown<'static>>,
+    on_connection: crate::events::JsEventFn<'_>,
     log: Option<logging::JsLogFn<'_>>,
   ) -> Result<Self> {
-    let config = PoolConfig::from_input(&config.into(), &vars.into()).map_err(|e| throw_config_error(&env, &e))?;
+    let config = PoolConfig::from_input(&config.into(), &(&vars).into()).map_err(|e| throw_config_error(&env, &e))?;
     let settler = Settler::new(settle)?;
     // Replies are read on this thread's event loop where libuv allows (see `watcher.rs`).
     #[cfg(unix)]
     let watcher = crate::watcher::UvWatcher::start(&env).map(|w| w as Arc<dyn pool_core::ReadWatcher>);
     #[cfg(not(unix))]
     let watcher = None;
-    let builder = Pool::builder(config).watcher(watcher);
-    // Before the pool starts, so that its every record, the first included, reaches the logger.
-    if let Some(log) = log {
-      logging::register_logger(builder.id(), log)?;
-    }
+    let name = config.name.clone();
+    let observer = Arc::new(crate::events::JsObserver::new(on_connection)?);
+    let builder = Pool::builder(config).watcher(watcher).observer(Some(observer as Arc<dyn pool_core::PoolObserver>));
+    // Before the pool starts, so that its every record, the first included, goes where it must.
+    let settings = logging::PoolLogging { level: vars.log_level, format: vars.log_format, name, host: log };
+    logging::register_pool(builder.id(), builder.span(), settings)?;
     let pool = builder.start(runtime::handle());
     Ok(NativePool { pool, settler })
   }
@@ -97,7 +100,13 @@ impl NativePool {
   /// The metrics in Prometheus' text exposition format.
   #[napi(catch_unwind)]
   pub fn metrics_text(&self) -> Result<String> {
-    Ok(self.pool.metrics().to_prometheus())
+    Ok(self.pool.metrics_text())
+  }
+
+  /// The metrics as Prometheus families, every sample labelled with the pool's name.
+  #[napi(catch_unwind)]
+  pub fn metric_families(&self) -> Result<Vec<JsFamily>> {
+    Ok(self.pool.metric_families().into_iter().map(JsFamily::from).collect())
   }
 
   /// The configuration in force (defaults and environment applied).
@@ -114,6 +123,6 @@ pub(crate) fn call_options(timeout: Option<f64>) -> CallOptions {
 
 impl Drop for NativePool {
   fn drop(&mut self) {
-    logging::forget_logger(self.pool.id());
+    logging::forget_pool(self.pool.id());
   }
 }

@@ -1,7 +1,7 @@
 //! How outcomes travel from the I/O thread back to JavaScript.
 //!
 //! Each pool owns one threadsafe function wrapping the JavaScript `settle(id, code, text,
-//! lease)` callback of `index.js`. Completions from any thread queue a [`Settlement`] on it;
+//! lease, conn)` callback of `index.js`. Completions from any thread queue a [`Settlement`] on it;
 //! Node runs the callback on the JS thread, where `index.js` resolves or rejects the promise
 //! registered under `id`. Calls finishing close together share one event-loop wake-up.
 //!
@@ -40,11 +40,13 @@ pub(crate) struct Settlement {
   id: u32,
   outcome: Outcome,
   settler: Arc<Settler>,
+  /// The connection the request was sent on, if it was.
+  conn: Option<u64>,
 }
 
-/// Arguments of the JavaScript callback: `(id, code | null, text | null, lease | null)`, every
-/// value already created on the JavaScript thread (see [`Settler::arguments`]).
-pub(crate) type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<Created>, Option<Created>)>;
+/// Arguments of the JavaScript callback: `(id, code | null, text | null, lease | null, conn |
+/// null)`, every value already created on the JavaScript thread (see [`Settler::arguments`]).
+pub(crate) type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<Created>, Option<Created>, Option<u32>)>;
 
 type Tsfn = ThreadsafeFunction<Settlement, Unknown<'static>, SettleArgs, napi::Status, false, true>;
 
@@ -79,12 +81,13 @@ impl Settler {
       .weak::<true>()
       .callee_handled::<false>()
       .build_callback(|ctx: ThreadsafeCallContext<Settlement>| {
-        let Settlement { id, outcome, settler } = ctx.value;
+        let Settlement { id, outcome, settler, conn } = ctx.value;
         // This call is settled now; once none is outstanding, stop keeping Node alive.
         if settler.outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
           settler.reference(&ctx.env, false);
         }
-        Ok(FnArgs::from(Settler::arguments(&ctx.env, id, outcome, settler)))
+        let (id, code, text, lease) = Settler::arguments(&ctx.env, id, outcome, settler);
+        Ok(FnArgs::from((id, code, text, lease, conn.and_then(|c| u32::try_from(c).ok()))))
       })?;
     Ok(Arc::new(Settler { tsfn, outstanding: AtomicU32::new(0) }))
   }
@@ -118,7 +121,7 @@ impl Settler {
       self.reference(env, true);
     }
     let settler = self.clone();
-    Completion::new(move |outcome: std::result::Result<T, PoolError>| {
+    Completion::with_connection(move |outcome: std::result::Result<T, PoolError>, conn| {
       let outcome = match outcome {
         Ok(value) => wrap(value),
         Err(err) => Outcome::Failed(err),
@@ -126,7 +129,7 @@ impl Settler {
       // NonBlocking: the queue is unbounded, so this never fails for want of room. It fails
       // only when the JS context is gone (worker terminated), and then nobody is waiting.
       crate::deferred::hand_over(Box::new(move || {
-        let settlement = Settlement { id, outcome, settler: settler.clone() };
+        let settlement = Settlement { id, outcome, settler: settler.clone(), conn };
         let _ = settler.tsfn.call(settlement, ThreadsafeFunctionCallMode::NonBlocking);
       }));
     })

@@ -28,6 +28,9 @@ export const CONTENDERS = [
   { id: 'original', label: 'original (TS)' },
   { id: 'raw', label: 'raw Node socket' },
   { id: 'rust', label: 'Rust client' },
+  // The same pool built from another checkout (BENCH_REF_DIR): a change measured against the
+  // commit before it, side by side in one run. Only run when asked for (--contenders).
+  { id: 'native-ref', label: 'blender-mcp-pool (BENCH_REF_DIR)', optIn: true },
 ]
 
 /**

@@ -9,38 +9,57 @@ use std::fmt;
 
 use crate::error::PoolError;
 
-type Callback<T> = Box<dyn FnOnce(Result<T, PoolError>) + Send>;
+type Callback<T> = Box<dyn FnOnce(Result<T, PoolError>, Option<u64>) + Send>;
 
-/// A caller waiting for a `T` (a reply, a lease). Answered exactly once.
+/// A caller waiting for a `T` (a reply, a lease). Answered exactly once, with the id of the
+/// connection that carried the request when there was one.
 pub struct Completion<T: 'static> {
     callback: Option<Callback<T>>,
+    conn: Option<u64>,
 }
 
 impl<T: 'static> Completion<T> {
     /// Wraps the function to call with the outcome.
     pub fn new(f: impl FnOnce(Result<T, PoolError>) + Send + 'static) -> Self {
-        Completion { callback: Some(Box::new(f)) }
+        Self::with_connection(move |outcome, _| f(outcome))
+    }
+
+    /// Wraps the function to call with the outcome and the id of the connection the request
+    /// was sent on (`None`: it was never sent).
+    pub fn with_connection(f: impl FnOnce(Result<T, PoolError>, Option<u64>) + Send + 'static) -> Self {
+        Completion { callback: Some(Box::new(f)), conn: None }
+    }
+
+    /// The request is being sent on connection `conn`.
+    pub(crate) fn served_by(&mut self, conn: u64) {
+        self.conn = Some(conn);
     }
 
     /// Answers the caller.
     pub fn complete(mut self, outcome: Result<T, PoolError>) {
         if let Some(f) = self.callback.take() {
-            f(outcome);
+            f(outcome, self.conn);
         }
+    }
+
+    /// Answers the caller, naming the connection (when this completion wraps another's).
+    pub(crate) fn complete_on(mut self, outcome: Result<T, PoolError>, conn: Option<u64>) {
+        self.conn = conn.or(self.conn);
+        self.complete(outcome);
     }
 }
 
 impl<T: 'static> Drop for Completion<T> {
     fn drop(&mut self) {
         if let Some(f) = self.callback.take() {
-            f(Err(PoolError::Internal("the request was dropped without an answer".into())));
+            f(Err(PoolError::Internal("the request was dropped without an answer".into())), self.conn);
         }
     }
 }
 
 impl<T: 'static> fmt::Debug for Completion<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Completion").field("pending", &self.callback.is_some()).finish()
+        f.debug_struct("Completion").field("pending", &self.callback.is_some()).field("conn", &self.conn).finish()
     }
 }
 
@@ -54,6 +73,16 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         drop(Completion::<u8>::new(move |r| tx.send(r).unwrap()));
         assert_eq!(rx.recv().unwrap().unwrap_err().code(), "ERR_INTERNAL");
+    }
+
+    #[test]
+    fn the_connection_that_carried_the_request_is_reported_through_wrappers() {
+        let (tx, rx) = mpsc::channel();
+        let inner = Completion::with_connection(move |r, conn| tx.send((r, conn)).unwrap());
+        let mut outer = Completion::with_connection(move |r, conn| inner.complete_on(r, conn));
+        outer.served_by(7);
+        outer.complete(Ok(1u8));
+        assert_eq!(rx.recv().unwrap(), (Ok(1), Some(7)));
     }
 
     #[test]

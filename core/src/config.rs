@@ -15,6 +15,9 @@ const MAX_MS: f64 = 2_147_483_647.0;
 /// A validated pool configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
+    /// The pool's name: the `pool` label of its metrics and a field of its log records.
+    /// Default: `default`.
+    pub name: String,
     /// Host of Blender's add-on server. Default: `BLENDER_HOST` or `localhost`.
     pub host: String,
     /// Port of Blender's add-on server. Default: `BLENDER_PORT` or 9876.
@@ -61,6 +64,7 @@ impl PoolConfig {
     /// The defaults, ignoring the environment.
     pub fn new() -> Self {
         PoolConfig {
+            name: "default".to_owned(),
             host: "localhost".to_owned(),
             port: 9876,
             min_connections: 1,
@@ -98,6 +102,12 @@ impl PoolConfig {
             c.socket_timeout = Duration::from_millis(parse_env_int(t, "SOCKET_TIMEOUT", 1000, 600_000)?);
         }
 
+        if let Some(name) = &input.name {
+            if name.is_empty() || name.chars().count() > 100 {
+                return Err(ConfigError::range("name", "must be a non-empty string of at most 100 characters"));
+            }
+            c.name = name.clone();
+        }
         if let Some(host) = &input.host {
             if host.is_empty() {
                 return Err(ConfigError::range("host", "must be a non-empty string"));
@@ -172,6 +182,7 @@ impl PoolConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[allow(missing_docs)]
 pub struct ConfigInput {
+    pub name: Option<String>,
     pub host: Option<String>,
     pub port: Option<f64>,
     pub min_connections: Option<f64>,
@@ -344,6 +355,8 @@ mod tests {
             (ConfigInput { max_requests_per_connection: Some(0.0), ..Default::default() }, "maxRequestsPerConnection"),
             (ConfigInput { max_response_bytes: Some(0.0), ..Default::default() }, "maxResponseBytes"),
             (ConfigInput { host: Some(String::new()), ..Default::default() }, "host"),
+            (ConfigInput { name: Some(String::new()), ..Default::default() }, "name"),
+            (ConfigInput { name: Some("n".repeat(101)), ..Default::default() }, "name"),
             (ConfigInput { framing: Some("xml".into()), ..Default::default() }, "framing"),
             (ConfigInput { max_lifetime: Some(-1.0), ..Default::default() }, "maxLifetime"),
         ];

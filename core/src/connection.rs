@@ -38,6 +38,8 @@ pub(crate) struct ConnIo {
     wake: Notify,
     outbox: Mutex<Option<Unwritten>>,
     closing: AtomicBool,
+    /// Why the connection closes, as its close event reports it (the first reason given wins).
+    close_reason: std::sync::OnceLock<&'static str>,
     /// A watcher handed the reply in progress over to the task (it is big).
     handoff: AtomicBool,
     /// The reply being received. Locked by whoever reads the socket: the task, or the
@@ -64,6 +66,7 @@ impl ConnIo {
             wake: Notify::new(),
             outbox: Mutex::new(None),
             closing: AtomicBool::new(false),
+            close_reason: std::sync::OnceLock::new(),
             handoff: AtomicBool::new(false),
             reader: Mutex::new(Reader { reply, progress: Instant::now() }),
             slot: SocketSlot(pool),
@@ -100,6 +103,12 @@ impl ConnIo {
         self.wake.notify_one();
     }
 
+    /// Asks the task to stop and close the socket, `why`.
+    pub(crate) fn close_because(&self, why: &'static str) {
+        let _ = self.close_reason.set(why);
+        self.close();
+    }
+
     /// Asks the task to stop and close the socket.
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);
@@ -123,6 +132,15 @@ impl ConnIo {
 
     pub(crate) fn reader(&self) -> MutexGuard<'_, Reader> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The connection is gone: its close event (the socket closes as the fields drop, right after).
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        if let Some(observer) = self.slot.0.upgrade().and_then(|pool| pool.observer.clone()) {
+            observer.connection_closed(self.id, self.close_reason.get().copied().unwrap_or("closed"));
+        }
     }
 }
 
@@ -157,13 +175,16 @@ pub(crate) struct ReplyBuffer {
     scanner: Decoder,
     framing: Framing,
     limit: usize,
+    /// Bytes arrived since the last look ([`ReplyBuffer::take_fresh`]): what restarts the reply
+    /// timeout. A read that found nothing (a catch-up read, a spurious wake) is no progress.
+    fresh: bool,
 }
 
 impl ReplyBuffer {
     const MIN_SPARE: usize = 16 * 1024;
 
     pub(crate) fn new(framing: Framing, limit: usize) -> Self {
-        ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit }
+        ReplyBuffer { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit, fresh: false }
     }
 
     /// Makes room for the next read: grows geometrically, but never reserves far beyond the
@@ -184,7 +205,9 @@ impl ReplyBuffer {
         let start = self.buf.len();
         loop {
             let room = self.reserve();
-            match recv(&mut self.buf) {
+            let outcome = recv(&mut self.buf);
+            self.fresh |= matches!(outcome, Ok(n) if n > 0);
+            match outcome {
                 Ok(0) => return (ReadOutcome::Eof, true),
                 Ok(n) if n < room => return (ReadOutcome::Data, true),
                 Ok(_) if self.buf.len() > self.limit || self.buf.len() - start >= budget => return (ReadOutcome::Data, false),
@@ -483,13 +506,14 @@ pub(crate) fn on_read(
             return false;
         }
         reply.buf.clear();
+        reply.fresh = false;
         if eof {
             shared.discard(io.id, PoolError::ConnectionClosed("closed by Blender while idle".into()));
             return false;
         }
         return true;
     }
-    if !reply.buf.is_empty() {
+    if std::mem::take(&mut reply.fresh) {
         *progress = Instant::now();
     }
     match reply.scanner.scan(&reply.buf) {

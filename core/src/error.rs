@@ -50,6 +50,22 @@ pub enum PoolError {
 }
 
 impl PoolError {
+    /// Every code [`PoolError::code`] can return, once each: the one list the metrics, the
+    /// binding and the typings are checked against.
+    pub const CODES: [&'static str; 11] = [
+        "ERR_POOL_TIMEOUT",
+        "ERR_CONNECT",
+        "ERR_RESPONSE_TIMEOUT",
+        "ERR_CONNECTION_CLOSED",
+        "ERR_INVALID_RESPONSE",
+        "ERR_RESPONSE_TOO_LARGE",
+        "ERR_POOL_SHUTDOWN",
+        "ERR_CONNECTION_RELEASED",
+        "ERR_CONNECTION_BUSY",
+        "ABORT_ERR",
+        "ERR_INTERNAL",
+    ];
+
     /// The stable code the JavaScript layer exposes as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -150,6 +166,28 @@ mod tests {
     #[test]
     fn invalid_utf8_is_replaced_in_the_sample() {
         assert_eq!(sample(b"ab\xffcd"), "ab\u{fffd}cd");
+    }
+
+    #[test]
+    fn every_variant_has_a_listed_code_and_every_listed_code_a_variant() {
+        let variants = [
+            PoolError::PoolTimeout,
+            PoolError::Connect { addr: String::new(), reason: String::new() },
+            PoolError::ResponseTimeout(Duration::ZERO),
+            PoolError::ConnectionClosed(String::new()),
+            PoolError::invalid_response("", b""),
+            PoolError::ResponseTooLarge { limit: 0 },
+            PoolError::Shutdown,
+            PoolError::Released,
+            PoolError::LeaseBusy,
+            PoolError::Aborted,
+            PoolError::Write(String::new()),
+            PoolError::Internal(String::new()),
+        ];
+        let codes: std::collections::BTreeSet<_> = variants.iter().map(PoolError::code).collect();
+        let listed: std::collections::BTreeSet<_> = PoolError::CODES.into_iter().collect();
+        assert_eq!(codes, listed);
+        assert_eq!(listed.len(), PoolError::CODES.len(), "no code listed twice");
     }
 
     #[test]

@@ -30,6 +30,6 @@ pub fn set(point: Failpoint, on: bool) {
 /// Panics if `point` is on.
 pub fn hit(point: Failpoint) {
     if ARMED.load(Ordering::Relaxed) & (1u8 << (point as u8)) != 0 {
-        panic!("failpoint {point:?} hit");
+        panic!("failpoint {point:?} hit (a panic injected by a test: expected)");
     }
 }

@@ -195,6 +195,9 @@ fn connected(shared: &Arc<Shared>, started: Instant, outcome: Result<Socket, Poo
     fx.closed = shared.take_shutdown_done(&mut st);
     drop(st);
     if let Some(io) = opened {
+        if let Some(observer) = &shared.observer {
+            observer.connection_opened(io.id);
+        }
         // Outside the lock: the watcher is the embedder's code (and may take its own locks).
         // Before the task starts, so the watcher hears of the connection before its end.
         if let (Some(watcher), true) = (&shared.watcher, io.sock.is_watched()) {

@@ -42,8 +42,10 @@ use crate::error::PoolError;
 use crate::lease::Lease;
 use crate::maintenance::{connect, maintain};
 use crate::state::{CallId, InFlight, Job, Phase, State, Waiter};
+use crate::metrics::prometheus::{self, Family};
 use crate::metrics::{bump, Metrics, MetricsSnapshot};
 use crate::stats::PoolStats;
+use crate::observer::PoolObserver;
 use crate::watcher::ReadWatcher;
 
 /// One command for Blender: its type (for logs) and the bytes to send.
@@ -101,7 +103,10 @@ impl Pool {
     /// from the very first.
     pub fn builder(config: PoolConfig) -> PoolBuilder {
         static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
-        PoolBuilder { id: NEXT_POOL.fetch_add(1, Ordering::Relaxed), config, watcher: None }
+        let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
+        // Every record the pool emits happens inside this span, so a subscriber can tell which
+        // pool it came from (the binding routes each pool's records to its logger).
+        PoolBuilder { id, span: tracing::error_span!("pool", pool = id), config, watcher: None, observer: None }
     }
 
     /// A number unique to this pool in the process; records carry it as the `pool` span field.
@@ -184,6 +189,18 @@ impl Pool {
         self.shared.metrics.snapshot()
     }
 
+    /// The pool's metrics as Prometheus families (counters, latency histograms, connection
+    /// gauges), each sample labelled with the pool's `name`.
+    pub fn metric_families(&self) -> Vec<Family> {
+        let (metrics, stats) = (self.metrics(), self.stats());
+        prometheus::families(&metrics, &stats, &self.shared.config.name)
+    }
+
+    /// [`Pool::metric_families`] in Prometheus' text exposition format.
+    pub fn metrics_text(&self) -> String {
+        prometheus::render(&self.metric_families())
+    }
+
     /// Shuts the pool down and calls `done` once every socket is closed. Waiting callers fail
     /// at once with `ERR_POOL_SHUTDOWN`; requests in flight finish (or time out) first. Later
     /// calls fail at once and open nothing. Idempotent.
@@ -213,8 +230,10 @@ impl Drop for Pool {
 #[derive(Debug)]
 pub struct PoolBuilder {
     id: u64,
+    span: tracing::Span,
     config: PoolConfig,
     watcher: Option<Arc<dyn ReadWatcher>>,
+    observer: Option<Arc<dyn PoolObserver>>,
 }
 
 impl PoolBuilder {
@@ -223,20 +242,29 @@ impl PoolBuilder {
         self.id
     }
 
+    /// The span every record of the pool will be in (`pool = id`).
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Replies are read by `watcher` (see [`Pool::with_watcher`]).
     pub fn watcher(mut self, watcher: Option<Arc<dyn ReadWatcher>>) -> Self {
         self.watcher = watcher;
         self
     }
 
+    /// Connections opening and closing are reported to `observer` (see [`PoolObserver`]).
+    pub fn observer(mut self, observer: Option<Arc<dyn PoolObserver>>) -> Self {
+        self.observer = observer;
+        self
+    }
+
     /// Starts the pool on `runtime`: its maintenance task begins opening `min_connections`.
     pub fn start(self, runtime: Handle) -> Pool {
-        let PoolBuilder { id, config, watcher } = self;
+        let PoolBuilder { id, span, config, watcher, observer } = self;
         let shared = Arc::new(Shared {
             id,
-            // Every record the pool emits happens inside this span, so a subscriber can tell
-            // which pool it came from (the binding routes each pool's records to its logger).
-            span: tracing::error_span!("pool", pool = id),
+            span,
             config,
             runtime,
             state: Mutex::new(State::default()),
@@ -244,6 +272,7 @@ impl PoolBuilder {
             counters: Counters::default(),
             metrics: Metrics::default(),
             watcher,
+            observer,
         });
         {
             let _in_pool = shared.span.enter();
@@ -281,6 +310,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Reads replies instead of the connections' tasks, when given.
     pub(crate) watcher: Option<Arc<dyn ReadWatcher>>,
+    /// Hears of connections opening and closing, when given.
+    pub(crate) observer: Option<Arc<dyn PoolObserver>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -370,9 +401,9 @@ impl Shared {
     pub(crate) fn measured(self: &Arc<Self>, done: Completion<String>, submitted: Instant) -> Completion<String> {
         bump(&self.metrics.requests);
         let shared = self.clone();
-        Completion::new(move |outcome: Result<String, PoolError>| {
+        Completion::with_connection(move |outcome: Result<String, PoolError>, conn| {
             shared.metrics.request_ended(outcome.as_ref().map(|_| ()), submitted.elapsed());
-            done.complete(outcome);
+            done.complete_on(outcome, conn);
         })
     }
 
@@ -428,7 +459,7 @@ impl Shared {
             let io = &st.conns.get(&id).expect("idle ids have entries").io;
             if let Some(why) = io.peer_gone() {
                 tracing::debug!(conn = id, why, "idle connection found closed; not using it");
-                let _ = self.remove(st, id);
+                let _ = self.remove(st, id, "closed-by-blender");
                 continue;
             }
             return Some(id);
@@ -455,6 +486,8 @@ impl Shared {
                 tracing::debug!(conn = id, command = request.command(), bytes = request.bytes.len(), "sending");
                 self.config.framing.frame_request(&mut request.bytes);
                 let command = std::mem::take(&mut request.command);
+                let mut done = done;
+                done.served_by(id);
                 entry.phase = Phase::Busy(InFlight { done, call, command, since: now, deadline, leased: false });
                 if deadline.is_some_and(|d| d < now + self.config.socket_timeout) {
                     fx.wakes.push(entry.io.clone());
@@ -491,13 +524,15 @@ impl Shared {
     /// served its quota, outlived `max_lifetime`, or the pool is shutting down: then it closes.
     pub(crate) fn make_available(self: &Arc<Self>, st: &mut State, id: u64, fx: &mut Effects) {
         let now = Instant::now();
-        let retire = st.shutdown
-            || st.conns.get(&id).is_some_and(|c| {
-                c.requests >= self.config.max_requests_per_connection || c.expired(now)
-            });
-        if retire {
-            tracing::debug!(conn = id, "retiring connection");
-            let _ = self.remove(st, id);
+        let retire = match st.conns.get(&id) {
+            _ if st.shutdown => Some("shutdown"),
+            Some(c) if c.requests >= self.config.max_requests_per_connection => Some("max-requests"),
+            Some(c) if c.expired(now) => Some("max-lifetime"),
+            _ => None,
+        };
+        if let Some(why) = retire {
+            tracing::debug!(conn = id, why, "retiring connection");
+            let _ = self.remove(st, id, why);
             self.open_for_waiters(st, fx);
             return;
         }
@@ -514,11 +549,12 @@ impl Shared {
         }
     }
 
-    /// Removes connection `id` and closes its socket; returns the request it was serving.
-    pub(crate) fn remove(&self, st: &mut State, id: u64) -> Option<InFlight> {
+    /// Removes connection `id` and closes its socket, `why` (the reason the connection's close
+    /// event reports); returns the request it was serving.
+    pub(crate) fn remove(&self, st: &mut State, id: u64, why: &'static str) -> Option<InFlight> {
         let entry = st.conns.remove(&id)?;
         st.idle.retain(|&i| i != id);
-        entry.io.close();
+        entry.io.close_because(why);
         match entry.phase {
             Phase::Busy(flight) => Some(flight),
             _ => None,
@@ -539,7 +575,7 @@ impl Shared {
         if !st.conns.contains_key(&id) {
             return;
         }
-        let flight = self.remove(st, id);
+        let flight = self.remove(st, id, err.code());
         log_discard(id, &err, flight.as_ref());
         if let Some(flight) = flight {
             bump(&self.counters.failed);
@@ -591,13 +627,17 @@ impl Shared {
                 log_discard(id, e, Some(&flight));
             }
         }
+        let why = match &outcome {
+            Err(e) => e.code(),
+            Ok(_) => "unusable-after-reply",
+        };
         fx.replies.push((flight.done, outcome));
         if !reusable {
-            let _ = self.remove(&mut st, id);
+            let _ = self.remove(&mut st, id, why);
             self.open_for_waiters(&mut st, &mut fx);
         } else if flight.leased {
             if st.shutdown {
-                let _ = self.remove(&mut st, id);
+                let _ = self.remove(&mut st, id, "shutdown");
             } else if let Some(entry) = st.conns.get_mut(&id) {
                 entry.phase = Phase::Leased;
             }
@@ -650,7 +690,7 @@ impl Shared {
             Phase::Idle => {
                 if entry.expired(now) {
                     tracing::debug!(conn = id, "retiring connection: max lifetime reached");
-                    let _ = self.remove(&mut st, id);
+                    let _ = self.remove(&mut st, id, "max-lifetime");
                     return None;
                 }
                 let lifetime_end = entry.expires_at.unwrap_or(horizon);
@@ -662,7 +702,7 @@ impl Shared {
                     return Some(horizon.min(idle_end).min(lifetime_end));
                 }
                 tracing::debug!(conn = id, "closing idle connection");
-                let _ = self.remove(&mut st, id);
+                let _ = self.remove(&mut st, id, "idle-timeout");
                 None
             }
         }
@@ -758,7 +798,7 @@ impl Shared {
                 .map(|(&id, _)| id)
                 .collect();
             for id in not_busy {
-                let _ = self.remove(&mut st, id);
+                let _ = self.remove(&mut st, id, "shutdown");
             }
         }
         st.shutdown_done.extend(done);
