@@ -569,12 +569,47 @@ class ConnectionPool {
   }
 }
 
+/**
+ * Where the shared pools (getConnectionPool()'s, and those the socket client opens for other
+ * addresses) differ from `new ConnectionPool()`: replies are capped at the server's own socket
+ * client's 50 MB, since they carry that client's traffic.
+ */
+const SHARED_DEFAULTS = Object.freeze({ maxResponseBytes: 50 * 1024 * 1024 })
+
 let defaultPool = null
+/** The options of the shared pools, set once by configureConnectionPool() or on first use. */
+let sharedConfig = null
 
 /** The pool of this JS context (main thread or worker), configured from the environment. */
 function getConnectionPool() {
-  if (defaultPool === null) defaultPool = new ConnectionPool()
+  if (defaultPool === null) configureConnectionPool()
   return defaultPool
+}
+
+/**
+ * Configures the shared pools once, before their first use, and returns getConnectionPool()'s
+ * pool (created here, so a bad option throws here). Throws ERR_POOL_ALREADY_CONFIGURED after
+ * a first getConnectionPool(), socket-client call or configureConnectionPool().
+ */
+function configureConnectionPool(config) {
+  if (sharedConfig !== null) {
+    const err = new Error(
+      'configureConnectionPool: the shared pool is already configured or in use; ' +
+        'call it once, before the first getConnectionPool() or socket-client call',
+    )
+    err.code = 'ERR_POOL_ALREADY_CONFIGURED'
+    throw err
+  }
+  checkConfig(config)
+  const options = { ...SHARED_DEFAULTS, ...config }
+  defaultPool = new ConnectionPool(options)
+  sharedConfig = options
+  return defaultPool
+}
+
+/** For socket-client.js only: the shared pools' options and the default pool, if created. */
+function sharedPools() {
+  return { defaultPool, config: sharedConfig ?? SHARED_DEFAULTS }
 }
 
 module.exports = {
@@ -585,4 +620,7 @@ module.exports = {
   AbortError,
   MutexTimeoutError,
   getConnectionPool,
+  configureConnectionPool,
 }
+// Not part of the API: how the socket client (socket-client.js) finds the shared pools.
+Object.defineProperty(module.exports, Symbol.for('blender-mcp-pool.sharedPools'), { value: sharedPools })
