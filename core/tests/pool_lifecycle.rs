@@ -298,8 +298,11 @@ async fn a_connection_goes_idle_and_closes_on_time_after_its_first_call() {
     let done = Instant::now();
     assert_eq!((result_of(&a.unwrap()), result_of(&b.unwrap())), (json!(1), json!(2)));
     let _ = server.wait_for("both connections to close", |c| c.accepted == 2 && c.open == 0).await;
+    // Measured from when this task saw both replies, which is after the pool finished them
+    // (by the 20 ms between the two, and by however late this task was woken): the close is
+    // due up to that much earlier than 100 ms from here, but not at the reply.
     let waited = done.elapsed();
-    assert!(waited >= Duration::from_millis(90), "closed after {waited:?}");
+    assert!(waited >= Duration::from_millis(50), "closed after {waited:?}");
     assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
     pool.shutdown().await;
 }
