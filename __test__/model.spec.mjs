@@ -335,7 +335,10 @@ async function runModel(seed) {
       violation(`${where}: unexpected ${code}: ${err.message}`)
     }
     if (ctx.limit === 'over' && code === 'ERR_RESPONSE_TOO_LARGE') overRefused++
-    if (ctx.limit !== undefined && code !== 'ERR_RESPONSE_TOO_LARGE') {
+    if (ctx.limit === 'exact' && code === 'ERR_RESPONSE_TOO_LARGE') violation(`${where}: a reply of exactly maxResponseBytes was refused as too large`)
+    // A reply this big can also miss the short socketTimeout on a starved machine (the mock
+    // writes it on this thread); what may never happen is the wrong verdict on its size.
+    if (ctx.limit !== undefined && code !== 'ERR_RESPONSE_TOO_LARGE' && code !== 'ERR_RESPONSE_TIMEOUT') {
       violation(`${where}: a reply ${ctx.limit === 'exact' ? 'of exactly' : 'one byte over'} maxResponseBytes rejected ${code}`)
     }
     if (ctx.busyId !== undefined && busyIds.get(ctx.busyId)) {
