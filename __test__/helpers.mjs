@@ -29,15 +29,12 @@ export function poolFor(target, config = {}) {
 }
 
 /**
- * An address where connects are refused: a port just released, on 127.0.0.2, where no test
- * server ever listens (they bind 127.0.0.1), so a concurrent test cannot take it over.
+ * An address where connects are refused: port 1 (tcpmux) on 127.0.0.1, where nothing listens and
+ * no test server can (an ephemeral bind never picks a privileged port), so a concurrent test
+ * cannot take it over. 127.0.0.1 because macOS loopback has no other address.
  */
 export async function deadEndpoint() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.2', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return { host: '127.0.0.2', port }
+  return { host: '127.0.0.1', port: 1 }
 }
 
 /**
