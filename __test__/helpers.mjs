@@ -1,7 +1,6 @@
 // Shared set-up of the JS tests: a mock Blender on a free port, pools pointed at it, and
 // clean-up after each test so no socket outlives its test.
 import { afterEach } from 'vitest'
-import net from 'node:net'
 import { spawn } from 'node:child_process'
 
 import { startMockBlender } from '../mock/blender-mock.mjs'
@@ -59,10 +58,12 @@ export async function rejection(promise) {
   }
 }
 
-/** Runs `source` as an ES module in a fresh node; resolves with its exit code and output. */
-export function runScript(source, env) {
+/** Runs `source` as an ES module in a fresh node (after `prefix`, a command that runs it, e.g.
+ * `unshare`); resolves with its exit code and output. */
+export function runScript(source, env, prefix = []) {
+  const [command, ...args] = [...prefix, process.execPath, '--input-type=module', '-e', source]
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+    const child = spawn(command, args, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

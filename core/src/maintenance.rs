@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::connection::{drive, tune_socket, ConnIo, ReplyBuffer};
@@ -86,7 +85,7 @@ pub(crate) async fn connect(shared: Arc<Shared>) {
     let addr = shared.config.addr();
     let timeout = shared.config.connection_timeout;
     let watched = shared.watcher.is_some();
-    let outcome = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+    let outcome = match tokio::time::timeout(timeout, crate::dial::dial(&shared.config.host, shared.config.port)).await {
         Ok(Ok(stream)) => tune_socket(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| e.to_string()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
