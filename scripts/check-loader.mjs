@@ -215,6 +215,13 @@ export async function checkMissingBinary() {
     assert.match(viaIndex.message, new RegExp(`^blender-mcp-pool: no native binary could be loaded for ${suffix}\\. `))
     assert.ok(viaIndex.message.includes('linux-x64-gnu, linux-x64-musl, linux-arm64-gnu, darwin-x64, darwin-arm64, win32-x64-msvc'))
     assert.ok(viaIndex.message.includes(`blender-mcp-pool-${suffix}`), viaIndex.message)
+    // A copy from npm has no sources to build: no advice to build it.
+    assert.ok(!viaIndex.message.includes('npm run build'), viaIndex.message)
+    // A source checkout (it has the Rust sources) is told to build.
+    writeFileSync(join(dir, 'Cargo.toml'), '')
+    const inCheckout = await probe(dir, { entry: './index.js' })
+    assert.match(inCheckout.message, /This is a source checkout: build the binary with a Rust toolchain \(npm run build\)\./)
+    rmSync(join(dir, 'Cargo.toml'))
     assert.ok(viaIndex.causes.some((c) => c.includes(viaBinding.message)), viaIndex.causes.join('\n'))
     // What a user sees: the uncaught error as node prints it, causes included.
     const uncaught = await runNode(['--input-type=module', '-e', `import ${JSON.stringify(pathToFileURL(join(dir, 'index.mjs')).href)}`], {
@@ -285,11 +292,17 @@ export async function checkSimulatedTarget(target) {
 
 /** A platform napi has no target for: the error's causes say which OS and architecture. */
 export async function checkUnsupportedPlatform() {
-  return inSandbox({ local: [hostBinary().suffix] }, async (dir) => {
+  return inSandbox({ entries: true, local: [hostBinary().suffix] }, async (dir) => {
     const report = await probe(dir, { simulate: { platform: 'aix', arch: 'ppc64' } })
     assert.equal(report.ok, false)
     assert.match(report.message, /^Cannot find native binding\./)
     assert.ok(report.causes.includes('Unsupported OS: aix, architecture: ppc64'), report.causes.join('\n'))
+    // Through the package: the supported platforms, and where to ask for this one.
+    const viaIndex = await probe(dir, { entry: './index.js', simulate: { platform: 'aix', arch: 'ppc64' } })
+    assert.equal(viaIndex.ok, false)
+    assert.ok(viaIndex.message.includes(`Supported platforms: ${TARGETS.map((t) => t.suffix).join(', ')}.`), viaIndex.message)
+    assert.ok(viaIndex.message.includes('There is no prebuilt binary for aix-ppc64: ask for one at https://github.com/claudekit/blender-mcp-pool/issues.'), viaIndex.message)
+    assert.ok(!viaIndex.message.includes('npm run build'), viaIndex.message)
     return report
   })
 }
