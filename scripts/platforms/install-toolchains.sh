@@ -45,7 +45,10 @@ install_apt() {
 # rustc-web 1.9x with its std source, used as RUSTC with -Zbuild-std. Unpacked, not installed:
 # it would replace nothing, but keeps the machine's toolchain untouched.
 install_rust_web() {
-  if [[ -x "$RUST_WEB/rustc" ]] && "$RUST_WEB/rustc" --version >/dev/null 2>&1; then return; fi
+  if [[ -x "$RUST_WEB/rustc" ]] && "$RUST_WEB/rustc" --version >/dev/null 2>&1; then
+    link_objcopy
+    return
+  fi
   log "rustc-web $RUST_WEB_VERSION (Debian) with its std source"
   local debs="$CACHE/debs"
   mkdir -p "$debs"
@@ -75,6 +78,20 @@ LD_LIBRARY_PATH="$RUST_WEB/usr/lib/x86_64-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIB
 WRAP
   chmod +x "$RUST_WEB/rustc"
   "$RUST_WEB/rustc" --version
+  link_objcopy
+}
+
+# rustc strips Apple binaries with rust-objcopy from its sysroot; rustc-web has none, the
+# machine's rustup toolchain does (a wrapper, so it finds its own libLLVM).
+link_objcopy() {
+  local bin="$RUST_WEB/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin"
+  [[ -x "$bin/rust-objcopy" ]] && return
+  local real
+  real="$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-objcopy"
+  [[ -x "$real" ]] || die "no rust-objcopy in the rustup toolchain ($real): the macOS builds need it"
+  mkdir -p "$bin"
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$real" > "$bin/rust-objcopy"
+  chmod +x "$bin/rust-objcopy"
 }
 
 install_venv() {
