@@ -20,9 +20,9 @@ export LIBNODE_PATH="$CACHE/libnode"
 # What a build depends on: the Rust sources, manifests, lock file, cargo config and pins.
 sources_stamp() {
   (cd "$ROOT" && {
-    git ls-files -s -- src core/src Cargo.toml Cargo.lock core/Cargo.toml build.rs .cargo 2>/dev/null
-    # uncommitted edits count too
-    git diff HEAD -- src core/src Cargo.toml Cargo.lock core/Cargo.toml build.rs .cargo 2>/dev/null
+    # contents, committed or not
+    git ls-files -z --cached --others --exclude-standard -- src core/src Cargo.toml Cargo.lock core/Cargo.toml build.rs .cargo |
+      sort -z | xargs -0 sha256sum
     cat "$PLATFORMS_DIR/versions.sh" "$PLATFORMS_DIR/build-targets.sh"
   } | sha256sum | cut -d' ' -f1)
 }
