@@ -60,7 +60,11 @@ prepare_tree() {
   echo "$tree"
 }
 
-# Prints the last "N passed, N failed" line of a log, or "no result".
+# The result lines of a log (vitest's "Tests ..." line, the smoke's "N passed, N failed"), joined
+# with "; ", or "no result".
 summary_of() {
-  grep -E '^(Tests +)?[0-9]+ (passed|failed)|^ *Tests  ' "$1" | tail -n 1 || echo "no result"
+  local lines
+  lines="$(sed -E 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^ *Tests +[0-9]|^[0-9]+ passed, [0-9]+ failed' |
+    sed -E 's/^ +//; s/ +/ /g' | paste -sd ';' | sed 's/;/; /g')"
+  echo "${lines:-no result}"
 }
