@@ -65,6 +65,6 @@ prepare_tree() {
 summary_of() {
   local lines
   lines="$(sed -E 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^ *Tests +[0-9]|^[0-9]+ passed, [0-9]+ failed' |
-    sed -E 's/^ +//; s/ +/ /g' | paste -sd ';' | sed 's/;/; /g')"
+    sed -E 's/^ +//; s/ +/ /g' | paste -sd ';' | sed 's/;/; /g' || true)"
   echo "${lines:-no result}"
 }
