@@ -6,6 +6,9 @@
 # Idempotent: what is already in the cache ($CACHE, .tmp/platforms/) is reused.
 source "$(dirname "$0")/common.sh"
 export DEBIAN_FRONTEND=noninteractive
+# apt-get needs root: CI here is root; a hosted runner has sudo.
+SUDO=()
+if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null; then SUDO=(sudo -E); fi
 
 # Debian's archive drops superseded builds: take the pinned version, or say so and take the
 # offered one.
@@ -32,10 +35,10 @@ apt_install() {
   done
   [[ ${#missing[@]} -eq 0 ]] && return
   log "apt-get install ${missing[*]}"
-  apt-get update -qq -o DPkg::Lock::Timeout=900
+  "${SUDO[@]}" apt-get update -qq -o DPkg::Lock::Timeout=900
   local resolved=()
   for spec in "${missing[@]}"; do resolved+=("$(pin_or_candidate "$spec")"); done
-  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "${resolved[@]}" >/dev/null
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=900 "${resolved[@]}" >/dev/null
 }
 
 install_apt() {
