@@ -6,7 +6,7 @@
 // framing, queueing, timeouts) is in Rust; see src/ and core/src/.
 
 /** The prebuilt binaries published with each release (see .github/workflows/release.yml). */
-const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc', 'linux-arm64-musl', 'win32-arm64-msvc']
 /** Where to ask for another platform. */
 const ISSUES = 'https://github.com/claudekit/blender-mcp-pool/issues'
 

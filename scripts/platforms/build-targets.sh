@@ -2,10 +2,12 @@
 # Builds the addon for the other desktop targets (release profile), each once: a target whose
 # sources did not change since its last build here is reused.
 #   build-targets.sh [suffix...]    default: all of win32-x64-gnu linux-arm64-gnu linux-x64-musl
-#                                   darwin-x64 darwin-arm64
+#                                   darwin-x64 darwin-arm64 linux-arm64-musl win32-arm64-gnullvm
 # Output: .tmp/platforms/out/<suffix>/blender-mcp-pool.<suffix>.node
-# Windows is built as x86_64-pc-windows-gnu (mingw), standing in for the release's -msvc: std,
-# tokio, mio and socket2 take the same code paths; the C runtime and the linker differ.
+# Windows is built as x86_64-pc-windows-gnu (mingw) and aarch64-pc-windows-gnullvm (zig), standing
+# in for the release's -msvc: std, tokio, mio and socket2 take the same code paths; the C runtime
+# and the linker differ (and the gnu builds import node.exe, where msvc ones look Node-API up at
+# run time).
 # The compiler is Debian's rustc-web with -Zbuild-std (install-toolchains.sh).
 source "$(dirname "$0")/common.sh"
 
@@ -15,7 +17,6 @@ export CARGO_TARGET_DIR="$ROOT/target/platforms"
 export PATH="$VENV/bin:$PATH"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export LIBNODE_PATH="$CACHE/libnode"
 
 # What a build depends on: the Rust sources, manifests, lock file, cargo config and pins.
 sources_stamp() {
@@ -38,7 +39,11 @@ build_one() {
   fi
   local cargo=(cargo build) artifact
   case "$triple" in
-    *-apple-darwin | *-linux-musl) cargo=(cargo-zigbuild zigbuild) ;;
+    *-apple-darwin | *-linux-musl | *-windows-gnullvm) cargo=(cargo-zigbuild zigbuild) ;;
+  esac
+  case "$triple" in
+    aarch64-pc-windows-*) export LIBNODE_PATH="$CACHE/libnode-arm64" ;;
+    *-windows-*) export LIBNODE_PATH="$CACHE/libnode" ;;
   esac
   case "$triple" in
     x86_64-apple-darwin) export MACOSX_DEPLOYMENT_TARGET="$MACOSX_X64_DEPLOYMENT_TARGET" ;;

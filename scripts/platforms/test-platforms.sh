@@ -5,7 +5,9 @@
 #   linux-x64-musl                 whole JS suite on a musl Node
 #   linux-arm64-gnu                under qemu-user with the arm64 Node: the JS suite less the
 #                                  tests that start node children, then the smoke script
+#   linux-arm64-musl               the same with a musl arm64 Node
 #   darwin-x64, darwin-arm64       compiled and checked to be Mach-O dylibs (nothing runs macOS)
+#   win32-arm64 (gnullvm build)    compiled and checked to be an arm64 PE DLL
 # Ends with one line per target and "platforms: N passed, N failed" (targets).
 source "$(dirname "$0")/common.sh"
 start=$SECONDS
@@ -38,6 +40,16 @@ for suffix in "${SUFFIXES[@]}"; do
   log "$suffix: ${BUILT[$suffix]:-build failed}"
 done
 
+# Windows arm64: compile only (nothing runs arm64 Windows here).
+if [[ -n "${BUILT[win32-arm64-gnullvm]:-}" ]]; then
+  kind="$(file -b "$OUT/win32-arm64-gnullvm/blender-mcp-pool.win32-arm64-gnullvm.node")"
+  if [[ "$kind" == "PE32+ executable (DLL)"*"Aarch64"* ]]; then
+    record win32-arm64-gnullvm ok "${BUILT[win32-arm64-gnullvm]}; compile only: $kind"
+  else
+    record win32-arm64-gnullvm FAIL "${BUILT[win32-arm64-gnullvm]}; not an arm64 Windows DLL: $kind"
+  fi
+fi
+
 # The Windows build must import no C runtime DLL that desktops may lack.
 if [[ -n "${BUILT[win32-x64-gnu]:-}" ]]; then
   imports="$(x86_64-w64-mingw32-objdump -p "$OUT/win32-x64-gnu/blender-mcp-pool.win32-x64-gnu.node" | sed -n 's/^\s*DLL Name: //p' | tr '\n' ' ')"
@@ -53,7 +65,8 @@ run_test() { # suffix script label
   [[ -n "${BUILT[$suffix]:-}" ]] || return 0
   log "$suffix: $label"
   local rc=0
-  bash "$PLATFORMS_DIR/$script" > "$logs/test-$suffix.log" 2>&1 || rc=$?
+  # shellcheck disable=SC2086 # the script's arguments
+  bash "$PLATFORMS_DIR/"$script > "$logs/test-$suffix.log" 2>&1 || rc=$?
   tail -n 40 "$logs/test-$suffix.log"
   local result
   result="$(summary_of "$logs/test-$suffix.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^ +//')"
@@ -67,6 +80,7 @@ run_test() { # suffix script label
 run_test win32-x64-gnu run-under-wine.sh "vitest under wine"
 run_test linux-x64-musl run-under-musl.sh "vitest on musl Node"
 run_test linux-arm64-gnu run-under-qemu.sh "vitest (no child processes) + smoke under qemu"
+run_test linux-arm64-musl "run-under-qemu.sh musl" "vitest (no child processes) + smoke under qemu, musl Node"
 
 for suffix in darwin-x64 darwin-arm64; do
   [[ -n "${BUILT[$suffix]:-}" ]] || continue
