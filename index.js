@@ -6,7 +6,9 @@
 // framing, queueing, timeouts) is in Rust; see src/ and core/src/.
 
 /** The prebuilt binaries published with each release (see .github/workflows/release.yml). */
-const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc', 'linux-arm64-musl', 'win32-arm64-msvc']
+/** Where to ask for another platform. */
+const ISSUES = 'https://github.com/claudekit/blender-mcp-pool/issues'
 
 const native = loadNative()
 
@@ -23,13 +25,18 @@ function loadNative() {
       abi = '-msvc'
     }
     const platform = `${process.platform}-${process.arch}${abi}`
+    // Only a clone of the repository has the Rust sources; a copy from npm does not.
+    const fromSource = require('node:fs').existsSync(require('node:path').join(__dirname, 'Cargo.toml'))
+    const advice = fromSource
+      ? 'This is a source checkout: build the binary with a Rust toolchain (npm run build). '
+      : PREBUILT.includes(platform)
+        ? `Its binary comes in the optional dependency blender-mcp-pool-${platform}: reinstall ` +
+          'without --no-optional/--omit=optional (if that does not help, delete node_modules and ' +
+          'package-lock.json first: npm bug 4828). '
+        : `There is no prebuilt binary for ${platform}: ask for one at ${ISSUES}. `
     const err = new Error(
       `blender-mcp-pool: no native binary could be loaded for ${platform}. ` +
-        `Prebuilt binaries exist for ${PREBUILT.join(', ')}, installed as the optional ` +
-        `dependency blender-mcp-pool-${platform}: reinstall without --no-optional/--omit=optional ` +
-        '(if that does not help, delete node_modules and package-lock.json first: npm bug 4828). ' +
-        'On another platform, build from source with a Rust toolchain (npm run build). ' +
-        `Loader said: ${cause.message}`,
+        `Supported platforms: ${PREBUILT.join(', ')}. ${advice}Loader said: ${cause.message}`,
       { cause },
     )
     err.code = 'ERR_BLENDER_POOL_NO_BINARY'

@@ -1,15 +1,20 @@
-// Packaging test: `npm pack`, install the tarball into a fresh temporary project, and use it
-// from ESM `import`, CJS `require` and TypeScript (`module: Node16`, `strict`, `tsc --noEmit`):
-// the main entry and the subpaths `blender-mcp-pool/socket-client` and `blender-mcp-pool/mock`.
-// Each use talks to a mock Blender, so the installed binary is exercised, not just loaded.
+// Packaging test, as users install it: `npm pack` of the root package (which never ships a
+// binary) and of this platform's package (npm/<platform>/ with the binary built here), both
+// installed into a fresh temporary project with no Rust toolchain on PATH, then used from ESM
+// `import`, CJS `require` and TypeScript (`module: Node16`, `strict`, `tsc --noEmit`): the main
+// entry and the subpaths `blender-mcp-pool/socket-client` and `blender-mcp-pool/mock`. Each use
+// talks to a mock Blender, so the installed binary is exercised, not just loaded. Also checks
+// that `napi prepublish` gives the root package exactly the optionalDependencies the loader asks
+// for.
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { startMockBlender } from '../mock/blender-mock.mjs'
+import { TARGETS, hostBinary } from './check-loader.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'blender-mcp-pool-pack-'))
@@ -31,11 +36,25 @@ async function check(name, fn) {
   }
 }
 
+/** PATH without any directory holding cargo or rustc: the consumer has no Rust toolchain. */
+function pathWithoutRust() {
+  const has = (d, exe) => {
+    try {
+      accessSync(join(d, exe), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  }
+  const exes = process.platform === 'win32' ? ['cargo.exe', 'rustc.exe'] : ['cargo', 'rustc']
+  return (process.env.PATH ?? '').split(delimiter).filter((d) => d && !exes.some((e) => has(d, e))).join(delimiter)
+}
+
 try {
   const [{ filename, files }] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir, root]))
   const shipped = files.map((f) => f.path).sort()
-  await check('the tarball ships only the package files', () => {
-    const unexpected = shipped.filter((p) => !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|prom-client\.js|binding\.(js|d\.ts)|blender-mcp-pool\.[\w-]+\.node|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(p))
+  await check('the root tarball ships the package files and no binary', () => {
+    const unexpected = shipped.filter((p) => !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|prom-client\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(p))
     if (unexpected.length > 0) throw new Error(`unexpected files: ${unexpected.join(', ')}`)
     const subpaths = ['socket-client.js', 'socket-client.mjs', 'socket-client.d.ts', 'socket-client.d.mts', 'mock/blender-mock.mjs', 'mock/blender-mock.d.mts']
     for (const needed of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'package.json', ...subpaths]) {
@@ -43,9 +62,56 @@ try {
     }
   })
 
+  // This platform's package, as the release assembles it: npm/<platform>/ plus its binary.
+  const host = hostBinary()
+  const platformDir = join(dir, `platform-${host.suffix}`)
+  cpSync(join(root, 'npm', host.suffix), platformDir, { recursive: true })
+  copyFileSync(host.path, join(platformDir, host.file))
+  const [platformPack] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir, platformDir]))
+  await check(`the platform package ships ${host.file} and its manifest`, () => {
+    const got = platformPack.files.map((f) => f.path).sort()
+    const want = [host.file, 'README.md', 'package.json'].sort()
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`files: ${got.join(', ')}`)
+    if (platformPack.name !== `blender-mcp-pool-${host.suffix}`) throw new Error(`name: ${platformPack.name}`)
+  })
+
+  await check('napi prepublish writes exactly the optionalDependencies the loader asks for', () => {
+    // In a copy (prepublish rewrites package.json), each platform directory with a stand-in
+    // binary, publishing nothing.
+    const copy = join(dir, 'prepublish')
+    mkdirSync(copy)
+    copyFileSync(join(root, 'package.json'), join(copy, 'package.json'))
+    cpSync(join(root, 'npm'), join(copy, 'npm'), { recursive: true })
+    for (const { suffix } of TARGETS) writeFileSync(join(copy, 'npm', suffix, `blender-mcp-pool.${suffix}.node`), '')
+    execFileSync(process.execPath, [join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'prepublish', '-t', 'npm',
+      '--skip-optional-publish', '--no-gh-release'], { cwd: copy, encoding: 'utf8', stdio: 'pipe' })
+    const { version, optionalDependencies } = JSON.parse(readFileSync(join(copy, 'package.json'), 'utf8'))
+    const want = Object.fromEntries(TARGETS.map((t) => [`blender-mcp-pool-${t.suffix}`, version]))
+    if (JSON.stringify(optionalDependencies) !== JSON.stringify(want)) {
+      throw new Error(`optionalDependencies ${JSON.stringify(optionalDependencies)}, want ${JSON.stringify(want)}`)
+    }
+    const loader = readFileSync(join(root, 'binding.js'), 'utf8')
+    for (const name of Object.keys(want)) {
+      if (!loader.includes(`require('${name}')`)) throw new Error(`binding.js never requires ${name}`)
+    }
+  })
+
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
-  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(dir, filename)])
-  const env = { ...process.env, BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'silent' }
+  const PATH = pathWithoutRust()
+  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(dir, filename), join(dir, platformPack.filename)],
+    { env: { ...process.env, PATH } })
+  const env = { ...process.env, PATH, BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'silent' }
+  await check('the consumer has no Rust toolchain on PATH', () => {
+    for (const exe of ['cargo', 'rustc']) {
+      let found = true
+      try {
+        execFileSync(exe, ['--version'], { env, stdio: 'ignore' })
+      } catch {
+        found = false
+      }
+      if (found) throw new Error(`${exe} is still on PATH`)
+    }
+  })
 
   writeFileSync(
     join(dir, 'esm.mjs'),
@@ -56,7 +122,12 @@ try {
      await getConnectionPool().shutdown()
      if (!(new ConnectionPool({ minConnections: 0 }) instanceof ConnectionPool)) throw new Error('class')`,
   )
-  await check('ESM import works', () => runNode(['esm.mjs'], env))
+  await check('ESM import works, with the binary from the platform package', async () => {
+    await runNode(['esm.mjs'], env)
+    const where = await runNode(['-p', `require('blender-mcp-pool'); Object.keys(require.cache).filter((k) => k.endsWith('.node')).join()`], env)
+    const loaded = where.stdout.trim()
+    if (!loaded.includes(join('node_modules', `blender-mcp-pool-${host.suffix}`, host.file))) throw new Error(`loaded ${loaded}`)
+  })
 
   writeFileSync(
     join(dir, 'cjs.cjs'),

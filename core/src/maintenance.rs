@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::connection::{drive, tune_socket, ConnIo, ReplyBuffer};
@@ -107,7 +106,7 @@ pub(crate) async fn connect(shared: Arc<Shared>) {
     let timeout = shared.config.connection_timeout;
     let watched = shared.watcher.is_some();
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+    let outcome = match tokio::time::timeout(timeout, crate::dial::dial(&shared.config.host, shared.config.port)).await {
         Ok(Ok(stream)) => tune_socket(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
         Ok(Err(e)) => Err(describe_connect_error(&e)),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
@@ -115,9 +114,13 @@ pub(crate) async fn connect(shared: Arc<Shared>) {
     connected(&shared, started, outcome.map_err(|reason| PoolError::Connect { addr, reason }));
 }
 
-/// What a failed connect says, in the words a user searches for.
+/// What a failed connect says, in the words a user searches for. A summary of several
+/// addresses' failures (see `dial.rs`) is kept as it is.
 fn describe_connect_error(e: &std::io::Error) -> String {
     use std::io::ErrorKind;
+    if e.get_ref().is_some() {
+        return e.to_string();
+    }
     match e.kind() {
         ErrorKind::ConnectionRefused => "connection refused".to_owned(),
         ErrorKind::HostUnreachable => "host unreachable".to_owned(),
