@@ -423,6 +423,26 @@ export interface DiagnosticsMessages {
 
 /**
  * The pool of this JS context (the main thread, or one worker thread), created on first call
- * from `BLENDER_HOST`, `BLENDER_PORT` and `SOCKET_TIMEOUT`. After its `shutdown()` it stays shut.
+ * from `BLENDER_HOST`, `BLENDER_PORT` and `SOCKET_TIMEOUT`, with the options given to
+ * {@link configureConnectionPool} if it was called first. It is also the pool that carries
+ * `blender-mcp-pool/socket-client`'s commands to that address. Its `maxResponseBytes` defaults
+ * to 52428800 (50 MiB, the server's socket-client cap), not 64 MiB. After its `shutdown()` it
+ * stays shut.
  */
 export declare function getConnectionPool(): ConnectionPool
+
+/**
+ * Configures the shared pools once, before their first use: {@link getConnectionPool}'s pool,
+ * and those `blender-mcp-pool/socket-client` opens for other addresses (which take every option
+ * but `host` and `port` from here). Typically the reply cap, the logger, the framing:
+ *
+ * ```ts
+ * configureConnectionPool({ maxResponseBytes: 100 * 1024 * 1024, framing: 'length-prefixed', logger })
+ * ```
+ *
+ * Creates and returns getConnectionPool()'s pool, so an unusable option throws here
+ * (`TypeError`/`RangeError` naming it, as the constructor does). Throws an `Error` with code
+ * `ERR_POOL_ALREADY_CONFIGURED` once the shared pool exists: after a first call to this,
+ * to getConnectionPool(), or to a socket-client command.
+ */
+export declare function configureConnectionPool(config?: Partial<ConnectionPoolConfig>): ConnectionPool

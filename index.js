@@ -6,7 +6,9 @@
 // framing, queueing, timeouts) is in Rust; see src/ and core/src/.
 
 /** The prebuilt binaries published with each release (see .github/workflows/release.yml). */
-const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc', 'linux-arm64-musl', 'win32-arm64-msvc']
+/** Where to ask for another platform. */
+const ISSUES = 'https://github.com/claudekit/blender-mcp-pool/issues'
 
 const native = loadNative()
 
@@ -23,13 +25,18 @@ function loadNative() {
       abi = '-msvc'
     }
     const platform = `${process.platform}-${process.arch}${abi}`
+    // Only a clone of the repository has the Rust sources; a copy from npm does not.
+    const fromSource = require('node:fs').existsSync(require('node:path').join(__dirname, 'Cargo.toml'))
+    const advice = fromSource
+      ? 'This is a source checkout: build the binary with a Rust toolchain (npm run build). '
+      : PREBUILT.includes(platform)
+        ? `Its binary comes in the optional dependency blender-mcp-pool-${platform}: reinstall ` +
+          'without --no-optional/--omit=optional (if that does not help, delete node_modules and ' +
+          'package-lock.json first: npm bug 4828). '
+        : `There is no prebuilt binary for ${platform}: ask for one at ${ISSUES}. `
     const err = new Error(
       `blender-mcp-pool: no native binary could be loaded for ${platform}. ` +
-        `Prebuilt binaries exist for ${PREBUILT.join(', ')}, installed as the optional ` +
-        `dependency blender-mcp-pool-${platform}: reinstall without --no-optional/--omit=optional ` +
-        '(if that does not help, delete node_modules and package-lock.json first: npm bug 4828). ' +
-        'On another platform, build from source with a Rust toolchain (npm run build). ' +
-        `Loader said: ${cause.message}`,
+        `Supported platforms: ${PREBUILT.join(', ')}. ${advice}Loader said: ${cause.message}`,
       { cause },
     )
     err.code = 'ERR_BLENDER_POOL_NO_BINARY'
@@ -569,12 +576,47 @@ class ConnectionPool {
   }
 }
 
+/**
+ * Where the shared pools (getConnectionPool()'s, and those the socket client opens for other
+ * addresses) differ from `new ConnectionPool()`: replies are capped at the server's own socket
+ * client's 50 MB, since they carry that client's traffic.
+ */
+const SHARED_DEFAULTS = Object.freeze({ maxResponseBytes: 50 * 1024 * 1024 })
+
 let defaultPool = null
+/** The options of the shared pools, set once by configureConnectionPool() or on first use. */
+let sharedConfig = null
 
 /** The pool of this JS context (main thread or worker), configured from the environment. */
 function getConnectionPool() {
-  if (defaultPool === null) defaultPool = new ConnectionPool()
+  if (defaultPool === null) configureConnectionPool()
   return defaultPool
+}
+
+/**
+ * Configures the shared pools once, before their first use, and returns getConnectionPool()'s
+ * pool (created here, so a bad option throws here). Throws ERR_POOL_ALREADY_CONFIGURED after
+ * a first getConnectionPool(), socket-client call or configureConnectionPool().
+ */
+function configureConnectionPool(config) {
+  if (sharedConfig !== null) {
+    const err = new Error(
+      'configureConnectionPool: the shared pool is already configured or in use; ' +
+        'call it once, before the first getConnectionPool() or socket-client call',
+    )
+    err.code = 'ERR_POOL_ALREADY_CONFIGURED'
+    throw err
+  }
+  checkConfig(config)
+  const options = { ...SHARED_DEFAULTS, ...config }
+  defaultPool = new ConnectionPool(options)
+  sharedConfig = options
+  return defaultPool
+}
+
+/** For socket-client.js only: the shared pools' options and the default pool, if created. */
+function sharedPools() {
+  return { defaultPool, config: sharedConfig ?? SHARED_DEFAULTS }
 }
 
 module.exports = {
@@ -585,4 +627,7 @@ module.exports = {
   AbortError,
   MutexTimeoutError,
   getConnectionPool,
+  configureConnectionPool,
 }
+// Not part of the API: how the socket client (socket-client.js) finds the shared pools.
+Object.defineProperty(module.exports, Symbol.for('blender-mcp-pool.sharedPools'), { value: sharedPools })

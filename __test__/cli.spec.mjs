@@ -175,11 +175,11 @@ describe('blender-mcp-pool doctor', () => {
 
   it('a closed port: exit 4, the advice mentions the add-on', async () => {
     const dead = await deadEndpoint()
-    const { code, stdout } = await cli(['doctor', '--host', '127.0.0.2', '--port', String(dead.port)])
+    const { code, stdout } = await cli(['doctor', '--host', dead.host, '--port', String(dead.port)])
     expect(code).toBe(4)
     expect(stdout).toMatch(/^FAIL connect: /m)
     expect(stdout).toMatch(/nothing listens on .*is Blender running with the MCP add-on started/)
-    const json = JSON.parse((await cli(['doctor', '--json', '--host', '127.0.0.2', '--port', String(dead.port)])).stdout)
+    const json = JSON.parse((await cli(['doctor', '--json', '--host', dead.host, '--port', String(dead.port)])).stdout)
     expect(json).toMatchObject({ ok: false, exitCode: 4, framing: null })
     expect(json.checks.at(-1)).toMatchObject({ name: 'connect', status: 'fail', advice: expect.stringMatching(/add-on/) })
   })

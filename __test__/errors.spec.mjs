@@ -17,7 +17,7 @@ describe('errors', () => {
     expect(err).toBeInstanceOf(Error)
     expect(err.code).toBe('ERR_CONNECT')
     expect(err.message).toMatch(/^Failed to connect to Blender: /)
-    expect(err.message).toContain(`127.0.0.2:${dead.port}`)
+    expect(err.message).toContain(`${dead.host}:${dead.port}`)
     expect(pool.getStats().connectFailures).toBeGreaterThanOrEqual(2) // retried with back-off meanwhile
   })
 

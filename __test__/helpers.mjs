@@ -1,7 +1,6 @@
 // Shared set-up of the JS tests: a mock Blender on a free port, pools pointed at it, and
 // clean-up after each test so no socket outlives its test.
 import { afterEach } from 'vitest'
-import net from 'node:net'
 import { spawn } from 'node:child_process'
 
 import { startMockBlender } from '../mock/blender-mock.mjs'
@@ -29,15 +28,12 @@ export function poolFor(target, config = {}) {
 }
 
 /**
- * An address where connects are refused: a port just released, on 127.0.0.2, where no test
- * server ever listens (they bind 127.0.0.1), so a concurrent test cannot take it over.
+ * An address where connects are refused: port 1 (tcpmux) on 127.0.0.1, where nothing listens and
+ * no test server can (an ephemeral bind never picks a privileged port), so a concurrent test
+ * cannot take it over. 127.0.0.1 because macOS loopback has no other address.
  */
 export async function deadEndpoint() {
-  const server = net.createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.2', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return { host: '127.0.0.2', port }
+  return { host: '127.0.0.1', port: 1 }
 }
 
 /**
@@ -63,13 +59,14 @@ export async function rejection(promise) {
 }
 
 /**
- * Runs `source` as an ES module in a fresh node; resolves with its exit code and output.
- * `onStdout(chunk, child)`, if given, sees each chunk of its stdout as it comes (the child's
- * stdin is then a pipe, for answering it).
+ * Runs `source` as an ES module in a fresh node (after `prefix`, a command that runs it, e.g.
+ * `unshare`); resolves with its exit code and output. `onStdout(chunk, child)`, if given, sees
+ * each chunk of its stdout as it comes (the child's stdin is then a pipe, for answering it).
  */
-export function runScript(source, env, { onStdout } = {}) {
+export function runScript(source, env, { onStdout, prefix = [] } = {}) {
+  const [command, ...args] = [...prefix, process.execPath, '--input-type=module', '-e', source]
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+    const child = spawn(command, args, {
       env: { ...process.env, ...env },
       stdio: [onStdout ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     })

@@ -1,11 +1,10 @@
 // The `logger` option: the pool's records go to the host's logger instead of stderr.
 import { describe, expect, it } from 'vitest'
-import { fileURLToPath } from 'node:url'
 
 import { ConnectionPool } from '../index.mjs'
 import { mockBlender, rejection, runScript } from './helpers.mjs'
 
-const entry = fileURLToPath(new URL('../index.mjs', import.meta.url))
+const entry = new URL('../index.mjs', import.meta.url).href // a URL: ESM specifiers are not paths
 
 describe('logger option', () => {
   it("sends the pool's records to the host logger, not to stderr, and never keeps the process alive", async () => {

@@ -8,7 +8,8 @@ import { Worker } from 'node:worker_threads'
 import { getConnectionPool } from '../index.mjs'
 import { mockBlender, runScript } from './helpers.mjs'
 
-const entry = fileURLToPath(new URL('../index.mjs', import.meta.url))
+// An ESM specifier is a URL: a Windows path (C:\...) would be read as a URL scheme.
+const entry = new URL('../index.mjs', import.meta.url).href
 
 describe('in a process', () => {
   it('exits when its work is done, without shutdown(), with idle connections open', async () => {

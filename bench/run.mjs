@@ -21,6 +21,9 @@ import { CONTENDERS, MB, SMALL_PARAMS, WORKLOADS, callCounts } from './lib/workl
 const BENCH = fileURLToPath(new URL('.', import.meta.url))
 const ROOT = resolve(BENCH, '..')
 const HOST = '127.0.0.1'
+// BENCH_NODE: a JSON array, the command that runs the JS contenders' node instead of this one
+// (scripts/platforms/bench-under-wine.sh: node.exe under wine).
+const NODE = process.env.BENCH_NODE ? JSON.parse(process.env.BENCH_NODE) : [process.execPath]
 
 const USAGE = `usage: node bench/run.mjs [options]
   --short                  few ops, 1 round (CI smoke test; no thresholds)
@@ -222,7 +225,7 @@ function contenderCommand(contender, workload, counts, ctx) {
   }
   const spec = { contender, workload, host: HOST, port: ctx.port, baseline: ctx.baseline, ...counts }
   const loader = contender === 'original' ? ['--import', 'tsx'] : []
-  return { file: process.execPath, args: [...loader, join(BENCH, 'contender.mjs'), JSON.stringify(spec)] }
+  return { file: NODE[0], args: [...NODE.slice(1), ...loader, join(BENCH, 'contender.mjs'), JSON.stringify(spec)] }
 }
 
 /** Runs a child; resolves to { status: 'ok', result } or { status: 'timeout'|'error', detail }. */

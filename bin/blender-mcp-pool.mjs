@@ -17,6 +17,9 @@ Commands:
   ping                     one get_scene_info round trip: prints "ok <host>:<port> <ms> ms"
   exec <type> [params]     runs one command; prints Blender's reply JSON (params: a JSON object)
   doctor                   diagnoses the connection: host, port, framing, latency
+  mock [--port N] [--host H] [--fault-rate R] [--seed S]
+                           runs the mock Blender add-on (for tests without Blender) until
+                           SIGINT/SIGTERM; its listening line goes to stderr
 
 Options:
   --host H                 Blender add-on host (default: BLENDER_HOST or localhost)
@@ -351,6 +354,17 @@ async function doctor(o) {
 }
 
 async function main(argv) {
+  if (argv[0] === 'mock') {
+    // The mock has flags of its own, parsed by it; it runs until a signal stops it.
+    const { runCli } = await import('../mock/blender-mock.mjs')
+    try {
+      await runCli(argv.slice(1))
+    } catch (err) {
+      process.stderr.write(`blender-mcp-pool: mock: ${err.message}\n`)
+      return EXIT.FAILED
+    }
+    return undefined
+  }
   let o
   try {
     o = parseOptions(argv)

@@ -19,7 +19,8 @@ import { pathToFileURL } from 'node:url';
  * - `delay`: the normal reply, written `delayMs` (default 200) after the command ran; the wait
  *   does not hold the mock's serial command queue, so other connections are not blocked.
  * - `huge`: a valid success reply whose result is `bytes` (default 80 MiB) 'a' characters,
- *   streamed in 1 MiB chunks with backpressure; stops as soon as the socket is gone.
+ *   streamed in 1 MiB chunks with backpressure, `chunkDelayMs` (default 0) apart; stops as soon
+ *   as the socket is gone. `hugeBytesSent` counts what it wrote.
  * - `half-open`: no reply, and this connection goes silent for good: never replies, never closes
  *   on its own, discards further data (a peer that vanished without FIN).
  */
@@ -103,10 +104,11 @@ export function seededFaultScript({ rate, seed = 1, faults = FAST_FAULTS, delayM
  *   Argument of a fault script: the connection's id (1-based), the request's 0-based index on its
  *   connection and over the whole server, and the request's `type`/`params` (null/undefined when
  *   the request was not a JSON object).
- * @typedef {string | { fault: string, delayMs?: number, bytes?: number } | null | undefined}
+ * @typedef {string | { fault: string, delayMs?: number, bytes?: number, chunkDelayMs?: number }
+ *   | null | undefined}
  *   ScriptResult  A fault name (or a fault with its options) to apply to the request, or
  *   null/undefined for none (the `fault` property then applies as usual).
- * @typedef {{ delayMs: number, bytes: number }} FaultOptions
+ * @typedef {{ delayMs: number, bytes: number, chunkDelayMs: number }} FaultOptions
  */
 
 /**
@@ -175,6 +177,8 @@ export class MockBlender {
   resets = 0;
   /** Completed `restart()` calls. */
   restarts = 0;
+  /** Bytes of `huge` replies written so far (`waitFor` sees each write). */
+  hugeBytesSent = 0;
   /**
    * Connections handled by the `never-read` / `close-on-accept` accept modes: mode -> count.
    * @type {Record<string, number>}
@@ -189,7 +193,7 @@ export class MockBlender {
 
   /** @type {net.Server | null} */ #server;
   #handlers; #fault = null; #sticky = false;
-  /** @type {FaultOptions} */ #faultOptions = { delayMs: DEFAULT_DELAY_MS, bytes: DEFAULT_HUGE_BYTES };
+  /** @type {FaultOptions} */ #faultOptions = checkFaultOptions({});
   /** @type {((ctx: ScriptContext) => ScriptResult) | null} */ #script = null;
   #acceptMode = 'normal'; #listenerChain = Promise.resolve();
   #queue = Promise.resolve(); #conns = new Set(); #waiters = new Set(); #timers = new Set();
@@ -222,14 +226,14 @@ export class MockBlender {
 
   /**
    * Sets (or clears, with null) the fault for the next request; `sticky` keeps it until cleared.
-   * `delayMs` (for `delay`) and `bytes` (for `huge`) set the fault's options; omitted ones reset
-   * to their defaults (200 ms, 80 MiB).
+   * `delayMs` (for `delay`), `bytes` and `chunkDelayMs` (for `huge`) set the fault's options;
+   * omitted ones reset to their defaults (200 ms, 80 MiB, 0 ms).
    * @param {string | null} name
-   * @param {{ sticky?: boolean, delayMs?: number, bytes?: number }} [options]
+   * @param {{ sticky?: boolean, delayMs?: number, bytes?: number, chunkDelayMs?: number }} [options]
    */
-  setFault(name, { sticky = false, delayMs = DEFAULT_DELAY_MS, bytes = DEFAULT_HUGE_BYTES } = {}) {
+  setFault(name, { sticky = false, ...options } = {}) {
     if (name !== null && !FAULTS.includes(name)) throw new TypeError(`Unknown fault: ${name}`);
-    const faultOptions = checkFaultOptions({ delayMs, bytes });
+    const faultOptions = checkFaultOptions(options);
     this.#fault = name;
     this.#sticky = name !== null && sticky;
     this.#faultOptions = faultOptions;
@@ -268,8 +272,9 @@ export class MockBlender {
 
   /**
    * Simulates a Blender restart: stops listening, destroys every open connection (resolving once
-   * all are closed), then listens again on the same port. Resolves once listening again (in
-   * `refuse` accept mode it stays not listening). The scene and counters are kept.
+   * all are closed), forgets the commands still running (later ones do not wait for them), then
+   * listens again on the same port. Resolves once listening again (in `refuse` accept mode it
+   * stays not listening). The scene and counters are kept.
    * @returns {Promise<void>}
    */
   restart() {
@@ -277,6 +282,8 @@ export class MockBlender {
       const closing = this.#closeListener();
       await this.closeAllConnections();
       await closing;
+      // A restarted Blender runs nothing: commands still running are forgotten, not waited for.
+      this.#queue = Promise.resolve();
       if (this.#acceptMode !== 'refuse') await this.#listen();
       this.restarts++;
       this.#notify();
@@ -294,7 +301,7 @@ export class MockBlender {
    * @returns {{ port: number, host: string, listening: boolean, acceptMode: string,
    *   connectionsOpened: number, openConnections: number, maxOpenConnections: number,
    *   silentConnections: number, requests: number, bytesReceived: number,
-   *   faultsInjected: Record<string, number>, resets: number, restarts: number,
+   *   faultsInjected: Record<string, number>, resets: number, restarts: number, hugeBytesSent: number,
    *   acceptFaults: Record<string, number>, scriptErrors: number }}
    */
   snapshot() {
@@ -314,6 +321,7 @@ export class MockBlender {
       faultsInjected: { ...this.faultsInjected },
       resets: this.resets,
       restarts: this.restarts,
+      hugeBytesSent: this.hugeBytesSent,
       acceptFaults: { ...this.acceptFaults },
       scriptErrors: this.scriptErrors,
     };
@@ -489,9 +497,7 @@ export class MockBlender {
           const name = typeof picked === 'string' ? picked : picked.fault;
           if (!FAULTS.includes(name)) throw new TypeError(`Unknown fault: ${name}`);
           fault = name;
-          options = typeof picked === 'string' ? { delayMs: DEFAULT_DELAY_MS, bytes: DEFAULT_HUGE_BYTES }
-            : checkFaultOptions({ delayMs: picked.delayMs ?? DEFAULT_DELAY_MS,
-              bytes: picked.bytes ?? DEFAULT_HUGE_BYTES });
+          options = checkFaultOptions(typeof picked === 'string' ? {} : picked);
         }
       } catch (err) {
         scriptError = `mock script: ${err instanceof Error ? err.message : String(err)}`;
@@ -526,7 +532,13 @@ export class MockBlender {
       return;
     }
     if (fault === 'no-reply' || fault === 'half-open') return;
-    if (fault === 'huge') { await writeHuge(socket, options.bytes); return; }
+    if (fault === 'huge') {
+      await writeHuge(socket, options.bytes, options.chunkDelayMs, (ms) => this.#sleep(ms, conn), (n) => {
+        this.hugeBytesSent += n;
+        this.#notify();
+      });
+      return;
+    }
     if (FIXED_REPLIES[fault]) { write(socket, FIXED_REPLIES[fault]); return; }
     const reply = Buffer.from(JSON.stringify(await this.#serial(() => this.#run(conn, req))));
     if (fault === 'delay') {
@@ -610,11 +622,18 @@ export class MockBlender {
   }
 }
 
-/** Validates `delay`/`huge` options. @param {FaultOptions} o @returns {FaultOptions} */
-function checkFaultOptions({ delayMs, bytes }) {
+/**
+ * Validates `delay`/`huge` options, defaults filled in.
+ * @param {Partial<FaultOptions>} o @returns {FaultOptions}
+ */
+function checkFaultOptions(o) {
+  const delayMs = o.delayMs ?? DEFAULT_DELAY_MS;
+  const bytes = o.bytes ?? DEFAULT_HUGE_BYTES;
+  const chunkDelayMs = o.chunkDelayMs ?? 0;
   if (!(Number.isFinite(delayMs) && delayMs >= 0)) throw new RangeError(`invalid delayMs: ${delayMs}`);
+  if (!(Number.isFinite(chunkDelayMs) && chunkDelayMs >= 0)) throw new RangeError(`invalid chunkDelayMs: ${chunkDelayMs}`);
   if (!(Number.isSafeInteger(bytes) && bytes >= 0)) throw new RangeError(`invalid bytes: ${bytes}`);
-  return { delayMs, bytes };
+  return { delayMs, bytes, chunkDelayMs };
 }
 
 function write(socket, bytes) {
@@ -646,21 +665,28 @@ function drainOrClose(socket) {
 
 /**
  * Streams `{"status":"success","result":"aaa…"}` with `bytes` 'a's in 1 MiB chunks, waiting for
- * 'drain' whenever the socket's buffer is full; stops as soon as the socket is destroyed or ended,
- * so at most ~1 MiB is ever buffered in the process.
+ * 'drain' whenever the socket's buffer is full, and `chunkDelayMs` (through `sleep`) between
+ * chunks; stops as soon as the socket is destroyed or ended, so at most ~1 MiB is ever buffered
+ * in the process. `onWrite(n)` is told each write's size.
  */
-async function writeHuge(socket, bytes) {
+async function writeHuge(socket, bytes, chunkDelayMs, sleep, onWrite) {
   hugeChunk ??= Buffer.alloc(HUGE_CHUNK, 0x61);
   const writable = () => !socket.destroyed && socket.writable;
+  const send = async (buf) => {
+    const flushed = socket.write(buf);
+    onWrite(buf.length);
+    if (!flushed) await drainOrClose(socket);
+  };
   if (!writable()) return;
-  if (!socket.write(HUGE_PREFIX)) await drainOrClose(socket);
+  await send(HUGE_PREFIX);
   for (let left = bytes; left > 0;) {
+    if (chunkDelayMs > 0 && left < bytes) await sleep(chunkDelayMs);
     if (!writable()) return;
     const n = Math.min(left, HUGE_CHUNK);
     left -= n;
-    if (!socket.write(n === HUGE_CHUNK ? hugeChunk : hugeChunk.subarray(0, n))) await drainOrClose(socket);
+    await send(n === HUGE_CHUNK ? hugeChunk : hugeChunk.subarray(0, n));
   }
-  if (writable()) socket.write(HUGE_SUFFIX);
+  if (writable()) await send(HUGE_SUFFIX);
 }
 
 /**
@@ -686,22 +712,29 @@ export async function startMockBlender(options = {}) {
   return mock;
 }
 
-const USAGE = 'usage: blender-mock.mjs [--port N] [--host H] [--fault-rate R] [--seed S]\n';
+const USAGE = 'usage: blender-mcp-pool mock [--port N] [--host H] [--fault-rate R] [--seed S]\n';
 
 /**
  * CLI: node mock/blender-mock.mjs [--port N] [--host H] [--fault-rate R] [--seed S]
  * `--fault-rate R` (0..1, default 0) applies a seeded-random fast fault (`FAST_FAULTS`; `delay`
  * with delayMs 20) to fraction R of requests; `--seed S` (integer, default 1) makes it
- * reproducible. Prints its listening line on stderr and nothing on stdout; SIGUSR2 dumps `snapshot()` as one JSON
- * line on stderr.
+ * reproducible. Prints its listening line on stderr and nothing on stdout; SIGUSR2 dumps
+ * `snapshot()` as one JSON line on stderr. Also `npx blender-mcp-pool mock ...`. Exits the
+ * process with 2 on a usage error, and with 0 on SIGINT/SIGTERM once the mock has stopped.
+ * @param {string[]} argv the arguments after the command
+ * @returns {Promise<MockBlender>} the running mock
  */
-async function main(argv) {
+export async function runCli(argv) {
   let port = Number(process.env.BLENDER_PORT ?? 9876);
   let host = '127.0.0.1';
   let faultRate = 0;
   let seed = 1;
   const flags = new Set(['--port', '--host', '--fault-rate', '--seed']);
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--help' || argv[i] === '-h') {
+      process.stderr.write(USAGE);
+      process.exit(0);
+    }
     const eq = argv[i].indexOf('=');
     const flag = eq < 0 ? argv[i] : argv[i].slice(0, eq);
     const value = eq < 0 ? argv[++i] : argv[i].slice(eq + 1);
@@ -734,10 +767,11 @@ async function main(argv) {
   const shutdown = () => mock.stop().then(() => process.exit(0));
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  return mock;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).catch((err) => {
+  runCli(process.argv.slice(2)).catch((err) => {
     process.stderr.write(`mock-blender: ${err.message}\n`);
     process.exit(1);
   });

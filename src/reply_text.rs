@@ -6,7 +6,8 @@
 //! reply buffer itself becomes the string, freed by V8's garbage collector.
 //!
 //! `node_api_create_external_string_latin1` exists from Node 18.18 / 20.4; it is looked up at
-//! run time, and without it (or for small or non-ASCII replies) the text is copied as usual.
+//! run time (`dlsym` on Unix, `GetProcAddress` on Windows), and without it (or for small or
+//! non-ASCII replies) the text is copied as usual.
 
 use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
@@ -67,8 +68,27 @@ fn lookup_create_external() -> Option<CreateExternalLatin1> {
   }
 }
 
-/// Elsewhere (Windows: no `dlsym`) replies are copied.
-#[cfg(not(unix))]
+/// Windows: node.exe exports it too; the process's executable module is searched, as napi-rs
+/// finds every Node-API function there.
+#[cfg(windows)]
+fn lookup_create_external() -> Option<CreateExternalLatin1> {
+  use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+  // Safety: GetModuleHandleW(null) returns the executable's module handle, which stays loaded
+  // for the life of the process; GetProcAddress with it and a NUL-terminated name only looks
+  // the export up. A non-null result is the function node.exe exports under that name, whose C
+  // signature is the one declared above (node_api.h).
+  unsafe {
+    let exe = GetModuleHandleW(std::ptr::null());
+    if exe.is_null() {
+      return None;
+    }
+    let sym = GetProcAddress(exe, c"node_api_create_external_string_latin1".as_ptr().cast())?;
+    Some(std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateExternalLatin1>(sym))
+  }
+}
+
+/// Elsewhere replies are copied.
+#[cfg(not(any(unix, windows)))]
 fn lookup_create_external() -> Option<CreateExternalLatin1> {
   None
 }

@@ -18,6 +18,7 @@ mod backoff;
 mod completion;
 mod config;
 mod connection;
+mod dial;
 mod effects;
 mod error;
 #[doc(hidden)]

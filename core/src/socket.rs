@@ -20,7 +20,7 @@ use crate::error::PoolError;
 pub(crate) async fn open(config: &PoolConfig, watched: bool) -> Result<Socket, PoolError> {
     let addr = config.addr();
     let timeout = config.connection_timeout;
-    let opened = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+    let opened = match tokio::time::timeout(timeout, crate::dial::dial(&config.host, config.port)).await {
         Ok(Ok(stream)) => tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
         Ok(Err(e)) => Err(describe_connect_error(&e)),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
@@ -28,9 +28,13 @@ pub(crate) async fn open(config: &PoolConfig, watched: bool) -> Result<Socket, P
     opened.map_err(|reason| PoolError::Connect { addr, reason })
 }
 
-/// What a failed connect says, in the words a user searches for.
+/// What a failed connect says, in the words a user searches for. A summary of several
+/// addresses' failures (see `dial.rs`) is kept as it is.
 fn describe_connect_error(e: &io::Error) -> String {
     use io::ErrorKind;
+    if e.get_ref().is_some() {
+        return e.to_string();
+    }
     match e.kind() {
         ErrorKind::ConnectionRefused => "connection refused".to_owned(),
         ErrorKind::HostUnreachable => "host unreachable".to_owned(),
