@@ -37,6 +37,12 @@ impl NativeLease {
   }
 }
 
+impl crate::settle::IntoJs for NativeLease {
+  fn into_js(self: Box<Self>, env: &napi::Env) -> Result<crate::settle::Created> {
+    crate::settle::create(env, *self)
+  }
+}
+
 #[napi]
 impl NativeLease {
   /// Sends `body` on this connection and settles call `id` with the reply text. Returns the

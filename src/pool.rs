@@ -11,6 +11,7 @@ use crate::config::{call_options, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolv
 use crate::metrics::{JsFamily, JsMetrics};
 use crate::errors::throw_config_error;
 use crate::{logging, runtime};
+use crate::lease::NativeLease;
 use crate::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 
@@ -66,7 +67,8 @@ impl NativePool {
   /// Settles call `id` with a `NativeLease`. Returns the pool's id of the call, for `cancel`.
   #[napi(catch_unwind)]
   pub fn acquire(&self, env: Env, id: u32, timeout: Option<f64>) -> Result<f64> {
-    let done = self.settler.begin(&env, id, Outcome::Lease);
+    let settler = self.settler.clone();
+    let done = self.settler.begin(&env, id, move |lease| Outcome::Object(Box::new(NativeLease::new(lease, settler))));
     Ok(self.pool.acquire_with(call_options(timeout), done) as f64)
   }
 

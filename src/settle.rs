@@ -15,9 +15,8 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Result};
-use pool_core::{Completion, Lease, PoolError};
+use pool_core::{Completion, PoolError};
 
-use crate::lease::NativeLease;
 use crate::reply_text::ReplyText;
 
 /// What a finished call hands to JavaScript.
@@ -25,8 +24,8 @@ use crate::reply_text::ReplyText;
 pub(crate) enum Outcome {
   /// Blender's reply, as JSON text (prepared for conversion off the JS thread).
   Reply(ReplyText),
-  /// A new lease.
-  Lease(Lease),
+  /// A value made for JavaScript on the JS thread (a new lease's `NativeLease`).
+  Object(Box<dyn IntoJs>),
   /// Done, nothing to hand over (shutdown).
   Done,
   /// The call failed.
@@ -49,6 +48,12 @@ pub(crate) struct Settlement {
 pub(crate) type SettleArgs = FnArgs<(u32, Option<&'static str>, Option<Created>, Option<Created>, Option<u32>)>;
 
 type Tsfn = ThreadsafeFunction<Settlement, Unknown<'static>, SettleArgs, napi::Status, false, true>;
+
+/// A value turned into JavaScript on the JS thread, by the settlement's callback.
+pub(crate) trait IntoJs: Send + std::fmt::Debug {
+  /// Creates the JavaScript value.
+  fn into_js(self: Box<Self>, env: &Env) -> Result<Created>;
+}
 
 /// A JavaScript value created by the callback itself, handed to napi-rs as it is.
 #[derive(Debug)]
@@ -86,7 +91,7 @@ impl Settler {
         if settler.outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
           settler.reference(&ctx.env, false);
         }
-        let (id, code, text, lease) = Settler::arguments(&ctx.env, id, outcome, settler);
+        let (id, code, text, lease) = Settler::arguments(&ctx.env, id, outcome);
         Ok(FnArgs::from((id, code, text, lease, conn.and_then(|c| u32::try_from(c).ok()))))
       })?;
     Ok(Arc::new(Settler { tsfn, outstanding: AtomicU32::new(0) }))
@@ -95,13 +100,13 @@ impl Settler {
   /// The callback's arguments for `outcome`, created here rather than by napi-rs, so that a
   /// value JavaScript cannot hold (a reply past V8's longest string, say) fails this one call
   /// with a rejection instead of throwing out of the callback as an uncaught exception.
-  fn arguments(env: &Env, id: u32, outcome: Outcome, settler: Arc<Settler>) -> (u32, Option<&'static str>, Option<Created>, Option<Created>) {
+  fn arguments(env: &Env, id: u32, outcome: Outcome) -> (u32, Option<&'static str>, Option<Created>, Option<Created>) {
     let created = match outcome {
       Outcome::Reply(text) => create(env, text).map(|text| (None, Some(text), None)),
       Outcome::Done => Ok((None, None, None)),
       Outcome::Failed(err) => create(env, err.to_string()).map(|text| (Some(err.code()), Some(text), None)),
       // Dropping a lease that could not be handed over gives its connection back.
-      Outcome::Lease(lease) => create(env, NativeLease::new(lease, settler)).map(|lease| (None, None, Some(lease))),
+      Outcome::Object(object) => object.into_js(env).map(|object| (None, None, Some(object))),
     };
     let (code, text, lease) = created.unwrap_or_else(|err| {
       let failure = PoolError::Internal(format!("could not hand the outcome to JavaScript: {}", err.reason));
@@ -115,7 +120,7 @@ impl Settler {
     self: &Arc<Self>,
     env: &Env,
     id: u32,
-    wrap: fn(T) -> Outcome,
+    wrap: impl FnOnce(T) -> Outcome + Send + 'static,
   ) -> Completion<T> {
     if self.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
       self.reference(env, true);
@@ -142,7 +147,7 @@ impl Settler {
 
 /// Creates `value` on the JavaScript thread, clearing any exception the failure left pending
 /// (V8 throws a `RangeError` for a string past its longest), so it cannot escape the callback.
-fn create<T: ToNapiValue>(env: &Env, value: T) -> Result<Created> {
+pub(crate) fn create<T: ToNapiValue>(env: &Env, value: T) -> Result<Created> {
   // Safety: `env` is the live environment of the JS thread this callback runs on.
   let created = unsafe { T::to_napi_value(env.raw(), value) };
   if created.is_err() {

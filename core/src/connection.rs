@@ -25,7 +25,6 @@ use crate::error::PoolError;
 use crate::reader::Reader;
 use crate::socket::{Socket, WriteReady};
 use crate::state::Verdict;
-use crate::watcher::ReadWatcher;
 
 /// What a connection tells its pool: the pool's one entry point per event.
 pub(crate) trait ConnEvents: Send + Sync {
@@ -40,6 +39,10 @@ pub(crate) trait ConnEvents: Send + Sync {
     fn on_gone(&self, conn: u64, reason: &'static str);
     /// A socket closed for good: its slot is free.
     fn on_socket_closed(&self);
+    /// The big reply `conn` handed over to its task is in: its watcher reads it again.
+    fn on_handed_back(&self, conn: u64);
+    /// The task of watched connection `conn` ended: its watcher stops watching it.
+    fn on_task_ended(&self, conn: u64);
     /// The span the pool's records go in, for threads of the embedder.
     fn span(&self) -> &tracing::Span;
 }
@@ -51,8 +54,6 @@ type Unwritten = (Vec<u8>, usize);
 pub(crate) struct ConnIo {
     pub(crate) id: u64,
     pub(crate) sock: Socket,
-    /// Reads the replies on the embedder's thread instead of the task, when set.
-    pub(crate) watcher: Option<Arc<dyn ReadWatcher>>,
     /// The pool; weak, so that a connection never keeps a dropped pool alive.
     pub(crate) events: Weak<dyn ConnEvents>,
     /// Wakes the task: bytes were queued in `outbox`, or the connection is closing.
@@ -77,11 +78,10 @@ impl std::fmt::Debug for ConnIo {
 }
 
 impl ConnIo {
-    pub(crate) fn new(id: u64, sock: Socket, reader: Reader, events: Weak<dyn ConnEvents>, watcher: Option<Arc<dyn ReadWatcher>>) -> Self {
+    pub(crate) fn new(id: u64, sock: Socket, reader: Reader, events: Weak<dyn ConnEvents>) -> Self {
         ConnIo {
             id,
             sock,
-            watcher,
             events: events.clone(),
             wake: Notify::new(),
             outbox: Mutex::new(None),
@@ -243,9 +243,7 @@ pub(crate) async fn drive(events: Arc<dyn ConnEvents>, io: Arc<ConnIo>) {
                     BigReply::Delivered => {
                         // The big reply is in: the watcher reads this connection again.
                         borrowed = None;
-                        if let Some(watcher) = &io.watcher {
-                            watcher.resume(io.id);
-                        }
+                        events.on_handed_back(io.id);
                     }
                     BigReply::ConnectionOver => break,
                 }
@@ -344,8 +342,8 @@ impl Drop for EndOfTask {
     fn drop(&mut self) {
         let why = if std::thread::panicking() { "the connection task panicked" } else { "the connection task ended" };
         self.events.on_failed(self.io.id, PoolError::Internal(why.into()));
-        if let (true, Some(watcher)) = (self.io.sock.is_watched(), &self.io.watcher) {
-            watcher.unwatch(self.io.id);
+        if self.io.sock.is_watched() {
+            self.events.on_task_ended(self.io.id);
         }
     }
 }

@@ -422,7 +422,7 @@ impl Shared {
             let id = inner.state.connected(cfg, now, started, result, fx)?;
             let reader = Reader::new(cfg.framing, cfg.max_response_bytes);
             let socket = socket.expect("a connection opened with a socket");
-            let io = Arc::new(ConnIo::new(id, socket, reader, events, self.watcher.clone()));
+            let io = Arc::new(ConnIo::new(id, socket, reader, events));
             let _ = inner.ios.insert(id, io.clone());
             Some(io)
         });
@@ -492,6 +492,18 @@ impl ConnEvents for Shared {
     fn on_socket_closed(&self) {
         let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.socket_closed(cfg, now, fx));
         ready.run(self);
+    }
+
+    fn on_handed_back(&self, conn: u64) {
+        if let Some(watcher) = &self.watcher {
+            watcher.resume(conn);
+        }
+    }
+
+    fn on_task_ended(&self, conn: u64) {
+        if let Some(watcher) = &self.watcher {
+            watcher.unwatch(conn);
+        }
     }
 
     fn span(&self) -> &tracing::Span {
