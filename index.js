@@ -5,8 +5,17 @@
 // request, JSON.parse of the reply, promises and error classes. Everything else (sockets,
 // framing, queueing, timeouts) is in Rust; see src/ and core/src/.
 
-/** The prebuilt binaries published with each release (see .github/workflows/release.yml). */
-const PREBUILT = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc', 'linux-arm64-musl', 'win32-arm64-msvc']
+/**
+ * The prebuilt binaries published with each release: the targets of package.json's `napi`
+ * section (the one list, which the release workflow builds), named as napi-rs names their
+ * packages (`x86_64-unknown-linux-gnu` is `linux-x64-gnu`).
+ */
+const PREBUILT = require('./package.json').napi.targets.map((triple) => {
+  const [cpu, , os, abi] = triple.split('-')
+  const platform = { linux: 'linux', darwin: 'darwin', windows: 'win32' }[os]
+  const arch = { x86_64: 'x64', aarch64: 'arm64' }[cpu]
+  return abi === undefined ? `${platform}-${arch}` : `${platform}-${arch}-${abi}`
+})
 /** Where to ask for another platform. */
 const ISSUES = 'https://github.com/claudekit/blender-mcp-pool/issues'
 

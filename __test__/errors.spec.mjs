@@ -102,3 +102,23 @@ describe('errors', () => {
     expect(mock.requests).toBe(0)
   })
 })
+
+describe('error codes are written once', () => {
+  it('the typings and the README list exactly the codes the core can give', async () => {
+    const { readFileSync } = await import('node:fs')
+    const { ConnectionPool } = await import('../index.mjs')
+    const pool = new ConnectionPool({ minConnections: 0 })
+    // getMetrics().failures has one key per code, from the core's PoolError::CODES.
+    const core = Object.keys(pool.getMetrics().failures).sort()
+    await pool.shutdown()
+    const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
+    const union = /export type BlenderPoolErrorCode =([\s\S]*?)\n\n/.exec(dts)[1]
+    const typed = [...union.matchAll(/\| '([A-Z_]+)'/g)].map((m) => m[1]).sort()
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    const table = readme.slice(readme.indexOf('## Errors'), readme.indexOf('\n## ', readme.indexOf('## Errors') + 1))
+    const documented = [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort()
+    expect(core).toHaveLength(11)
+    expect(typed).toEqual(core)
+    expect(documented).toEqual(core)
+  })
+})
