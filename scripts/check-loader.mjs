@@ -142,7 +142,7 @@ export function sandbox({ entries = false, local = [], packages = [] } = {}) {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'blender-mcp-pool-loader-')))
   const files = ['binding.js', ...(entries ? ['index.js', 'index.mjs'] : [])]
   for (const f of files) copyFileSync(join(ROOT, f), join(dir, f))
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: PACKAGE, version: VERSION, private: true }))
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: PACKAGE, version: VERSION, private: true, napi: pkg.napi }))
   for (const suffix of local) copyFileSync(host.path, join(dir, binaryFile(suffix)))
   for (const { suffix, version = VERSION } of packages) {
     const pkgDir = join(dir, 'node_modules', packageName(suffix))
