@@ -73,7 +73,8 @@ describe('faults', () => {
     // socketTimeout far off: the failure must come from the reset, not from the reply timeout.
     const { err, mock, elapsed } = await faultThenRecover({ fault: 'half-reset', config: { socketTimeout: 60_000 } })
     expect(err.code).toBe('ERR_CONNECTION_CLOSED')
-    expect(err.message).toMatch(/^Connection closed \(read failed: /)
+    // Linux reports the reset after the bytes; Windows (here: wine) may report the close.
+    expect(err.message).toMatch(/^Connection closed \((read failed: |Blender closed the connection after \d+ bytes of an incomplete reply)/)
     expect(elapsed).toBeLessThan(30_000)
     expect(mock.resets).toBe(1)
   })

@@ -33,9 +33,13 @@ if [[ $libc == musl ]]; then
   fi
 fi
 rc=0
-CI= "${wrap[@]}" "${qemu[@]}" "$node" node_modules/vitest/vitest.mjs run --pool=threads --exclude __test__/blender.spec.mjs \
-  --exclude __test__/cli.spec.mjs --exclude __test__/process.spec.mjs --exclude __test__/loader.spec.mjs \
-  --exclude __test__/logger.spec.mjs --exclude __test__/dual-stack.spec.mjs || rc=$?
+# Without binfmt_misc a node child of this arm64 node cannot start: the specs that start one
+# are left out here (they run on x64, musl and under wine; the smoke script below starts its
+# children through qemu and covers what they test of the binary).
+children=(cli process loader logger dual-stack gc log-output mock-cli reply-handover socket-client unreachable mcp mcp-blender)
+excludes=(--exclude __test__/blender.spec.mjs)
+for spec in "${children[@]}"; do excludes+=(--exclude "__test__/$spec.spec.mjs"); done
+CI= "${wrap[@]}" "${qemu[@]}" "$node" node_modules/vitest/vitest.mjs run --pool=threads "${excludes[@]}" || rc=$?
 smoke_node="$(printf '"%s",' "$(command -v qemu-aarch64-static)" "${qemu[@]:1}" "$node")"
 SMOKE_NODE="[${smoke_node%,}]" LOG_LEVEL="${LOG_LEVEL:-error}" "${wrap[@]}" "${qemu[@]}" "$node" scripts/platforms/smoke.mjs || rc=$?
 exit $rc
