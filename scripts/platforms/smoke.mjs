@@ -169,11 +169,13 @@ const EXPECTED = {
   'two-documents': [null],
   'no-reply': ['ERR_RESPONSE_TIMEOUT'],
   'half-reply': ['ERR_CONNECTION_CLOSED'],
+  'half-reset': ['ERR_CONNECTION_CLOSED'],
   trickle: [null],
   reset: ['ERR_CONNECTION_CLOSED'],
   delay: [null, { options: { delayMs: 100 } }],
   huge: ['ERR_RESPONSE_TOO_LARGE', { options: { bytes: 16 * 1024 * 1024 }, config: { maxResponseBytes: 1024 * 1024 } }],
   'half-open': ['ERR_RESPONSE_TIMEOUT'],
+  padded: [null],
 }
 assert.deepEqual(Object.keys(EXPECTED).sort(), [...FAULTS].sort(), 'a check for every fault of the mock')
 for (const [name, [code, opts]] of Object.entries(EXPECTED)) {
