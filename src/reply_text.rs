@@ -8,12 +8,16 @@
 //! `node_api_create_external_string_latin1` exists from Node 18.18 / 20.4; it is looked up at
 //! run time (`dlsym` on Unix, `GetProcAddress` on Windows), and without it (or for small or
 //! non-ASCII replies) the text is copied as usual.
+//!
+//! Whether a reply is ASCII is what the core's validator found on its one pass over the bytes
+//! ([`Reply::is_ascii`]): nothing here reads the reply again before V8 gets it.
 
 use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::{sys, Result};
+use pool_core::framing::Reply;
 
 /// Replies below this size are copied: a copy is cheaper than an external string's bookkeeping.
 const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
@@ -21,16 +25,18 @@ const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
 /// A reply's text, prepared on the I/O thread for cheap conversion on the JavaScript thread.
 #[derive(Debug)]
 pub struct ReplyText {
-  text: String,
+  /// The reply's bytes: valid UTF-8 (the core validated them).
+  text: Vec<u8>,
   external: bool,
 }
 
 impl ReplyText {
-  /// Decides (off the JavaScript thread) whether `text` can become an external string, and
+  /// Decides (off the JavaScript thread) whether `reply` can become an external string, and
   /// trims the buffer's spare capacity if so (a `realloc` that shrinks a large block is an
   /// `mremap`, not a copy).
-  pub(crate) fn new(mut text: String) -> Self {
-    let external = text.len() >= EXTERNAL_MIN_BYTES && text.is_ascii() && create_external_fn().is_some();
+  pub(crate) fn new(reply: Reply) -> Self {
+    let external = reply.len() >= EXTERNAL_MIN_BYTES && reply.is_ascii() && create_external_fn().is_some();
+    let mut text = reply.into_bytes();
     if external {
       text.shrink_to_fit();
     }
@@ -120,10 +126,9 @@ impl ToNapiValue for ReplyText {
     }
     let create = match create_external_fn() {
       Some(create) if val.external => create,
-      // Safety: forwarded from the caller's contract (a live env on its JS thread).
-      _ => return unsafe { String::to_napi_value(env, val.text) },
+      _ => return copied(env, &val.text),
     };
-    let bytes = val.text.into_bytes().into_boxed_slice();
+    let bytes = val.text.into_boxed_slice();
     let len = bytes.len();
     let data = Box::into_raw(bytes).cast::<u8>();
     // Counted before the call: `free_reply` uncounts it, whenever and however it runs.
@@ -144,4 +149,16 @@ impl ToNapiValue for ReplyText {
     }
     Ok(result)
   }
+}
+
+/// A JavaScript string copied from `text` (UTF-8), as napi-rs makes one of a `String`.
+fn copied(env: sys::napi_env, text: &[u8]) -> Result<sys::napi_value> {
+  let mut result = std::ptr::null_mut();
+  // Safety: `env` is live on this thread (the caller's contract); `text` is valid for
+  // `text.len()` bytes for the duration of the call, which copies them; the out-pointer is valid.
+  let status = unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut result) };
+  if status != sys::Status::napi_ok {
+    return Err(napi::Error::new(napi::Status::from(status), "could not create the reply string"));
+  }
+  Ok(result)
 }

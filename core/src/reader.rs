@@ -14,7 +14,7 @@ use std::io;
 use tokio::time::Instant;
 
 use crate::error::PoolError;
-use crate::framing::{validate_reply, Decoder, Framing, Scan};
+use crate::framing::{fault_error, Checked, Decoder, Framing, NotBlender, Reply, Scan};
 use crate::state::Verdict;
 
 /// The receive side of a connection: the reply in progress, and when bytes last came.
@@ -41,6 +41,10 @@ enum Burst {
 impl Reader {
     /// Least spare room offered to each read.
     const MIN_SPARE: usize = 16 * 1024;
+    /// A reply past this size is big: its buffer is reserved up to the limit (see `reserve`).
+    const BIG: usize = 1024 * 1024;
+    /// The most address space reserved up front for one reply; past it the buffer doubles.
+    const MAX_RESERVE: usize = 1024 * 1024 * 1024;
 
     pub(crate) fn new(framing: Framing, limit: usize) -> Self {
         Reader { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit, progress: Instant::now() }
@@ -63,12 +67,28 @@ impl Reader {
         (self.verdict(burst), drained)
     }
 
-    /// Makes room for the next read: grows geometrically, but never reserves far beyond the
-    /// limit. Returns the room offered.
+    /// Makes room for the next read. Returns the room offered.
+    ///
+    /// A small reply grows the buffer geometrically. Once a reply passes [`Self::BIG`], or as
+    /// soon as a length prefix says how long it is, the buffer is reserved up to the limit (or
+    /// the announced length) in one go, so that it never moves again: growing a 16 MB buffer
+    /// to 32 MB is a 16 MB copy whenever the allocator serves it from its heap rather than by
+    /// `mremap`, which glibc does once an earlier big reply was freed (its mmap threshold
+    /// rises). Reserving is only address space: pages are touched as bytes arrive, and the
+    /// reply's spare capacity is given back when it is taken.
     fn reserve(&mut self) -> usize {
-        if self.buf.capacity() - self.buf.len() < Self::MIN_SPARE {
-            let want = self.buf.len().max(Self::MIN_SPARE).min(self.limit.saturating_add(1));
-            self.buf.reserve(want.max(Self::MIN_SPARE));
+        let len = self.buf.len();
+        if self.buf.capacity() - len < Self::MIN_SPARE {
+            let doubled = len.max(Self::MIN_SPARE).min(self.limit.saturating_add(1)).max(Self::MIN_SPARE);
+            let target = match self.scanner.expected_len() {
+                Some(total) => total.max(len) + Self::MIN_SPARE,
+                None if len >= Self::BIG => self.limit.saturating_add(1).min(Self::MAX_RESERVE).max(len + doubled),
+                None => len + doubled,
+            };
+            // An allocator that cannot reserve that much address space still gets the doubling.
+            if self.buf.try_reserve_exact(target - len).is_err() {
+                self.buf.reserve(doubled);
+            }
         }
         self.buf.capacity() - self.buf.len()
     }
@@ -108,7 +128,8 @@ impl Reader {
             Scan::Complete { start, end } if end - start > self.limit => Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit }),
             Scan::Complete { start, end } => {
                 crate::failpoint::hit(crate::failpoint::Failpoint::PanicOnReply);
-                let (outcome, in_step) = self.take_reply(start, end);
+                let checked = self.scanner.response();
+                let (outcome, in_step) = self.take_reply(start, end, checked);
                 if !in_step {
                     tracing::warn!(code = "ERR_INVALID_RESPONSE", "discarding connection: bytes followed the reply");
                 }
@@ -119,6 +140,15 @@ impl Reader {
                 Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit })
             }
             Scan::NotAnObject(at) => Verdict::Failed(PoolError::invalid_response("Reply is not a JSON object", &self.buf[at..])),
+            // Found wrong before its end: the rest is never read, the connection goes. A reply
+            // that was already past the limit there counts as too large.
+            Scan::Invalid { at, .. } if at - self.scanner.body_start(at) >= self.limit => {
+                Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit })
+            }
+            Scan::Invalid { at, fault } => {
+                let start = self.scanner.body_start(at);
+                Verdict::Failed(fault_error(fault, at - start, &self.buf[start..]))
+            }
             Scan::Incomplete if self.body_len() > self.limit => Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit }),
             Scan::Incomplete if eof => Verdict::Failed(PoolError::ConnectionClosed(format!(
                 "Blender closed the connection after {} bytes of an incomplete reply",
@@ -150,21 +180,22 @@ impl Reader {
         self.buf.len() - self.scanner.body_start(self.buf.len())
     }
 
-    /// Takes the complete reply `buf[start..end]` out of the buffer, leaving it empty for the
-    /// next one. Returns the validated reply text, and whether what followed it keeps the
-    /// stream in step (nothing, or whitespace with bare-JSON framing).
-    fn take_reply(&mut self, start: usize, end: usize) -> (Result<String, PoolError>, bool) {
+    /// Takes the complete reply `buf[start..end]` (valid JSON, found to be `checked`) out of
+    /// the buffer, leaving it empty for the next one. Returns the reply text, and whether what
+    /// followed it keeps the stream in step (nothing, or whitespace with bare-JSON framing).
+    fn take_reply(&mut self, start: usize, end: usize, checked: Result<Checked, NotBlender>) -> (Result<Reply, PoolError>, bool) {
         let mut bytes = std::mem::take(&mut self.buf);
         self.scanner.reset();
         let in_step = self.framing.is_harmless_extra(&bytes[end..]);
         bytes.truncate(end);
         drop(bytes.drain(..start));
-        let outcome = match String::from_utf8(bytes) {
-            Ok(text) => match validate_reply(text.as_bytes()).err() {
-                None => Ok(text),
-                Some(err) => Err(err),
-            },
-            Err(e) => Err(validate_reply(e.as_bytes()).expect_err("not UTF-8, so not valid")),
+        // Give back what was reserved for a big reply and not used (the reply may live long).
+        if bytes.capacity() - bytes.len() > Self::MIN_SPARE.max(bytes.len() / 8) {
+            bytes.shrink_to_fit();
+        }
+        let outcome = match checked {
+            Ok(Checked { ascii }) => Ok(Reply::validated(bytes, ascii)),
+            Err(not) => Err(PoolError::invalid_response(not.message(), &bytes)),
         };
         (outcome, in_step)
     }
@@ -209,7 +240,7 @@ mod tests {
         let mut r = Reader::new(Framing::Json, 1000);
         let v = read_all(&mut r, &[b"{\"status\":", b"\"success\"}"], false);
         assert!(matches!(v[0], Verdict::Pending { stray: Some(_) }), "{v:?}");
-        assert!(matches!(&v[1], Verdict::Reply { outcome: Ok(t), reusable: true } if t == r#"{"status":"success"}"#), "{v:?}");
+        assert!(matches!(&v[1], Verdict::Reply { outcome: Ok(t), reusable: true } if t.as_bytes() == br#"{"status":"success"}"#), "{v:?}");
         assert_eq!(r.len(), 0);
     }
 
