@@ -14,7 +14,7 @@ use std::io;
 use tokio::time::Instant;
 
 use crate::error::PoolError;
-use crate::framing::{fault_error, Checked, Decoder, Framing, NotBlender, Reply, Scan};
+use crate::framing::{fault_error, take_spare, Checked, Decoder, Framing, NotBlender, Reply, Scan};
 use crate::state::Verdict;
 
 /// The receive side of a connection: the reply in progress, and when bytes last came.
@@ -45,6 +45,10 @@ impl Reader {
     const BIG: usize = 1024 * 1024;
     /// The most address space reserved up front for one reply; past it the buffer doubles.
     const MAX_RESERVE: usize = 1024 * 1024 * 1024;
+    /// Reservations from this size up are backed by huge pages where Linux allows it (see
+    /// [`advise_huge_pages`]). Allocators map a block this big on its own (glibc from 32 MiB
+    /// at most, musl from 128 KiB), so the advice only ever covers the reply's own pages.
+    const HUGE_PAGES_FROM: usize = 32 * 1024 * 1024;
 
     pub(crate) fn new(framing: Framing, limit: usize) -> Self {
         Reader { buf: Vec::new(), scanner: Decoder::new(framing, limit), framing, limit, progress: Instant::now() }
@@ -74,8 +78,9 @@ impl Reader {
     /// the announced length) in one go, so that it never moves again: growing a 16 MB buffer
     /// to 32 MB is a 16 MB copy whenever the allocator serves it from its heap rather than by
     /// `mremap`, which glibc does once an earlier big reply was freed (its mmap threshold
-    /// rises). Reserving is only address space: pages are touched as bytes arrive, and the
-    /// reply's spare capacity is given back when it is taken.
+    /// rises). Reserving is only address space: pages are touched as bytes arrive. A big reply
+    /// takes the spare buffer of an earlier one when there is one ([`crate::framing::recycle`]):
+    /// its pages are already there.
     fn reserve(&mut self) -> usize {
         let len = self.buf.len();
         if self.buf.capacity() - len < Self::MIN_SPARE {
@@ -85,9 +90,18 @@ impl Reader {
                 None if len >= Self::BIG => self.limit.saturating_add(1).min(Self::MAX_RESERVE).max(len + doubled),
                 None => len + doubled,
             };
+            if target >= Self::BIG {
+                if let Some(mut spare) = take_spare(target) {
+                    spare.extend_from_slice(&self.buf);
+                    self.buf = spare;
+                    return self.buf.capacity() - self.buf.len();
+                }
+            }
             // An allocator that cannot reserve that much address space still gets the doubling.
             if self.buf.try_reserve_exact(target - len).is_err() {
                 self.buf.reserve(doubled);
+            } else if target >= Self::HUGE_PAGES_FROM {
+                advise_huge_pages(&mut self.buf);
             }
         }
         self.buf.capacity() - self.buf.len()
@@ -189,8 +203,9 @@ impl Reader {
         let in_step = self.framing.is_harmless_extra(&bytes[end..]);
         bytes.truncate(end);
         drop(bytes.drain(..start));
-        // Give back what was reserved for a big reply and not used (the reply may live long).
-        if bytes.capacity() - bytes.len() > Self::MIN_SPARE.max(bytes.len() / 8) {
+        // A big reply keeps its buffer's capacity (address space only), for whoever recycles it
+        // ([`Reply::into_string`] gives it back); a small one's doubling is trimmed.
+        if bytes.capacity() < Self::BIG && bytes.capacity() - bytes.len() > Self::MIN_SPARE.max(bytes.len() / 8) {
             bytes.shrink_to_fit();
         }
         let outcome = match checked {
@@ -200,6 +215,32 @@ impl Reader {
         (outcome, in_step)
     }
 }
+
+/// Asks Linux to back a big reply buffer with transparent huge pages (`MADV_HUGEPAGE`; the
+/// system default here is `madvise`, so nothing is huge unless asked).
+///
+/// Reading a reply into fresh memory costs a page fault per page touched. With 4 KiB pages a
+/// 20 MB reply takes ~4,900 faults, measured at 8-17 ms to fill 20 MB in a fresh process on the
+/// 2-vCPU VM, about half of the whole read; with 2 MiB pages 3-4 ms (10 runs each). There is no
+/// safe way to give the advice.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn advise_huge_pages(buf: &mut Vec<u8>) {
+    const HUGE: usize = 2 * 1024 * 1024;
+    let start = buf.as_mut_ptr() as usize;
+    let from = start.next_multiple_of(HUGE);
+    let to = (start + buf.capacity()) & !(HUGE - 1);
+    if to > from {
+        // Safety: `[from, to)` lies inside `buf`'s allocation, mapped for as long as `buf`
+        // lives. MADV_HUGEPAGE only changes how the kernel backs those pages: their contents
+        // and validity stay as they are. If the kernel refuses (no THP), nothing changed.
+        let _ = unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+    }
+}
+
+/// Elsewhere there is nothing to ask for.
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_buf: &mut Vec<u8>) {}
 
 #[cfg(test)]
 mod tests {

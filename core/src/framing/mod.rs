@@ -24,7 +24,8 @@ pub mod validate;
 
 pub use json::ReplyScanner;
 pub use length_prefixed::LengthPrefixedScanner;
-pub use reply::Reply;
+pub use reply::{recycle, Reply};
+pub(crate) use reply::take_spare;
 pub use validate::{Checked, Expected, Fault, NotBlender};
 
 /// How messages are delimited on the connection.
