@@ -32,7 +32,7 @@ export function freshTable(rows, workloads) {
   const fresh = workloads.filter((w) => w.fresh)
   const shown = rows.filter((r) => fresh.some((w) => w.name === r.workload))
   if (shown.length === 0) return null
-  const header = ['workload', 'contender', 'call p50', 'call max', 'bare JSON.parse p50', 'call p50 − parse p50', 'target: call p50 ≤', 'verdict']
+  const header = ['workload', 'contender', 'call p50', 'first call', 'call max', 'bare JSON.parse p50', 'call p50 − parse p50', 'target: call p50 ≤', 'verdict']
   return table(
     header,
     shown.map((r) => {
@@ -44,9 +44,10 @@ export function freshTable(rows, workloads) {
         r.workload,
         r.label + statusCell(r),
         cell(m?.p50Us, fmtMicros),
+        cell(m?.firstUs, fmtMicros),
         cell(m?.p99Us, fmtMicros),
         cell(m?.parseP50Us, fmtMicros),
-        cell(m ? m.p50Us - m.parseP50Us : null, fmtMicros),
+        w.fresh === 'raw' ? '—' : cell(m ? m.p50Us - m.parseP50Us : null, fmtMicros),
         `${w.fresh === 'raw' ? '' : 'parse + '}${fmtMicros(20_000 * (w.bytes / MB / 20))}${Number.isFinite(budget) && w.fresh !== 'raw' ? ` (${fmtMicros(budget)})` : ''}`,
         verdict,
       ]
