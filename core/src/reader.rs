@@ -329,6 +329,73 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_byte_fails_the_connection_before_the_reply_ends() {
+        let mut r = Reader::new(Framing::Json, 1000);
+        let v = last(read_all(&mut r, &[b"  {\"status\":\"success\",\"r\":[1,2 3"], false));
+        let Verdict::Failed(PoolError::InvalidResponse { reason, sample }) = v else { panic!("{v:?}") };
+        assert!(reason.starts_with("Reply is not valid JSON") && reason.ends_with("offset 29)"), "{reason}");
+        assert_eq!(sample, "{\"status\":\"success\",\"r\":[1,2 3", "the sample starts at the reply's first byte");
+        let mut r = Reader::new(Framing::LengthPrefixed, 1000);
+        let v = last(read_all(&mut r, &[&[0, 0, 0, 30], b"{\"status\":\"\xff"], false));
+        assert!(matches!(v, Verdict::Failed(PoolError::InvalidResponse { ref reason, .. }) if reason.contains("UTF-8")), "{v:?}");
+    }
+
+    #[test]
+    fn a_reply_says_whether_it_is_ascii() {
+        for (reply, ascii) in [(r#"{"status":"success","r":"abc"}"#, true), (r#"{"status":"success","r":"é"}"#, false)] {
+            let mut r = Reader::new(Framing::Json, 1000);
+            let v = last(read_all(&mut r, &[reply.as_bytes()], false));
+            assert!(matches!(&v, Verdict::Reply { outcome: Ok(t), .. } if t.is_ascii() == ascii && t.as_bytes() == reply.as_bytes()), "{v:?}");
+        }
+    }
+
+    /// Feeds a big reply in 64 KiB reads; returns the buffer's address after each read but the
+    /// last (which takes the reply out), and the last verdict.
+    fn big_reply_addresses(r: &mut Reader, len: usize) -> (Vec<usize>, Verdict) {
+        let mut reply = br#"{"status":"success","r":""#.to_vec();
+        reply.resize(len - 2, b'a');
+        reply.extend_from_slice(br#""}"#);
+        let mut addresses = Vec::new();
+        let mut verdict = None;
+        for chunk in reply.chunks(64 * 1024) {
+            let v = last(read_all(r, &[chunk], false));
+            if matches!(v, Verdict::Pending { .. }) {
+                addresses.push(r.buf.as_ptr() as usize);
+            }
+            verdict = Some(v);
+        }
+        (addresses, verdict.expect("a verdict"))
+    }
+
+    #[test]
+    fn a_big_reply_is_read_into_a_buffer_that_never_moves_once_it_is_big() {
+        let limit = 8 * 1024 * 1024;
+        let mut r = Reader::new(Framing::Json, limit);
+        let (addresses, v) = big_reply_addresses(&mut r, 5 * 1024 * 1024);
+        assert!(matches!(&v, Verdict::Reply { outcome: Ok(t), reusable: true } if t.len() == 5 * 1024 * 1024), "{v:?}");
+        let big = Reader::BIG / (64 * 1024);
+        let moved = addresses[big..].windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(moved, 0, "the buffer moved after the reply passed 1 MiB");
+        // The reply hands over its buffer's capacity too, for the binding to recycle.
+        let Verdict::Reply { outcome: Ok(reply), .. } = v else { unreachable!() };
+        assert!(reply.into_bytes().capacity() > limit);
+    }
+
+    #[test]
+    fn a_big_reply_is_read_into_the_buffer_a_collected_one_gave_back() {
+        let limit = 4 * 1024 * 1024;
+        let mut r = Reader::new(Framing::Json, limit);
+        let (_, first) = big_reply_addresses(&mut r, 2 * 1024 * 1024);
+        let Verdict::Reply { outcome: Ok(first), .. } = first else { panic!("{first:?}") };
+        let bytes = first.into_bytes();
+        let given_back = bytes.as_ptr() as usize;
+        crate::framing::recycle(bytes);
+        let (addresses, second) = big_reply_addresses(&mut r, 3 * 1024 * 1024);
+        assert!(matches!(&second, Verdict::Reply { outcome: Ok(t), .. } if t.len() == 3 * 1024 * 1024), "{second:?}");
+        assert_eq!(addresses.last(), Some(&given_back), "the second reply reuses the first one's buffer");
+    }
+
+    #[test]
     fn bytes_arriving_is_progress_a_read_that_finds_none_is_not() {
         let mut r = Reader::new(Framing::Json, 100);
         let long_ago = Instant::now() - std::time::Duration::from_secs(60);
