@@ -10,14 +10,19 @@ import { RawClient } from './lib/raw-client.mjs'
 import { mainThreadCpuUs, percentile, processCpuUs } from './lib/measure.mjs'
 import { requestFor } from './lib/workloads.mjs'
 
+/** The `ConnectionPool` class of the native contenders (this checkout, or BENCH_REF_DIR's). */
+async function nativePool(contender) {
+  const entry = contender === 'native' ? '../index.mjs' : pathToFileURL(`${process.env.BENCH_REF_DIR}/index.mjs`).href
+  return (await import(entry)).ConnectionPool
+}
+
 /** Opens the contender's client: `{ call(type, params): Promise<reply>, close(): Promise }`. */
 async function openClient(spec) {
   const { contender, workload, host, port } = spec
   switch (contender) {
     case 'native':
     case 'native-ref': {
-      const entry = contender === 'native' ? '../index.mjs' : pathToFileURL(`${process.env.BENCH_REF_DIR}/index.mjs`).href
-      const { ConnectionPool } = await import(entry)
+      const ConnectionPool = await nativePool(contender)
       const pool = new ConnectionPool({ host, port, maxConnections: workload.connections, minConnections: 1 })
       return { call: (type, params) => pool.execute(type, params), close: () => pool.shutdown() }
     }
@@ -84,9 +89,70 @@ async function measure(spec) {
   }
 }
 
+/**
+ * A fresh-pool workload: every call on a new pool (`executeRaw` or `execute`, per
+ * `workload.fresh`), each followed by a bare `JSON.parse` of the same text, timed too. The
+ * text is fetched once, untimed, before the first timed call.
+ */
+async function measureFresh(spec) {
+  const { workload, host, port, ops } = spec
+  const request = requestFor(workload)
+  const ConnectionPool = await nativePool(spec.contender)
+  const options = { host, port, maxConnections: workload.connections, minConnections: 1 }
+  const rssStartKb = process.memoryUsage.rss() / 1024
+  const latencies = new Float64Array(ops)
+  const parses = new Float64Array(ops)
+  let text = null
+  let busyUs = 0
+  let [cpu0, main0, t0] = [0, 0, 0]
+  for (let i = -1; i < ops; i++) {
+    const pool = new ConnectionPool(options)
+    if (i === 0) [cpu0, main0, t0] = [processCpuUs(), mainThreadCpuUs(), performance.now()]
+    const elu0 = performance.eventLoopUtilization()
+    const start = performance.now()
+    const reply = i < 0 || workload.fresh === 'raw' ? await pool.executeRaw(request.type, request.params) : await pool.execute(request.type, request.params)
+    const took = performance.now() - start
+    busyUs += performance.eventLoopUtilization(elu0).active * 1000
+    await pool.shutdown()
+    if (i < 0) {
+      text = reply // the text every bare JSON.parse below reads
+      continue
+    }
+    latencies[i] = took * 1000
+    request.check(typeof reply === 'string' ? JSON.parse(reply) : reply)
+    const parseStart = performance.now()
+    const parsed = JSON.parse(text)
+    parses[i] = (performance.now() - parseStart) * 1000
+    request.check(parsed)
+  }
+  const [t1, main1, cpu1] = [performance.now(), mainThreadCpuUs(), processCpuUs()]
+  const inOrder = Array.from(latencies, Math.round)
+  const sorted = latencies.sort()
+  const parsed = parses.sort()
+  const calls = latencies.reduce((a, b) => a + b, 0)
+  return {
+    ops,
+    seconds: (t1 - t0) / 1000,
+    // Calls per second of call time alone (each call also builds and shuts down a pool).
+    opsPerSec: ops / (calls / 1e6),
+    p50Us: percentile(sorted, 50),
+    p99Us: percentile(sorted, 99),
+    elu: busyUs / calls,
+    // Over the whole loop: the calls, the pools' set-up and shutdown, the checks, the bare parses.
+    mainCpuPerOpUs: main0 === null ? null : (main1 - main0) / ops,
+    procCpuPerOpUs: (cpu1 - cpu0) / ops,
+    peakRssKb: process.resourceUsage().maxRSS,
+    rssStartKb,
+    parseP50Us: percentile(parsed, 50),
+    // The process's first big reply (nothing recycled yet, nothing warm), and every call in order.
+    firstUs: inOrder[0],
+    callsUs: inOrder,
+  }
+}
+
 const spec = JSON.parse(process.argv[2])
 try {
-  const result = await measure(spec)
+  const result = await (spec.workload.fresh ? measureFresh(spec) : measure(spec))
   process.stdout.write(JSON.stringify(result) + '\n')
   process.exit(0) // the original pool's health-check timer would keep the process alive otherwise
 } catch (err) {

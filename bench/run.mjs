@@ -15,8 +15,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { median } from './lib/measure.mjs'
-import { checkTargets, FIGURES, reportMarkdown, resultsFile } from './lib/report.mjs'
-import { CONTENDERS, MB, SMALL_PARAMS, WORKLOADS, callCounts } from './lib/workloads.mjs'
+import { checkTargets, EXTRA_FIGURES, FIGURES, reportMarkdown, resultsFile } from './lib/report.mjs'
+import { CONTENDERS, MB, SMALL_PARAMS, WORKLOADS, callCounts, runsWorkload } from './lib/workloads.mjs'
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -260,8 +260,12 @@ function runChild({ file, args }, ctx) {
   })
 }
 
+/** The skip reason of a contender a workload is not meant for (no row, no note). */
+const NOT_FOR_IT = 'not for this workload'
+
 /** Why `contender` does not run `workload` in this run, or null when it does. */
 function skipReason(contender, workload, opts) {
+  if (!runsWorkload(workload, contender)) return NOT_FOR_IT
   if (contender !== 'original') return null
   if (!opts.baseline) return 'no baseline'
   if ((workload.bytes ?? 0) > opts.skipBaselineAbove) return 'skipped'
@@ -278,7 +282,7 @@ async function runAll(opts, ctx) {
       for (const { id, label } of opts.contenders) {
         const skip = skipReason(id, workload, opts)
         if (skip) {
-          if (round === 1) console.error(`[${workload.name}] ${label}: ${skip}`)
+          if (round === 1 && skip !== NOT_FOR_IT) console.error(`[${workload.name}] ${label}: ${skip}`)
           continue
         }
         const counts = callCounts(workload, id, opts.short)
@@ -302,10 +306,12 @@ function aggregate(runs, opts) {
   const rows = []
   for (const workload of opts.workloads) {
     for (const { id, label } of opts.contenders) {
+      if (skipReason(id, workload, opts) === NOT_FOR_IT) continue
       const mine = runs.filter((r) => r.workload === workload.name && r.contender === id)
       const ok = mine.filter((r) => r.status === 'ok').map((r) => ({ ...r.result, rssGrowthKb: r.result.peakRssKb - r.result.rssStartKb }))
       const status = mine.length === 0 ? skipReason(id, workload, opts) ?? 'not run' : ok.length ? 'ok' : mine[0].status
-      const medians = ok.length ? Object.fromEntries(FIGURES.map((f) => [f.key, median(ok.map((r) => r[f.key]))])) : null
+      const keys = [...FIGURES, ...EXTRA_FIGURES].map((f) => f.key)
+      const medians = ok.length ? Object.fromEntries(keys.map((k) => [k, median(ok.map((r) => r[k]))])) : null
       if (medians) medians.ops = ok[0].ops
       rows.push({ workload: workload.name, contender: id, label, status, rounds: mine.length, okRounds: ok.length, median: medians })
     }

@@ -50,7 +50,7 @@ impl NativeLease {
   #[napi(catch_unwind)]
   pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
     let done = self.settler.begin(&env, id, |text| Outcome::Reply(ReplyText::new(text)));
-    Ok(self.lease.submit(Request::new(command, body), call_options(timeout), done) as f64)
+    Ok(self.lease.submit_reply(Request::new(command, body), call_options(timeout), done) as f64)
   }
 
   /// Aborts a call made on this lease; its connection is discarded.

@@ -61,7 +61,7 @@ impl NativePool {
   pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
     pool_core::failpoint::hit(pool_core::failpoint::Failpoint::PanicOnSubmit);
     let done = self.settler.begin(&env, id, |text| Outcome::Reply(ReplyText::new(text)));
-    Ok(self.pool.submit_with(Request::new(command, body), call_options(timeout), done) as f64)
+    Ok(self.pool.submit_reply_with(Request::new(command, body), call_options(timeout), done) as f64)
   }
 
   /// Settles call `id` with a `NativeLease`. Returns the pool's id of the call, for `cancel`.

@@ -8,12 +8,16 @@
 //! `node_api_create_external_string_latin1` exists from Node 18.18 / 20.4; it is looked up at
 //! run time (`dlsym` on Unix, `GetProcAddress` on Windows), and without it (or for small or
 //! non-ASCII replies) the text is copied as usual.
+//!
+//! Whether a reply is ASCII is what the core's validator found on its one pass over the bytes
+//! ([`Reply::is_ascii`]): nothing here reads the reply again before V8 gets it.
 
 use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
 
 use napi::bindgen_prelude::ToNapiValue;
 use napi::{sys, Result};
+use pool_core::framing::Reply;
 
 /// Replies below this size are copied: a copy is cheaper than an external string's bookkeeping.
 const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
@@ -21,20 +25,18 @@ const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
 /// A reply's text, prepared on the I/O thread for cheap conversion on the JavaScript thread.
 #[derive(Debug)]
 pub struct ReplyText {
-  text: String,
+  /// The reply's bytes: valid UTF-8 (the core validated them).
+  text: Vec<u8>,
   external: bool,
 }
 
 impl ReplyText {
-  /// Decides (off the JavaScript thread) whether `text` can become an external string, and
-  /// trims the buffer's spare capacity if so (a `realloc` that shrinks a large block is an
-  /// `mremap`, not a copy).
-  pub(crate) fn new(mut text: String) -> Self {
-    let external = text.len() >= EXTERNAL_MIN_BYTES && text.is_ascii() && create_external_fn().is_some();
-    if external {
-      text.shrink_to_fit();
-    }
-    ReplyText { text, external }
+  /// Decides (off the JavaScript thread) whether `reply` can become an external string. The
+  /// buffer keeps its capacity: once V8 lets go of the string it goes back to the core
+  /// ([`pool_core::framing::recycle`]), where the next big reply is read into it.
+  pub(crate) fn new(reply: Reply) -> Self {
+    let external = reply.len() >= EXTERNAL_MIN_BYTES && reply.is_ascii() && create_external_fn().is_some();
+    ReplyText { text: reply.into_bytes(), external }
   }
 }
 
@@ -93,12 +95,14 @@ fn lookup_create_external() -> Option<CreateExternalLatin1> {
   None
 }
 
-/// Frees a reply buffer V8 no longer needs. `hint` carries the buffer's length.
-unsafe extern "C" fn free_reply(env: sys::napi_env, data: *mut c_void, hint: *mut c_void) {
-  adjust_external_memory(env, -(hint as i64));
-  // Safety: `data`/`hint` are the pointer and length of the boxed slice leaked in
-  // `to_napi_value` below, handed back exactly once by Node (on GC, or at once if it copied).
-  drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(data.cast::<u8>(), hint as usize)) });
+/// Takes back a reply buffer V8 no longer needs, for the next big reply. `hint` is the boxed
+/// `Vec` that owns the buffer `data` points into.
+unsafe extern "C" fn free_reply(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  // Safety: `hint` is the `Box<Vec<u8>>` leaked in `to_napi_value` below, handed back exactly
+  // once by Node (on GC, or at once if it copied).
+  let bytes = unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) };
+  adjust_external_memory(env, -(bytes.len() as i64));
+  pool_core::framing::recycle(*bytes);
 }
 
 /// Tells V8 that `delta` bytes outside its heap now live or died with its objects. Without it,
@@ -120,28 +124,44 @@ impl ToNapiValue for ReplyText {
     }
     let create = match create_external_fn() {
       Some(create) if val.external => create,
-      // Safety: forwarded from the caller's contract (a live env on its JS thread).
-      _ => return unsafe { String::to_napi_value(env, val.text) },
+      _ => {
+        let result = copied(env, &val.text);
+        pool_core::framing::recycle(val.text);
+        return result;
+      }
     };
-    let bytes = val.text.into_bytes().into_boxed_slice();
-    let len = bytes.len();
-    let data = Box::into_raw(bytes).cast::<u8>();
+    let bytes = Box::new(val.text);
+    let (data, len) = (bytes.as_ptr(), bytes.len());
+    let owner = Box::into_raw(bytes);
     // Counted before the call: `free_reply` uncounts it, whenever and however it runs.
     adjust_external_memory(env, len as i64);
     let mut result = std::ptr::null_mut();
     let mut copied = false;
-    // Safety: `data` points to `len` ASCII (so Latin-1) bytes that stay valid until
-    // `free_reply` runs, which Node guarantees to call once: when the string is collected, or
-    // before returning if it chose to copy. `env` is live on this thread per the caller.
+    // Safety: `data` points to `len` ASCII (so Latin-1) bytes of the `Vec` that `owner` holds,
+    // which stays where it is until `free_reply` runs, which Node guarantees to call once: when
+    // the string is collected, or before returning if it chose to copy. `env` is live on this
+    // thread per the caller.
     let status = unsafe {
-      create(env, data.cast(), len as isize, Some(free_reply), len as *mut c_void, &mut result, &mut copied)
+      create(env, data.cast_mut().cast(), len as isize, Some(free_reply), owner.cast(), &mut result, &mut copied)
     };
     if status != sys::Status::napi_ok {
-      // Node did not take the buffer: free it and report the failure.
-      // Safety: the buffer was not handed over (the call failed), so it is still ours.
-      unsafe { free_reply(env, data.cast(), len as *mut c_void) };
+      // Node did not take the buffer: give it back and report the failure.
+      // Safety: the buffer was not handed over (the call failed), so `owner` is still ours.
+      unsafe { free_reply(env, data.cast_mut().cast(), owner.cast()) };
       return Err(napi::Error::new(napi::Status::from(status), "could not create the reply string"));
     }
     Ok(result)
   }
+}
+
+/// A JavaScript string copied from `text` (UTF-8), as napi-rs makes one of a `String`.
+fn copied(env: sys::napi_env, text: &[u8]) -> Result<sys::napi_value> {
+  let mut result = std::ptr::null_mut();
+  // Safety: `env` is live on this thread (the caller's contract); `text` is valid for
+  // `text.len()` bytes for the duration of the call, which copies them; the out-pointer is valid.
+  let status = unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut result) };
+  if status != sys::Status::napi_ok {
+    return Err(napi::Error::new(napi::Status::from(status), "could not create the reply string"));
+  }
+  Ok(result)
 }

@@ -1,6 +1,6 @@
 // Turns the benchmark's aggregated results into markdown: the main table, the table of ratios to
 // the original pool, the issue's targets checked against this run, and bench/RESULTS.md.
-import { MB } from './workloads.mjs'
+import { MB, WORKLOADS } from './workloads.mjs'
 
 /** The figures reported for each (workload, contender), in table order. */
 export const FIGURES = [
@@ -13,6 +13,47 @@ export const FIGURES = [
   { key: 'peakRssKb', title: 'peak RSS', fmt: fmtKb },
   { key: 'rssGrowthKb', title: 'ΔRSS', fmt: fmtKb },
 ]
+
+/** Figures only some workloads have (the fresh-pool ones), reported in a table of their own. */
+export const EXTRA_FIGURES = [
+  { key: 'parseP50Us', title: 'bare JSON.parse p50', fmt: fmtMicros },
+  { key: 'firstUs', title: 'first call', fmt: fmtMicros },
+]
+
+/** The targets of issue 14 for a fresh-pool workload: its call p50 may exceed this (µs). */
+function freshBudgetUs(workload, row) {
+  const mb = workload.bytes / MB
+  const slack = 20_000 * (mb / 20) // 20 ms for 20 MB, scaling linearly
+  return workload.fresh === 'raw' ? slack : (row.median?.parseP50Us ?? NaN) + slack
+}
+
+/** The fresh-pool workloads: every call on a new pool, against its budget. */
+export function freshTable(rows, workloads) {
+  const fresh = workloads.filter((w) => w.fresh)
+  const shown = rows.filter((r) => fresh.some((w) => w.name === r.workload))
+  if (shown.length === 0) return null
+  const header = ['workload', 'contender', 'call p50', 'first call', 'call max', 'bare JSON.parse p50', 'call p50 − parse p50', 'target: call p50 ≤', 'verdict']
+  return table(
+    header,
+    shown.map((r) => {
+      const w = fresh.find((w) => w.name === r.workload)
+      const m = r.median
+      const budget = freshBudgetUs(w, r)
+      const verdict = !m ? r.status : m.p50Us <= budget ? '✅ met' : '❌ missed'
+      return [
+        r.workload,
+        r.label + statusCell(r),
+        cell(m?.p50Us, fmtMicros),
+        cell(m?.firstUs, fmtMicros),
+        cell(m?.p99Us, fmtMicros),
+        cell(m?.parseP50Us, fmtMicros),
+        w.fresh === 'raw' ? '—' : cell(m ? m.p50Us - m.parseP50Us : null, fmtMicros),
+        `${w.fresh === 'raw' ? '' : 'parse + '}${fmtMicros(20_000 * (w.bytes / MB / 20))}${Number.isFinite(budget) && w.fresh !== 'raw' ? ` (${fmtMicros(budget)})` : ''}`,
+        verdict,
+      ]
+    }),
+  )
+}
 
 /** 3 significant digits, thousands separated. */
 function fmtCount(v) {
@@ -111,6 +152,17 @@ export function checkTargets(rows) {
       ...verdict(big50 ? big50.okRounds / big50.rounds : null, (v) => v === 1),
       fmt: () => `${big50.okRounds}/${big50.rounds} rounds`,
     },
+    ...WORKLOADS.filter((w) => w.fresh).map((w) => {
+      const row = ours(w.name)
+      const budget = row ? freshBudgetUs(w, row) : NaN
+      const slack = fmtMicros(20_000 * (w.bytes / MB / 20))
+      const what = w.fresh === 'raw' ? `executeRaw p50 ≤ ${slack}` : `execute p50 ≤ bare JSON.parse p50 + ${slack}`
+      return {
+        target: `${w.name} (issue 14, fresh pool per call): ${what}`,
+        ...verdict(row?.median?.p50Us ?? null, (v) => v <= budget),
+        fmt: (v) => (w.fresh === 'raw' ? fmtMicros(v) : `${fmtMicros(v)} (parse ${fmtMicros(row.median.parseP50Us)})`),
+      }
+    }),
     { target: 'c1: main-thread CPU/op ≤ original', ...verdict(ratio('c1', 'mainCpuPerOpUs'), (v) => v <= 1), fmt: fmtRatio },
     { target: 'c16: main-thread CPU/op ≤ original', ...verdict(ratio('c16', 'mainCpuPerOpUs'), (v) => v <= 1), fmt: fmtRatio },
   ].map(({ fmt, ...t }) => ({ ...t, shown: t.value === null ? '—' : fmt(t.value) }))
@@ -118,7 +170,7 @@ export function checkTargets(rows) {
 
 export function targetsList(targets) {
   const mark = { met: '✅ met', missed: '❌ missed', 'n/a': '— n/a' }
-  return table(['target (issue 4)', 'this run', 'verdict'], targets.map((t) => [t.target, t.shown, mark[t.verdict]]))
+  return table(['target', 'this run', 'verdict'], targets.map((t) => [t.target, t.shown, mark[t.verdict]]))
 }
 
 /**
@@ -126,12 +178,24 @@ export function targetsList(targets) {
  * of `npm test`) has too few operations for the targets to mean anything: it leaves them out.
  */
 export function reportMarkdown(rows, targets, { short = false } = {}) {
-  const targetLines = short ? [] : ['### Targets of issue 4 (information only; the benchmark never fails on them)', '', targetsList(targets), '']
+  const targetLines = short ? [] : ['### Targets of issues 4 and 14 (information only; the benchmark never fails on them)', '', targetsList(targets), '']
+  const fresh = freshTable(rows, WORKLOADS)
+  const freshLines = fresh
+    ? [
+        '### Big replies on a fresh pool per call (issue 14; medians over rounds of each round\'s p50)',
+        '',
+        'Each call on a new pool (its connection still opening), no warm-up; after each call the same process times a bare `JSON.parse` of the same text.',
+        '',
+        fresh,
+        '',
+      ]
+    : []
   return [
     '### Figures (medians over rounds)',
     '',
     mainTable(rows),
     '',
+    ...freshLines,
     '### Every figure as a ratio to the original pool (same run)',
     '',
     'Above 1 is more for ops/s and less for the others: read ops/s up, everything else down.',

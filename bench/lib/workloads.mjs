@@ -33,6 +33,9 @@ export const CONTENDERS = [
   { id: 'native-ref', label: 'blender-mcp-pool (BENCH_REF_DIR)', optIn: true },
 ]
 
+/** The contenders that run the fresh-pool workloads: the pool itself, before and after. */
+const FRESH_CONTENDERS = ['native', 'native-ref']
+
 /**
  * Workloads. `ops`/`warmup` are [full run, --short run]. `originalOps`/`originalWarmup` cap the
  * original pool where its quadratic reply framing would take minutes (about 4 s per 20 MB reply).
@@ -52,10 +55,28 @@ export const WORKLOADS = [
   // a big reply trickles in, as it does from a Blender that is still producing it?
   { ...bigReply('reply-20MB-paced', 20, [5, 1], [1, 0], [1, 1], [0, 0]), paceMs: 10 },
   { name: 'request-5MB', kind: 'exec', bytes: 5 * MB, concurrency: 1, connections: 5, ops: [10, 3], warmup: [2, 1] },
+  // Issue 14: a big reply on a pool created for it, as an MCP server meets its first big reply
+  // (no warm-up; each call on a new pool, its connection still opening when the call starts).
+  // `raw`: executeRaw, the text as it is; `json`: execute, the text JSON.parsed. Either way the
+  // same process also times a bare JSON.parse of the same text, for the target "execute within
+  // a bare JSON.parse + 20 ms".
+  freshReply('raw-20MB-fresh', 20, 'raw', [10, 2]),
+  freshReply('json-20MB-fresh', 20, 'json', [10, 2]),
+  freshReply('raw-50MB-fresh', 50, 'raw', [6, 1]),
+  freshReply('json-50MB-fresh', 50, 'json', [6, 1]),
 ]
+
+function freshReply(name, mb, mode, ops) {
+  return { name, kind: 'big', fresh: mode, bytes: mb * MB, concurrency: 1, connections: 5, ops, warmup: [0, 0], contenders: FRESH_CONTENDERS }
+}
 
 function bigReply(name, mb, ops, warmup, originalOps, originalWarmup) {
   return { name, kind: 'big', bytes: mb * MB, concurrency: 1, connections: 5, ops, warmup, originalOps, originalWarmup }
+}
+
+/** Whether `contender` runs `workload` at all (the fresh-pool workloads are the pool's alone). */
+export function runsWorkload(workload, contender) {
+  return !workload.contenders || workload.contenders.includes(contender)
 }
 
 /** How many timed and warm-up calls `contender` makes on `workload`. */

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::completion::Completion;
 use crate::error::PoolError;
+use crate::framing::Reply;
 use crate::request::Job;
 
 /// The effects of one or more transitions, in the order they were decided.
@@ -15,7 +16,7 @@ pub(crate) struct Effects {
     /// Connections to close, and why (the reason their close event reports).
     pub(crate) closes: Vec<(u64, &'static str)>,
     /// Callers of `execute` to answer.
-    pub(crate) replies: Vec<(Completion<String>, Result<String, PoolError>)>,
+    pub(crate) replies: Vec<(Completion<Reply>, Result<Reply, PoolError>)>,
     /// Callers of `acquire` to answer: the connection leased to them, or why not.
     pub(crate) grants: Vec<(Completion<u64>, Result<u64, PoolError>)>,
     /// Requests to write, framed, on a connection.

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::completion::Completion;
+use crate::framing::Reply;
 use crate::error::PoolError;
 use crate::request::{CallId, CallOptions, Request};
 
 /// What a lease needs of its pool (implemented by the pool).
 pub(crate) trait LeaseOps: Send + Sync + std::fmt::Debug {
     /// Runs `request` on leased connection `conn`.
-    fn submit_on_lease(&self, conn: u64, request: Request, options: CallOptions, done: Completion<String>) -> CallId;
+    fn submit_on_lease(&self, conn: u64, request: Request, options: CallOptions, done: Completion<Reply>) -> CallId;
     /// A call id for a call answered at once.
     fn next_call(&self) -> CallId;
     /// Aborts call `call`.
@@ -66,6 +67,11 @@ impl Lease {
     /// release, `ERR_CONNECTION_CLOSED` if the connection was lost. Returns the call's id, for
     /// [`crate::Pool::cancel`] or [`Lease::cancel`].
     pub fn submit(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
+        self.submit_reply(request, options, crate::pool::as_text(done))
+    }
+
+    /// [`Lease::submit`], answering with the [`Reply`] as the reader left it.
+    pub fn submit_reply(&self, request: Request, options: CallOptions, done: Completion<Reply>) -> CallId {
         if self.released.load(Ordering::Acquire) {
             done.complete(Err(PoolError::Released));
             return self.pool.next_call();

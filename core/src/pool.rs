@@ -36,6 +36,7 @@ use crate::config::PoolConfig;
 use crate::connection::{drive, ConnEvents, ConnIo};
 use crate::effects::{Effects, Tally};
 use crate::error::PoolError;
+use crate::framing::Reply;
 use crate::lease::{Lease, LeaseOps};
 use crate::metrics::prometheus::{self, Family};
 use crate::metrics::{bump, Metrics, MetricsSnapshot};
@@ -95,6 +96,12 @@ impl Pool {
 
     /// [`Pool::submit`] with per-call options.
     pub fn submit_with(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
+        self.submit_reply_with(request, options, as_text(done))
+    }
+
+    /// [`Pool::submit_with`], answering with the [`Reply`] as the reader left it (its bytes,
+    /// and whether they are ASCII), for callers that make their own text of it.
+    pub fn submit_reply_with(&self, request: Request, options: CallOptions, done: Completion<Reply>) -> CallId {
         let done = self.shared.measured(done, Instant::now());
         self.shared.submit(Job::Execute(request, done), options)
     }
@@ -286,7 +293,7 @@ impl std::fmt::Debug for Shared {
 #[must_use]
 struct Ready {
     closes: Vec<(Arc<ConnIo>, &'static str)>,
-    replies: Vec<(Completion<String>, Result<String, PoolError>)>,
+    replies: Vec<(Completion<Reply>, Result<Reply, PoolError>)>,
     grants: Vec<(Completion<u64>, Result<u64, PoolError>)>,
     sends: Vec<(Arc<ConnIo>, Vec<u8>)>,
     wakes: Vec<Arc<ConnIo>>,
@@ -400,10 +407,10 @@ impl Shared {
     }
 
     /// Wraps a request's completion so that its outcome and latency are counted.
-    fn measured(&self, done: Completion<String>, submitted: Instant) -> Completion<String> {
+    fn measured(&self, done: Completion<Reply>, submitted: Instant) -> Completion<Reply> {
         bump(&self.metrics.requests);
         let pool = self.this.clone();
-        Completion::with_connection(move |outcome: Result<String, PoolError>, conn| {
+        Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| {
             if let Some(pool) = pool.upgrade() {
                 pool.metrics.request_ended(outcome.as_ref().map(|_| ()), submitted.elapsed());
             }
@@ -442,6 +449,11 @@ impl Shared {
 }
 
 /// Milliseconds since the Unix epoch, for what a lease shows.
+/// A completion for a [`Reply`] that answers `done` with its text.
+pub(crate) fn as_text(done: Completion<String>) -> Completion<Reply> {
+    Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| done.complete_on(outcome.map(Reply::into_string), conn))
+}
+
 fn wall_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }
@@ -512,7 +524,7 @@ impl ConnEvents for Shared {
 }
 
 impl LeaseOps for Shared {
-    fn submit_on_lease(&self, conn: u64, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
+    fn submit_on_lease(&self, conn: u64, request: Request, options: CallOptions, done: Completion<Reply>) -> CallId {
         let done = self.measured(done, Instant::now());
         let deadline = options.timeout.map(|t| Instant::now() + t);
         self.transition(|inner, cfg, now, fx| {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::completion::Completion;
+use crate::framing::Reply;
 
 /// Identifies one call (an execute or an acquire), so it can be cancelled.
 pub type CallId = u64;
@@ -42,7 +43,7 @@ pub struct CallOptions {
 /// What a caller asked for.
 pub(crate) enum Job {
     /// Send a request, answer with the reply.
-    Execute(Request, Completion<String>),
+    Execute(Request, Completion<Reply>),
     /// Lease a connection: answered with its id (the pool's API wraps it in a `Lease`).
     Acquire(Completion<u64>),
 }

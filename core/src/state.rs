@@ -27,6 +27,7 @@ use crate::completion::Completion;
 use crate::config::PoolConfig;
 use crate::effects::Effects;
 use crate::error::PoolError;
+use crate::framing::Reply;
 use crate::request::{CallId, Job, Request};
 
 /// The moment a transition happens: for deadlines, and for the wall-clock times a lease shows.
@@ -39,7 +40,7 @@ pub(crate) struct Now {
 
 /// A request sent on a connection, waiting for its reply.
 pub(crate) struct InFlight {
-    pub(crate) done: Completion<String>,
+    pub(crate) done: Completion<Reply>,
     pub(crate) call: CallId,
     /// The command's type, for logs.
     pub(crate) command: String,
@@ -98,7 +99,7 @@ pub(crate) enum Verdict {
     /// the error to fail the connection with if no request was in flight.
     Pending { stray: Option<PoolError> },
     /// A complete reply (validated), and whether the stream is still in step for another.
-    Reply { outcome: Result<String, PoolError>, reusable: bool },
+    Reply { outcome: Result<Reply, PoolError>, reusable: bool },
     /// The peer closed its side with nothing of a reply received.
     Closed,
     /// The connection cannot go on: reset, EOF inside a reply, a reply too large or not an
@@ -355,7 +356,7 @@ impl State {
 
     /// A reply (or a bad reply) arrived on `id`: its caller is answered; the connection is
     /// reused if `reusable`, otherwise closed.
-    fn finish_request(&mut self, cfg: &PoolConfig, now: Now, id: u64, outcome: Result<String, PoolError>, reusable: bool, fx: &mut Effects) {
+    fn finish_request(&mut self, cfg: &PoolConfig, now: Now, id: u64, outcome: Result<Reply, PoolError>, reusable: bool, fx: &mut Effects) {
         let Some(entry) = self.conns.get_mut(&id) else { return };
         let Phase::Busy(flight) = std::mem::replace(&mut entry.phase, Phase::Idle) else { return };
         entry.requests += 1;
@@ -541,7 +542,7 @@ impl State {
         call: CallId,
         request: Request,
         deadline: Option<Instant>,
-        done: Completion<String>,
+        done: Completion<Reply>,
         fx: &mut Effects,
     ) {
         match self.conns.get(&id).map(|e| &e.phase) {

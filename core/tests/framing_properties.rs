@@ -1,18 +1,24 @@
-//! Property tests of the reply framing: `ReplyScanner` gives the same answer however the growing
-//! buffer is chunked, agrees with a naive byte-at-a-time model and with serde_json on where a
-//! valid object ends, and `validate_reply` never panics and accepts what
-//! `serde_json::from_slice::<Value>` + the Blender-response rule accepts (exactly, on generated
-//! replies; up to the `JSON.parse`-like leniencies pinned down at the end, on arbitrary bytes).
-//!
-//! The fuzz target `fuzz/fuzz_targets/reply_framing.rs` checks the same chunking property on
-//! coverage-guided input.
+//! Property tests of the reply framing, against the reference in `framing_reference/` (shared
+//! with the fuzz target) and against serde_json:
+//! - `ReplyScanner` (the validating bare-JSON scanner) gives the same answer however the growing
+//!   buffer is chunked, and that answer is the reference's: where a valid object ends, or the
+//!   first byte no valid reply could have, its kind (UTF-8 or JSON), and the Blender verdict
+//!   with the ASCII flag;
+//! - `validate_reply` / `check_reply` and `LengthPrefixedScanner` agree with the reference's
+//!   whole-message answer;
+//! - and all of them with serde_json: whatever serde_json parses they accept, whatever they
+//!   accept serde_json parses, up to the leniencies `JSON.parse` has too (pinned at the end).
 
 use std::iter;
 
-use blender_mcp_pool_core::framing::{is_whitespace, validate_reply, ReplyScanner, Scan};
+use blender_mcp_pool_core::framing::{check_reply, is_whitespace, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan};
+use blender_mcp_pool_core::PoolError;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
+
+mod framing_reference;
+use framing_reference::{known_leniency, serde_blender_response, serde_object_end, Answer, Kind};
 
 const CASES: u32 = 2000;
 
@@ -21,133 +27,161 @@ fn config() -> ProptestConfig {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Oracles
+// The scanner's answers in the reference's terms
 
 fn scan_once(buf: &[u8]) -> Scan {
     ReplyScanner::new().scan(buf)
 }
 
 /// Feeds `buf[..cut]` for every cut (ascending, repeats allowed: a read of zero new bytes), then
-/// the whole buffer, as `ReplyBuffer` does, stopping at the first final answer (after a
-/// `Complete` the connection takes the buffer and resets the scanner; after `NotAnObject` it
-/// drops the connection).
-fn scan_in_chunks(buf: &[u8], cuts: &[usize]) -> Scan {
+/// the whole buffer, as the reader does, stopping at the first final answer. Returns the answer
+/// in the reference's terms.
+fn scan_in_chunks(buf: &[u8], cuts: &[usize]) -> Answer {
     let mut scanner = ReplyScanner::new();
     let mut last = Scan::Empty;
     for &cut in cuts.iter().chain(iter::once(&buf.len())) {
         last = scanner.scan(&buf[..cut]);
-        if matches!(last, Scan::Complete { .. } | Scan::NotAnObject(_)) {
-            return last;
+        if is_final(last) {
+            break;
         }
     }
-    last
+    answer(&scanner, last)
 }
 
-/// The scanner's specification, written as plainly as possible: one byte at a time, no memchr,
-/// no resumption.
-fn model_scan(buf: &[u8]) -> Scan {
-    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-    let Some(start) = buf.iter().position(|&b| !ws(b)) else { return Scan::Empty };
-    if buf[start] != b'{' {
-        return Scan::NotAnObject(start);
-    }
-    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
-    for (i, &b) in buf.iter().enumerate().skip(start) {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match b {
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Scan::Complete { start, end: i + 1 };
-                }
-            }
-            b'"' => in_str = true,
-            _ => {}
-        }
-    }
-    Scan::Incomplete
+fn is_final(s: Scan) -> bool {
+    matches!(s, Scan::Complete { .. } | Scan::NotAnObject(_) | Scan::Invalid { .. })
 }
 
-/// Where serde_json says the first JSON value of `buf` ends, if it is a valid object.
-fn serde_object_end(buf: &[u8]) -> Option<usize> {
-    let mut stream = serde_json::Deserializer::from_slice(buf).into_iter::<Value>();
-    match stream.next() {
-        Some(Ok(v)) if v.is_object() => Some(stream.byte_offset()),
-        _ => None,
+fn kind(fault: Fault) -> Kind {
+    match fault {
+        Fault::Utf8 => Kind::Utf8,
+        _ => Kind::Json,
     }
 }
 
-/// What `validate_reply` should say, computed by parsing into a `Value`: a JSON object (with
-/// optional surrounding whitespace) whose last `status` is "success" or "error" and whose
-/// `message`, if any, is a string.
-fn is_blender_response(bytes: &[u8]) -> bool {
-    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(bytes) else { return false };
-    let status_ok = matches!(obj.get("status"), Some(Value::String(s)) if s == "success" || s == "error");
-    status_ok && obj.get("message").is_none_or(Value::is_string)
+fn not_blender(n: NotBlender) -> framing_reference::NotBlender {
+    match n {
+        NotBlender::NoStatus => framing_reference::NotBlender::NoStatus,
+        NotBlender::BadStatus => framing_reference::NotBlender::BadStatus,
+        NotBlender::MessageNotString => framing_reference::NotBlender::MessageNotString,
+    }
 }
 
-/// Whether `validate_reply` may accept `bytes` although `from_slice::<Value>` rejects them. It
-/// skips the values it does not need without building them, which is laxer than building a
-/// `Value` in exactly the ways `JSON.parse` is: numbers beyond f64 (`1e400`, Infinity in
-/// JavaScript), lone UTF-16 surrogate escapes outside keys and `message`, and nesting deeper
-/// than serde_json's recursion limit (128) outside `status`/`message`. See the unit tests below.
-fn known_leniency(bytes: &[u8]) -> bool {
-    let Err(e) = serde_json::from_slice::<Value>(bytes) else { return false };
-    let e = e.to_string();
-    ["number out of range", "surrogate", "hex escape", "recursion limit exceeded"].iter().any(|m| e.contains(m))
-}
-
-/// `validate_reply` accepted `bytes`: check serde_json does too, or fails only as tolerated.
-fn check_accepted(bytes: &[u8]) -> Result<(), TestCaseError> {
-    prop_assert!(
-        is_blender_response(bytes) || known_leniency(bytes),
-        "validate_reply accepted {:?}, serde_json does not",
-        String::from_utf8_lossy(bytes)
-    );
-    Ok(())
-}
-
-/// Checks everything that must hold of one scan result for `buf`.
-fn check_scan_result(buf: &[u8], got: Scan) -> Result<(), TestCaseError> {
-    match got {
-        Scan::Empty => prop_assert!(is_whitespace(buf)),
-        Scan::NotAnObject(at) => {
-            prop_assert!(at < buf.len());
-            prop_assert!(is_whitespace(&buf[..at]));
-            let first_is_brace = buf[at] == b'{';
-            prop_assert!(!is_whitespace(&buf[at..=at]) && !first_is_brace);
-        }
+/// `scan` (the last answer of `scanner`) in the reference's terms.
+fn answer(scanner: &ReplyScanner, scan: Scan) -> Answer {
+    match scan {
+        Scan::Empty => Answer::Empty,
+        Scan::Incomplete => Answer::Incomplete,
+        Scan::NotAnObject(at) => Answer::NotAnObject(at),
+        Scan::Invalid { at, fault } => Answer::Invalid(at, kind(fault)),
         Scan::Complete { start, end } => {
-            prop_assert!(start < end && end <= buf.len());
+            Answer::Complete { start, end, response: scanner.response().map(|c| c.ascii).map_err(not_blender) }
+        }
+        Scan::TooLarge(_) => panic!("the JSON scanner answered TooLarge"),
+    }
+}
+
+fn whole(buf: &[u8]) -> Answer {
+    let mut s = ReplyScanner::new();
+    let scan = s.scan(buf);
+    answer(&s, scan)
+}
+
+/// Checks what must hold of the answer for `buf`, beyond agreeing with the reference: it fits
+/// the bytes, and serde_json, where it has a say, agrees.
+fn check_against_serde(buf: &[u8], got: Answer) -> Result<(), TestCaseError> {
+    match got {
+        Answer::Empty => prop_assert!(is_whitespace(buf)),
+        Answer::NotAnObject(at) => {
+            prop_assert!(is_whitespace(&buf[..at]));
+            let opens = buf[at] == b'{';
+            prop_assert!(!opens && !is_whitespace(&buf[at..=at]), "not an object at {}", at);
+        }
+        Answer::Complete { start, end, response } => {
             prop_assert!(is_whitespace(&buf[..start]));
             prop_assert_eq!(buf[start], b'{');
-            let closes = matches!(buf[end - 1], b'}' | b']');
-            prop_assert!(closes, "ends on {:?}", buf[end - 1] as char);
-            // Must not panic, whatever the slice holds; and if it accepts, so does serde_json.
-            if validate_reply(&buf[start..end]).is_ok() {
-                check_accepted(&buf[start..end])?;
+            prop_assert_eq!(buf[end - 1], b'}');
+            let reply = &buf[start..end];
+            // Accepted: serde_json reads a Blender response, or fails only as JSON.parse would not.
+            if let Ok(ascii) = response {
+                prop_assert!(serde_blender_response(reply) || known_leniency(reply), "accepted {:?}", String::from_utf8_lossy(reply));
+                prop_assert_eq!(ascii, reply.is_ascii());
+            }
+            // Whatever serde_json reads as a Blender response is accepted.
+            if serde_blender_response(reply) {
+                prop_assert!(response.is_ok(), "serde_json reads a Blender response: {:?}", response);
             }
         }
-        Scan::Incomplete => {
-            prop_assert!(!is_whitespace(buf));
-            prop_assert_eq!(buf[buf.iter().position(|b| !is_whitespace(&[*b])).unwrap()], b'{');
-        }
-        #[allow(unreachable_patterns)]
-        other => prop_assert!(false, "the JSON scanner answered {:?}", other),
+        Answer::Invalid(at, _) => prop_assert!(at < buf.len()),
+        Answer::Incomplete => {}
     }
     // Wherever serde_json finds a complete leading object, the scanner ends it at the same byte.
     if let Some(end) = serde_object_end(buf) {
-        prop_assert!(matches!(got, Scan::Complete { end: e, .. } if e == end), "serde_json ends the object at {}", end);
+        prop_assert!(matches!(got, Answer::Complete { end: e, .. } if e == end), "serde_json ends the object at {}: {:?}", end, got);
+    }
+    Ok(())
+}
+
+/// What a length-prefixed body amounts to, in the reference's terms (offsets in the body).
+fn length_prefixed(body: &[u8], cuts: &[usize]) -> Answer {
+    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(body);
+    let mut s = LengthPrefixedScanner::new(1 << 20);
+    let mut last = Scan::Empty;
+    for cut in cuts.iter().map(|c| c + 4).chain(iter::once(wire.len())) {
+        last = s.scan(&wire[..cut]);
+        if is_final(last) {
+            break;
+        }
+    }
+    match last {
+        Scan::NotAnObject(at) => Answer::NotAnObject(at - 4),
+        Scan::Invalid { at, fault } => Answer::Invalid(at - 4, kind(fault)),
+        Scan::Complete { start: 4, end } if end == wire.len() => {
+            let lead = body.iter().position(|b| !is_whitespace(&[*b])).unwrap_or(0);
+            let end = body.len() - body.iter().rev().position(|b| !is_whitespace(&[*b])).unwrap_or(0);
+            Answer::Complete { start: lead, end, response: s.response().map(|c| c.ascii).map_err(not_blender) }
+        }
+        other => panic!("length-prefixed scanner answered {other:?} for a whole message"),
+    }
+}
+
+/// `check_reply` in the reference's terms: the error's wording says which it is.
+fn checked(bytes: &[u8]) -> Result<bool, String> {
+    check_reply(bytes).map(|c| c.ascii).map_err(|e| match e {
+        PoolError::InvalidResponse { reason, .. } => reason,
+        other => panic!("check_reply failed with {other:?}"),
+    })
+}
+
+/// Checks `validate_reply` and `check_reply` on `bytes` against the reference document answer.
+fn check_document(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let want = framing_reference::document(bytes);
+    let got = checked(bytes);
+    match (want, &got) {
+        (Answer::Complete { response: Ok(ascii), .. }, Ok(a)) => prop_assert_eq!(*a, ascii),
+        (Answer::Complete { response: Err(n), .. }, Err(reason)) => {
+            let word = match n {
+                framing_reference::NotBlender::NoStatus => "no status",
+                framing_reference::NotBlender::BadStatus => "status is not",
+                framing_reference::NotBlender::MessageNotString => "message is not",
+            };
+            prop_assert!(reason.contains(word), "{}: {}", word, reason);
+        }
+        (Answer::Invalid(at, k), Err(reason)) => {
+            let word = if k == Kind::Utf8 { "UTF-8" } else { "JSON" };
+            prop_assert!(reason.contains(word) && reason.ends_with(&format!("offset {at})")), "{:?} at {}: {}", k, at, reason);
+        }
+        (Answer::NotAnObject(_), Err(reason)) => prop_assert!(reason.contains("not a JSON object"), "{}", reason),
+        (want, got) => prop_assert!(false, "reference {:?}, check_reply {:?}", want, got),
+    }
+    prop_assert_eq!(validate_reply(bytes).is_ok(), got.is_ok());
+    if let Ok(text) = validate_reply(bytes) {
+        prop_assert_eq!(text.as_bytes(), bytes);
+        prop_assert!(serde_blender_response(bytes) || known_leniency(bytes));
+    }
+    if serde_blender_response(bytes) {
+        prop_assert!(got.is_ok(), "serde_json reads a Blender response: {:?}", got);
     }
     Ok(())
 }
@@ -162,6 +196,11 @@ const FRAGMENTS: &[&[u8]] = &[
     b" ", b"\n", b"\t", b"\r", b":", b",", b"a", b"Z", b"0", b"-1.5e3", b"null", b"true",
     b"\"status\"", b"\"success\"", b"\"error\"", b"\"message\"", b"\"k\":", b"{}", b"[]", b"\"\"",
     "é".as_bytes(), "世".as_bytes(), "🎨".as_bytes(), b"\x7f", b"\xff", b"\xc3", b"\x80", b"\x00",
+    // Where a validator goes wrong: numbers, escapes, literals, UTF-8 edges, whitespace lookalikes.
+    b"01", b"-", b"1.", b"1e", b"1e+", b"2E-7", b"-0.0e00", b"1e400", b".5", b"+1", b"\\u", b"\\ud800",
+    b"\\udc00", b"\\ud83d\\ude00", b"\\u00e9", b"\\uGGGG", b"\\x", b"\\/", b"tru", b"nul", b"falsey", b"True",
+    b"\xe0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xf0\x9f\x8e", b"\xc0\xaf", b"\x0b", b"\x0c", b"\x1f",
+    "\u{a0}".as_bytes(), "\u{feff}".as_bytes(), b"\"st\\u0061tus\"", b"\"succ\\u0065ss\"",
 ];
 
 fn fragments(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -314,49 +353,46 @@ fn picks() -> impl Strategy<Value = Vec<Index>> {
 proptest! {
     #![proptest_config(config())]
 
-    /// Chunked feeding gives the whole-buffer answer, and that answer is the model's.
+    /// Chunked feeding gives the whole-buffer answer, and that answer is the reference's.
     #[test]
-    fn chunked_scan_matches_whole_buffer_scan(buf in stream(), picks in picks()) {
-        let whole = scan_once(&buf);
+    fn chunked_scan_matches_whole_buffer_scan_and_the_reference(buf in stream(), picks in picks()) {
+        let whole = whole(&buf);
         let cuts = cuts_for(buf.len(), &picks);
         prop_assert_eq!(scan_in_chunks(&buf, &cuts), whole, "cuts {:?}", cuts);
-        prop_assert_eq!(whole, model_scan(&buf));
-        check_scan_result(&buf, whole)?;
+        prop_assert_eq!(whole, framing_reference::scan(&buf));
+        check_against_serde(&buf, whole)?;
     }
 
-    /// Byte by byte — the worst chunking — also agrees, and the answer only becomes final on
-    /// the byte that decides it.
+    /// Byte by byte — the worst chunking — also agrees, every prefix's answer is the
+    /// reference's for that prefix, and a final answer comes on the byte that decides it.
     #[test]
-    fn byte_by_byte_scan_matches_whole_buffer_scan(buf in stream()) {
-        let whole = scan_once(&buf);
+    fn byte_by_byte_scan_matches_the_reference_on_every_prefix(buf in stream()) {
         let mut scanner = ReplyScanner::new();
-        let mut got = Scan::Empty;
+        let mut got = Answer::Empty;
         for n in 0..=buf.len() {
-            got = scanner.scan(&buf[..n]);
+            let scan = scanner.scan(&buf[..n]);
+            got = answer(&scanner, scan);
+            prop_assert_eq!(got, framing_reference::scan(&buf[..n]), "after {} bytes", n);
             match got {
-                Scan::Complete { end, .. } => { prop_assert_eq!(end, n); break; }
-                Scan::NotAnObject(at) => { prop_assert_eq!(at + 1, n); break; }
-                _ => prop_assert_eq!(got, model_scan(&buf[..n])),
+                Answer::Complete { end, .. } => { prop_assert_eq!(end, n); break; }
+                Answer::NotAnObject(at) | Answer::Invalid(at, _) => { prop_assert_eq!(at + 1, n); break; }
+                _ => {}
             }
         }
-        prop_assert_eq!(got, whole);
+        prop_assert_eq!(got, whole(&buf));
     }
 
-    /// `NotAnObject` is sticky: scanning more of the same buffer reports the same offset.
+    /// A final answer is sticky: scanning more of the same buffer repeats it.
     #[test]
-    fn not_an_object_is_reported_again_as_the_buffer_grows(
-        lead in whitespace(), first in any::<u8>(), rest in prop::collection::vec(any::<u8>(), 0..16), picks in picks(),
-    ) {
-        prop_assume!(!matches!(first, b'{' | b' ' | b'\t' | b'\n' | b'\r'));
-        let buf = [lead.as_bytes(), &[first], &rest].concat();
-        let at = lead.len();
+    fn a_final_answer_is_repeated_as_the_buffer_grows(buf in stream(), picks in picks()) {
         let mut scanner = ReplyScanner::new();
+        let mut first_final = None;
         for cut in cuts_for(buf.len(), &picks).into_iter().chain(iter::once(buf.len())) {
             let got = scanner.scan(&buf[..cut]);
-            if cut <= at {
-                prop_assert_eq!(got, Scan::Empty);
-            } else {
-                prop_assert_eq!(got, Scan::NotAnObject(at));
+            match first_final {
+                Some(f) => prop_assert_eq!(got, f),
+                None if is_final(got) => first_final = Some(got),
+                None => {}
             }
         }
     }
@@ -369,45 +405,46 @@ proptest! {
         let _ = scanner.scan(&first[..cut]);
         let _ = scanner.scan(&first);
         scanner.reset();
-        prop_assert_eq!(scanner.scan(&second), scan_once(&second));
+        let scan = scanner.scan(&second);
+        prop_assert_eq!(answer(&scanner, scan), whole(&second));
     }
 
     /// A valid object, with whitespace around it and anything after it, is complete exactly at
     /// its closing brace however it is chunked.
     #[test]
     fn valid_objects_complete_at_their_closing_brace((buf, start, end) in object_in_stream(), picks in picks()) {
-        let want = Scan::Complete { start, end };
-        prop_assert_eq!(scan_once(&buf), want);
-        prop_assert_eq!(scan_in_chunks(&buf, &cuts_for(buf.len(), &picks)), want);
+        prop_assert_eq!(scan_once(&buf), Scan::Complete { start, end });
+        let chunked = scan_in_chunks(&buf, &cuts_for(buf.len(), &picks));
+        prop_assert!(matches!(chunked, Answer::Complete { start: s, end: e, .. } if s == start && e == end), "chunked: {:?}", chunked);
         // And nothing before its last byte completes it.
         prop_assert_eq!(scan_once(&buf[..end - 1]), Scan::Incomplete);
     }
 
-    /// `validate_reply` never panics, and accepts only what serde_json parses as a Blender
-    /// response.
+    /// `validate_reply` and `check_reply` agree with the reference on any bytes.
     #[test]
-    fn validate_reply_never_panics(buf in stream()) {
-        if validate_reply(&buf).is_ok() {
-            check_accepted(&buf)?;
-        }
+    fn validate_reply_matches_the_reference(buf in stream()) {
+        check_document(&buf)?;
     }
 
-    /// On (possibly damaged) objects with a status, `validate_reply` agrees exactly with
-    /// `serde_json::from_slice::<Value>` plus the status/message rule, and returns the text.
+    /// A length-prefixed body, however it arrives, is judged as `check_reply` judges it.
+    #[test]
+    fn length_prefixed_bodies_match_the_reference(buf in stream(), picks in picks()) {
+        let got = length_prefixed(&buf, &cuts_for(buf.len(), &picks));
+        prop_assert_eq!(got, framing_reference::document(&buf));
+    }
+
+    /// On (possibly damaged) objects with a status, everything agrees exactly with
+    /// `serde_json::from_slice::<Value>` plus the status/message rule.
     #[test]
     fn validate_reply_agrees_with_serde_json(
         obj in blender_object(), pretty in any::<bool>(), before in whitespace(), after in whitespace(), edits in edits(),
     ) {
         let bytes = [before.as_bytes(), &serialize(&obj, pretty), after.as_bytes()].concat();
         let bytes = mutate(bytes, &edits);
-        let expected = is_blender_response(&bytes);
+        let expected = serde_blender_response(&bytes);
+        check_document(&bytes)?;
         match validate_reply(&bytes) {
-            Ok(text) => {
-                // The generated numbers, depths and strings cannot hit a leniency, but an edit
-                // could in principle (a `\\` inserted before "ud800" in a string).
-                prop_assert!(expected || known_leniency(&bytes), "accepted {:?}", text);
-                prop_assert_eq!(text.as_bytes(), &bytes[..]);
-            }
+            Ok(_) => prop_assert!(expected || known_leniency(&bytes)),
             Err(e) => {
                 prop_assert!(!expected, "rejected {:?}: {}", String::from_utf8_lossy(&bytes), e);
                 prop_assert_eq!(e.code(), "ERR_INVALID_RESPONSE");
@@ -416,12 +453,13 @@ proptest! {
         if edits.is_empty() {
             let status_ok = matches!(obj.get("status"), Some(Value::String(s)) if s == "success" || s == "error");
             prop_assert_eq!(expected, status_ok && obj.get("message").is_none_or(Value::is_string));
+            prop_assert!(validate_reply(&bytes).is_ok() == expected);
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Where `validate_reply` is laxer than a `Value` parse (as `JSON.parse` is), pinned down so the
+// Where the framing is laxer than a `Value` parse (as `JSON.parse` is), pinned down so the
 // tolerance in `known_leniency` stays exactly this.
 
 #[test]
@@ -437,9 +475,11 @@ fn validate_reply_tolerates_what_json_parse_tolerates_in_skipped_values() {
         // name that is not UTF-8, and JSON.parse takes them.
         r#"{"status":"error","message":"caf\udce9.blend"}"#,
         r#"{"\ud800":1,"status":"success"}"#,
+        r#"{"status":"success","message":"\udfff","x":1e400}"#,
         &deep,
     ] {
         assert!(validate_reply(lax.as_bytes()).is_ok(), "{lax:.60}");
+        assert!(matches!(framing_reference::document(lax.as_bytes()), Answer::Complete { response: Ok(_), .. }), "{lax:.60}");
         assert!(serde_json::from_str::<Value>(lax).is_err(), "{lax:.60}");
         assert!(known_leniency(lax.as_bytes()), "{lax:.60}");
     }
@@ -460,11 +500,52 @@ fn validate_reply_still_requires_a_status_it_can_read_and_a_string_message() {
 }
 
 #[test]
+fn validate_reply_rejects_what_json_parse_rejects() {
+    // Each is wrong at the first byte of its second part; JSON.parse rejects them all.
+    let head: &[u8] = b"{\"status\":\"success\",\"x\":";
+    let cat = |a: &[u8], b: &[u8]| [a, b].concat();
+    for (good, bad, kind) in [
+        (cat(head, b"0"), &b"1}"[..], Kind::Json),
+        (cat(head, b"1."), b"}", Kind::Json),
+        (cat(head, b"-"), b"}", Kind::Json),
+        (cat(head, b"1e+"), b"}", Kind::Json),
+        (head.to_vec(), b".5}", Kind::Json),
+        (head.to_vec(), b"+1}", Kind::Json),
+        (cat(head, b"\"a"), b"\tb\"}", Kind::Json),
+        (cat(head, b"\"\\"), b"x\"}", Kind::Json),
+        (cat(head, b"\"\\u12"), b"g4\"}", Kind::Json),
+        (cat(head, b"nu"), b"m}", Kind::Json),
+        (cat(head, b"[1,"), b"]}", Kind::Json),
+        (b"{\"status\":\"success\",".to_vec(), b"}", Kind::Json),
+        (b"{\"status\":\"success\"".to_vec(), b"\x0b}", Kind::Json),
+        (b"{\"status\":\"success\"".to_vec(), "\u{a0}}".as_bytes(), Kind::Json),
+        (cat(head, b"\"\xed"), b"\xa0\x80\"}", Kind::Utf8),
+        (cat(head, b"\""), b"\xc0\xaf\"}", Kind::Utf8),
+        (cat(head, b"\"\xf4"), b"\x90\x80\x80\"}", Kind::Utf8),
+        (cat(head, b"\"\xe2\x82"), b"A\"}", Kind::Utf8),
+        (b"{\"status\":\"success\"} ".to_vec(), b"x", Kind::Json),
+    ] {
+        let at = good.len();
+        let bytes = [&good[..], bad].concat();
+        let reason = match validate_reply(&bytes) {
+            Err(PoolError::InvalidResponse { reason, .. }) => reason,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(&bytes)),
+        };
+        let word = if kind == Kind::Utf8 { "UTF-8" } else { "JSON" };
+        assert!(reason.contains(word) && reason.ends_with(&format!("offset {at})")), "{:?}: {reason}", String::from_utf8_lossy(&bytes));
+        assert_eq!(framing_reference::document(&bytes), Answer::Invalid(at, kind), "{:?}", String::from_utf8_lossy(&bytes));
+        assert!(serde_json::from_slice::<Value>(&bytes).is_err());
+    }
+}
+
+#[test]
 fn validate_reply_skips_deep_nesting_without_recursing() {
-    // serde_json skips ignored values with a heap stack, so depth is bounded by the reply size
-    // (maxResponseBytes), not by the thread's stack.
+    // One bit of heap per level: depth is bounded by the reply size (maxResponseBytes), not by
+    // the thread's stack.
     let d = 1_000_000;
     let deep = format!(r#"{{"status":"success","x":{}1{}}}"#, r#"[{"a":"#.repeat(d), "}]".repeat(d));
     assert!(validate_reply(deep.as_bytes()).is_ok());
     assert_eq!(ReplyScanner::new().scan(deep.as_bytes()), Scan::Complete { start: 0, end: deep.len() });
+    let unbalanced = format!(r#"{{"status":"success","x":{}1{}}}}}"#, "[".repeat(d), "]".repeat(d - 1));
+    assert!(matches!(ReplyScanner::new().scan(unbalanced.as_bytes()), Scan::Invalid { .. }));
 }

@@ -36,7 +36,7 @@ fn assert_every_split_matches(buf: &[u8]) {
         let first = s.scan(&buf[..k]);
         let outcome = match first {
             // The object already ended inside the prefix: that is the answer.
-            Scan::Complete { .. } | Scan::NotAnObject(_) | Scan::TooLarge(_) => first,
+            Scan::Complete { .. } | Scan::NotAnObject(_) | Scan::TooLarge(_) | Scan::Invalid { .. } => first,
             Scan::Incomplete | Scan::Empty => s.scan(buf),
         };
         assert_eq!(outcome, whole, "split at {k} of {:?}", String::from_utf8_lossy(buf));

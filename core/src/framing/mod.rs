@@ -7,26 +7,26 @@
 //!   both ways.
 //!
 //! A [`Decoder`] is fed the growing receive buffer after every read and only looks at bytes it
-//! has not seen, so the work is linear in the reply size however the bytes are chunked.
-//! Validation ([`validate_reply`]) runs once, on the complete reply.
+//! has not seen, so the work is linear in the reply size however the bytes are chunked. It
+//! validates as it goes ([`validate`]: grammar, UTF-8, the Blender checks), in the same pass
+//! that finds the end: one look at every byte, while it is still in the cache.
 //!
-//! Security note: decoders never allocate; the caller owns the buffer and bounds it
-//! (`maxResponseBytes`), since a peer can send an endless string or announce a huge length.
-
-use std::fmt;
-
-use std::borrow::Cow;
-
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+//! Security note: decoders allocate at most a bit per nesting level past 64; the caller owns
+//! the buffer and bounds it (`maxResponseBytes`), since a peer can send an endless string or
+//! announce a huge length.
 
 use crate::error::PoolError;
 
 pub mod json;
 pub mod length_prefixed;
+mod reply;
+pub mod validate;
 
 pub use json::ReplyScanner;
 pub use length_prefixed::LengthPrefixedScanner;
+pub use reply::{recycle, Reply};
+pub(crate) use reply::take_spare;
+pub use validate::{Checked, Expected, Fault, NotBlender};
 
 /// How messages are delimited on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +78,13 @@ pub enum Scan {
     NotAnObject(usize),
     /// A length prefix announced a reply of this many bytes, more than the limit.
     TooLarge(usize),
+    /// The byte at `at` cannot be part of a valid reply (not JSON, not UTF-8).
+    Invalid {
+        /// Offset of the first byte no valid reply could have there.
+        at: usize,
+        /// What is wrong with it.
+        fault: Fault,
+    },
 }
 
 
@@ -117,6 +124,23 @@ impl Decoder {
         }
     }
 
+    /// The length of the buffer once the reply is in, when the framing says so in advance
+    /// (a length prefix); `None` for bare JSON, whose end is only known when it arrives.
+    pub fn expected_len(&self) -> Option<usize> {
+        match self {
+            Decoder::Json(_) => None,
+            Decoder::LengthPrefixed(s) => s.expected_len(),
+        }
+    }
+
+    /// After `Complete`: whether the reply is a Blender response, and whether it is ASCII.
+    pub fn response(&self) -> Result<Checked, NotBlender> {
+        match self {
+            Decoder::Json(s) => s.response(),
+            Decoder::LengthPrefixed(s) => s.response(),
+        }
+    }
+
     /// Forgets everything: the next buffer is a new reply.
     pub fn reset(&mut self) {
         match self {
@@ -131,122 +155,38 @@ pub fn is_whitespace(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// Checks that a complete reply is a Blender response: valid UTF-8, valid JSON, an object whose
-/// `status` is `"success"` or `"error"` and whose `message`, if present, is a string (the same
-/// rule as the consumer's `isBlenderSocketResponse`). On success the text is returned as `&str`.
-pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
-    let text = std::str::from_utf8(reply)
-        .map_err(|e| PoolError::invalid_response(format!("Reply is not valid UTF-8 ({e})"), reply))?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let head = de
-        .deserialize_map(HeadVisitor)
-        .and_then(|head| de.end().map(|()| head))
-        .map_err(|e| PoolError::invalid_response(format!("Reply is not valid JSON ({e})"), reply))?;
-    match head.status {
-        Some(Status::Success | Status::Error) => {}
-        Some(Status::Other) => {
-            return Err(PoolError::invalid_response("Reply status is not \"success\" or \"error\"", reply))
-        }
-        None => return Err(PoolError::invalid_response("Reply has no status field", reply)),
-    }
-    if head.message_not_string {
-        return Err(PoolError::invalid_response("Reply message is not a string", reply));
-    }
-    Ok(text)
-}
-
-/// The two fields of a reply that decide whether it is a Blender response.
-#[derive(Debug, Default)]
-struct Head {
-    status: Option<Status>,
-    message_not_string: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Status {
-    Success,
-    Error,
-    Other,
-}
-
-/// Walks the top-level object once, keeping `status` and `message` (last one wins, as in
-/// `JSON.parse`) and skipping every other value without building it.
+/// Checks that a complete reply is a Blender response: valid UTF-8, valid JSON (whitespace
+/// around it allowed), an object whose `status` is `"success"` or `"error"` and whose
+/// `message`, if present, is a string (the same rule as the consumer's
+/// `isBlenderSocketResponse`). On success the text is returned as `&str`.
 ///
-/// Keys and those two values are read as raw bytes rather than as Rust strings, so that lone
-/// UTF-16 surrogate escapes (`"\udce9"`), which `JSON.parse` accepts and Python's `json.dumps`
-/// writes for a file name that is not UTF-8, are accepted there as they are everywhere else.
-struct HeadVisitor;
+/// The same one-pass validator the reader runs as bytes arrive ([`validate`]), on a whole
+/// buffer.
+pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
+    let _ = check_reply(reply)?;
+    std::str::from_utf8(reply).map_err(|e| PoolError::invalid_response(format!("Reply is not valid UTF-8 ({e})"), reply))
+}
 
-impl<'de> Visitor<'de> for HeadVisitor {
-    type Value = Head;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
-        let mut head = Head::default();
-        while let Some(key) = map.next_key_seed(RawString)? {
-            match key.as_ref() {
-                b"status" => {
-                    let value: &'de RawValue = map.next_value()?;
-                    head.status = Some(match string_bytes(value) {
-                        Some(s) if s.as_ref() == b"success" => Status::Success,
-                        Some(s) if s.as_ref() == b"error" => Status::Error,
-                        _ => Status::Other,
-                    });
-                }
-                b"message" => {
-                    let value: &'de RawValue = map.next_value()?;
-                    head.message_not_string = !value.get().starts_with('"');
-                }
-                _ => {
-                    let IgnoredAny = map.next_value()?;
-                }
-            }
-        }
-        Ok(head)
+/// [`validate_reply`], saying what it found (whether the reply is ASCII).
+pub fn check_reply(reply: &[u8]) -> Result<Checked, PoolError> {
+    let mut v = validate::Validator::new();
+    match v.feed(reply) {
+        validate::Progress::Done { end, .. } => match reply[end..].iter().position(|b| !is_whitespace(&[*b])) {
+            Some(k) => Err(fault_error(Fault::Json(Expected::End), end + k, reply)),
+            None => v.response().map_err(|e| PoolError::invalid_response(e.message(), reply)),
+        },
+        validate::Progress::Bad { at, fault } => Err(fault_error(fault, at, reply)),
+        validate::Progress::Empty | validate::Progress::More => Err(fault_error(Fault::Json(Expected::More), reply.len(), reply)),
     }
 }
 
-/// The decoded bytes of a JSON string value (lone surrogates as WTF-8), or `None` for any other
-/// value.
-fn string_bytes<'a>(value: &'a RawValue) -> Option<Cow<'a, [u8]>> {
-    let text = value.get();
-    if !text.starts_with('"') {
-        return None;
-    }
-    // Escapes are rare in a status: skip the decoder for the plain spelling.
-    if !text.contains('\\') {
-        return Some(Cow::Borrowed(&text.as_bytes()[1..text.len() - 1]));
-    }
-    serde_json::Deserializer::from_str(text).deserialize_bytes(RawString).ok()
-}
-
-/// A JSON string read as its decoded bytes, whatever escapes it holds.
-struct RawString;
-
-impl<'de> de::DeserializeSeed<'de> for RawString {
-    type Value = Cow<'de, [u8]>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RawString {
-    type Value = Cow<'de, [u8]>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_vec()))
+/// The error for a reply found invalid at offset `at` of `reply` (its sample: the reply from
+/// its first byte).
+pub(crate) fn fault_error(fault: Fault, at: usize, reply: &[u8]) -> PoolError {
+    match fault {
+        Fault::Utf8 => PoolError::invalid_response(format!("Reply is not valid UTF-8 (invalid byte at offset {at})"), reply),
+        Fault::Json(expected) => PoolError::invalid_response(format!("Reply is not valid JSON ({expected} at offset {at})"), reply),
+        Fault::NotAnObject => PoolError::invalid_response("Reply is not a JSON object", &reply[at.min(reply.len())..]),
     }
 }
 

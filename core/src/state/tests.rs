@@ -46,7 +46,7 @@ fn machine() -> (State, mpsc::Sender<(u64, Result<String, PoolError>)>, Replies)
 /// An execute job numbered `n` whose answer goes to `tx`.
 fn call(n: u64, tx: &mpsc::Sender<(u64, Result<String, PoolError>)>) -> Job {
     let tx = tx.clone();
-    Job::Execute(Request::new("echo", format!("{{\"n\":{n}}}")), Completion::new(move |r| drop(tx.send((n, r)))))
+    Job::Execute(Request::new("echo", format!("{{\"n\":{n}}}")), crate::pool::as_text(Completion::new(move |r| drop(tx.send((n, r))))))
 }
 
 /// Runs the answers in `fx` (as the driver would) and returns them in order.
