@@ -220,7 +220,7 @@ async fn serve(st: Arc<ServerState>, stream: TcpStream, conn: usize) {
     let mut scanned = 0;
     loop {
         let line = loop {
-            if let Some(pos) = memchr::memchr(b'\n', &buf[scanned..]) {
+            if let Some(pos) = buf[scanned..].iter().position(|&b| b == b'\n') {
                 let rest = buf.split_off(scanned + pos + 1);
                 scanned = 0;
                 break std::mem::replace(&mut buf, rest);
