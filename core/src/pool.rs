@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::completion::Completion;
 use crate::config::PoolConfig;
 use crate::connection::{drive, ConnEvents, ConnIo};
-use crate::effects::{Effects, Tally};
+use crate::effects::Effects;
 use crate::error::PoolError;
 use crate::framing::Reply;
 use crate::lease::{Lease, LeaseOps};
@@ -300,7 +300,6 @@ struct Ready {
     connects: usize,
     shutdown_done: Vec<Completion<()>>,
     wake_maintenance: bool,
-    tally: Tally,
 }
 
 impl Effects {
@@ -319,19 +318,15 @@ impl Effects {
             connects: self.connects,
             shutdown_done: self.shutdown_done,
             wake_maintenance: self.wake_maintenance,
-            tally: self.tally,
         }
     }
 }
 
 impl Ready {
-    /// Carries the effects out, in order: count, close, answer, grant, write, wake, connect,
+    /// Carries the effects out, in order: close, answer, grant, write, wake, connect,
     /// report shutdown done. The only place that does any of these.
     fn run(self, shared: &Shared) {
         let _in_pool = shared.span.enter();
-        // Counted before anyone is answered: a caller that reads the stats after its reply sees
-        // its own request in them.
-        shared.metrics.add(&self.tally);
         for (io, why) in self.closes {
             io.close_because(why);
         }
@@ -383,6 +378,10 @@ impl Shared {
         let mut fx = Effects::default();
         let mut inner = self.lock();
         let out = f(&mut inner, &self.config, now, &mut fx);
+        // Counted under the lock, with the state they count: `stats()` (which reads both under
+        // it) never shows a connection whose connect is not counted yet, and a caller that
+        // reads the stats after its reply sees its own request in them.
+        self.metrics.add(&fx.tally);
         let ready = fx.resolve(&mut inner.ios);
         (out, ready)
     }
