@@ -25,9 +25,9 @@ type Handover = Box<dyn FnOnce() + Send>;
 static QUEUE: Mutex<Queue> = Mutex::new(Queue { held: Vec::new(), running: false });
 
 struct Queue {
-  held: Vec<Handover>,
-  /// A thread is running handovers; it also runs whatever is queued meanwhile.
-  running: bool,
+    held: Vec<Handover>,
+    /// A thread is running handovers; it also runs whatever is queued meanwhile.
+    running: bool,
 }
 
 thread_local! {
@@ -39,20 +39,20 @@ thread_local! {
 /// Queues `handover` behind every settlement made before it; runs the queue now unless this is
 /// the I/O thread, which runs it when it parks.
 pub(crate) fn hand_over(handover: Handover) {
-  let now = {
-    let mut queue = lock();
-    queue.held.push(handover);
-    !HOLDS.with(Cell::get) || queue.held.len() >= MAX_HELD
-  };
-  if now {
-    run();
-  }
+    let now = {
+        let mut queue = lock();
+        queue.held.push(handover);
+        !HOLDS.with(Cell::get) || queue.held.len() >= MAX_HELD
+    };
+    if now {
+        run();
+    }
 }
 
 /// Hands over everything held. Installed as the runtime's `on_thread_park` hook.
 pub(crate) fn on_park() {
-  HOLDS.with(|h| h.set(true));
-  run();
+    HOLDS.with(|h| h.set(true));
+    run();
 }
 
 /// Runs the queue until it is empty, in order. Only one thread runs it at a time, and it also
@@ -60,25 +60,25 @@ pub(crate) fn on_park() {
 /// another thread, or by a handover itself (one that fails drops its value, which may free a
 /// lease and so settle a waiter). Handovers run outside the lock.
 fn run() {
-  let mut queue = lock();
-  if queue.running {
-    return;
-  }
-  queue.running = true;
-  loop {
-    let batch = std::mem::take(&mut queue.held);
-    if batch.is_empty() {
-      queue.running = false;
-      return;
+    let mut queue = lock();
+    if queue.running {
+        return;
     }
-    drop(queue);
-    for handover in batch {
-      handover();
+    queue.running = true;
+    loop {
+        let batch = std::mem::take(&mut queue.held);
+        if batch.is_empty() {
+            queue.running = false;
+            return;
+        }
+        drop(queue);
+        for handover in batch {
+            handover();
+        }
+        queue = lock();
     }
-    queue = lock();
-  }
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Queue> {
-  QUEUE.lock().unwrap_or_else(|p| p.into_inner())
+    QUEUE.lock().unwrap_or_else(|p| p.into_inner())
 }

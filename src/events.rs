@@ -16,37 +16,37 @@ type EventFn = ThreadsafeFunction<EventArgs, Unknown<'static>, EventArgs, napi::
 
 /// Forwards a pool's connection events to JavaScript.
 pub(crate) struct JsObserver {
-  tsfn: EventFn,
+    tsfn: EventFn,
 }
 
 impl std::fmt::Debug for JsObserver {
-  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    f.write_str("JsObserver")
-  }
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JsObserver")
+    }
 }
 
 impl JsObserver {
-  pub(crate) fn new(callback: JsEventFn<'_>) -> napi::Result<Self> {
-    let tsfn = callback
-      .build_threadsafe_function::<EventArgs>()
-      .weak::<true>()
-      .callee_handled::<false>()
-      .build_callback(|ctx: ThreadsafeCallContext<EventArgs>| Ok(ctx.value))?;
-    Ok(JsObserver { tsfn })
-  }
+    pub(crate) fn new(callback: JsEventFn<'_>) -> napi::Result<Self> {
+        let tsfn = callback
+            .build_threadsafe_function::<EventArgs>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|ctx: ThreadsafeCallContext<EventArgs>| Ok(ctx.value))?;
+        Ok(JsObserver { tsfn })
+    }
 
-  fn send(&self, kind: &'static str, conn: u64, reason: Option<&'static str>) {
-    let conn = u32::try_from(conn).unwrap_or(u32::MAX);
-    let _ = self.tsfn.call(FnArgs::from((kind, conn, reason)), ThreadsafeFunctionCallMode::NonBlocking);
-  }
+    fn send(&self, kind: &'static str, conn: u64, reason: Option<&'static str>) {
+        let conn = u32::try_from(conn).unwrap_or(u32::MAX);
+        let _ = self.tsfn.call(FnArgs::from((kind, conn, reason)), ThreadsafeFunctionCallMode::NonBlocking);
+    }
 }
 
 impl PoolObserver for JsObserver {
-  fn connection_opened(&self, conn: u64) {
-    self.send("open", conn, None);
-  }
+    fn connection_opened(&self, conn: u64) {
+        self.send("open", conn, None);
+    }
 
-  fn connection_closed(&self, conn: u64, reason: &'static str) {
-    self.send("close", conn, Some(reason));
-  }
+    fn connection_closed(&self, conn: u64, reason: &'static str) {
+        self.send("close", conn, Some(reason));
+    }
 }

@@ -15,8 +15,8 @@ use crate::settle::{Outcome, Settler};
 #[napi]
 #[derive(Debug)]
 pub struct NativeLease {
-  lease: Lease,
-  settler: Arc<Settler>,
+    lease: Lease,
+    settler: Arc<Settler>,
 }
 
 /// What `PooledConnection` shows of its connection.
@@ -24,59 +24,59 @@ pub struct NativeLease {
 #[derive(Debug)]
 #[allow(missing_docs)]
 pub struct JsLeaseInfo {
-  pub id: String,
-  pub in_use: bool,
-  pub created_at: f64,
-  pub last_used_at: f64,
-  pub request_count: f64,
+    pub id: String,
+    pub in_use: bool,
+    pub created_at: f64,
+    pub last_used_at: f64,
+    pub request_count: f64,
 }
 
 impl NativeLease {
-  pub(crate) fn new(lease: Lease, settler: Arc<Settler>) -> Self {
-    NativeLease { lease, settler }
-  }
+    pub(crate) fn new(lease: Lease, settler: Arc<Settler>) -> Self {
+        NativeLease { lease, settler }
+    }
 }
 
 impl crate::settle::IntoJs for NativeLease {
-  fn into_js(self: Box<Self>, env: &napi::Env) -> Result<crate::settle::Created> {
-    crate::settle::create(env, *self)
-  }
+    fn into_js(self: Box<Self>, env: &napi::Env) -> Result<crate::settle::Created> {
+        crate::settle::create(env, *self)
+    }
 }
 
 #[napi]
 impl NativeLease {
-  /// Sends `body` on this connection and settles call `id` with the reply text. Returns the
-  /// pool's id of the call, for `cancel`.
-  #[napi(catch_unwind)]
-  pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
-    let done = self.settler.begin(&env, id, |text| Outcome::Reply(ReplyText::new(text)));
-    Ok(self.lease.submit_reply(Request::new(command, body), call_options(timeout), done) as f64)
-  }
-
-  /// Aborts a call made on this lease; its connection is discarded.
-  #[napi(catch_unwind)]
-  pub fn cancel(&self, call: f64) -> Result<()> {
-    self.lease.cancel(call as u64);
-    Ok(())
-  }
-
-  /// The connection's details.
-  #[napi(catch_unwind)]
-  pub fn info(&self) -> JsLeaseInfo {
-    let i = self.lease.info();
-    JsLeaseInfo {
-      id: i.id,
-      in_use: i.in_use,
-      created_at: i.created_at,
-      last_used_at: i.last_used_at,
-      request_count: i.request_count,
+    /// Sends `body` on this connection and settles call `id` with the reply text. Returns the
+    /// pool's id of the call, for `cancel`.
+    #[napi(catch_unwind)]
+    pub fn submit(&self, env: Env, id: u32, command: String, body: String, timeout: Option<f64>) -> Result<f64> {
+        let done = self.settler.begin(&env, id, |text| Outcome::Reply(ReplyText::new(text)));
+        Ok(self.lease.submit_reply(Request::new(command, body), call_options(timeout), done) as f64)
     }
-  }
 
-  /// Gives the connection back. Idempotent.
-  #[napi(catch_unwind)]
-  pub fn release(&self) -> Result<()> {
-    self.lease.release();
-    Ok(())
-  }
+    /// Aborts a call made on this lease; its connection is discarded.
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, call: f64) -> Result<()> {
+        self.lease.cancel(call as u64);
+        Ok(())
+    }
+
+    /// The connection's details.
+    #[napi(catch_unwind)]
+    pub fn info(&self) -> JsLeaseInfo {
+        let i = self.lease.info();
+        JsLeaseInfo {
+            id: i.id,
+            in_use: i.in_use,
+            created_at: i.created_at,
+            last_used_at: i.last_used_at,
+            request_count: i.request_count,
+        }
+    }
+
+    /// Gives the connection back. Idempotent.
+    #[napi(catch_unwind)]
+    pub fn release(&self) -> Result<()> {
+        self.lease.release();
+        Ok(())
+    }
 }

@@ -22,36 +22,36 @@ pub(crate) type CloseCb = unsafe extern "C" fn(*mut Handle);
 /// libuv's entry points.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Uv {
-  pub(crate) handle_size: unsafe extern "C" fn(c_int) -> usize,
-  pub(crate) async_init: unsafe extern "C" fn(*mut Loop, *mut Handle, AsyncCb) -> c_int,
-  pub(crate) async_send: unsafe extern "C" fn(*mut Handle) -> c_int,
-  pub(crate) poll_init: unsafe extern "C" fn(*mut Loop, *mut Handle, c_int) -> c_int,
-  pub(crate) poll_start: unsafe extern "C" fn(*mut Handle, c_int, PollCb) -> c_int,
-  pub(crate) poll_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
-  pub(crate) close: unsafe extern "C" fn(*mut Handle, Option<CloseCb>),
-  pub(crate) unref: unsafe extern "C" fn(*mut Handle),
+    pub(crate) handle_size: unsafe extern "C" fn(c_int) -> usize,
+    pub(crate) async_init: unsafe extern "C" fn(*mut Loop, *mut Handle, AsyncCb) -> c_int,
+    pub(crate) async_send: unsafe extern "C" fn(*mut Handle) -> c_int,
+    pub(crate) poll_init: unsafe extern "C" fn(*mut Loop, *mut Handle, c_int) -> c_int,
+    pub(crate) poll_start: unsafe extern "C" fn(*mut Handle, c_int, PollCb) -> c_int,
+    pub(crate) poll_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
+    pub(crate) close: unsafe extern "C" fn(*mut Handle, Option<CloseCb>),
+    pub(crate) unref: unsafe extern "C" fn(*mut Handle),
 }
 
 /// libuv, if this process exports it.
 pub(crate) fn uv() -> Option<Uv> {
-  static FOUND: OnceLock<Option<Uv>> = OnceLock::new();
-  *FOUND.get_or_init(|| {
-    // Safety: each name is looked up in the loaded process image; a non-null result is the
-    // libuv function of that name, whose C signature (uv.h, stable across libuv 1.x) is the
-    // one it is transmuted to.
-    unsafe {
-      Some(Uv {
-        handle_size: load(c"uv_handle_size")?,
-        async_init: load(c"uv_async_init")?,
-        async_send: load(c"uv_async_send")?,
-        poll_init: load(c"uv_poll_init")?,
-        poll_start: load(c"uv_poll_start")?,
-        poll_stop: load(c"uv_poll_stop")?,
-        close: load(c"uv_close")?,
-        unref: load(c"uv_unref")?,
-      })
-    }
-  })
+    static FOUND: OnceLock<Option<Uv>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // Safety: each name is looked up in the loaded process image; a non-null result is the
+        // libuv function of that name, whose C signature (uv.h, stable across libuv 1.x) is the
+        // one it is transmuted to.
+        unsafe {
+            Some(Uv {
+                handle_size: load(c"uv_handle_size")?,
+                async_init: load(c"uv_async_init")?,
+                async_send: load(c"uv_async_send")?,
+                poll_init: load(c"uv_poll_init")?,
+                poll_start: load(c"uv_poll_start")?,
+                poll_stop: load(c"uv_poll_stop")?,
+                close: load(c"uv_close")?,
+                unref: load(c"uv_unref")?,
+            })
+        }
+    })
 }
 
 /// The function named `name`, as an `F` (a C function pointer type).
@@ -59,40 +59,40 @@ pub(crate) fn uv() -> Option<Uv> {
 /// # Safety
 /// `F` must be the C signature of the function of that name.
 unsafe fn load<F: Copy>(name: &CStr) -> Option<F> {
-  const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
-  let found = sym(name)?;
-  // Safety: same size (checked above); the caller vouches for the signature.
-  Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&found) })
+    const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
+    let found = sym(name)?;
+    // Safety: same size (checked above); the caller vouches for the signature.
+    Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&found) })
 }
 
 fn sym(name: &CStr) -> Option<*mut c_void> {
-  // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name has no other precondition.
-  let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-  (!found.is_null()).then_some(found)
+    // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name has no other precondition.
+    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!found.is_null()).then_some(found)
 }
 
 /// A zeroed handle of `kind` from the C heap (null if out of memory). Freed by
 /// [`free_handle`], given to `uv_close` as its callback.
 pub(crate) fn alloc_handle(uv: &Uv, kind: c_int) -> *mut Handle {
-  // Safety: uv_handle_size has no precondition; calloc returns null or a zeroed block of at
-  // least that size, aligned for any C type.
-  unsafe { libc::calloc(1, (uv.handle_size)(kind)) }
+    // Safety: uv_handle_size has no precondition; calloc returns null or a zeroed block of at
+    // least that size, aligned for any C type.
+    unsafe { libc::calloc(1, (uv.handle_size)(kind)) }
 }
 
 /// Frees a handle from [`alloc_handle`] once libuv has closed it.
 pub(crate) unsafe extern "C" fn free_handle(handle: *mut Handle) {
-  // Safety: `handle` came from `alloc_handle` (calloc) and libuv no longer uses it.
-  unsafe { libc::free(handle) };
+    // Safety: `handle` came from `alloc_handle` (calloc) and libuv no longer uses it.
+    unsafe { libc::free(handle) };
 }
 
 /// `handle->data`: the first field of every libuv handle (`UV_HANDLE_FIELDS`).
 pub(crate) unsafe fn data(handle: *mut Handle) -> *mut c_void {
-  // Safety: per the caller, `handle` is a live libuv handle; `data` is its first field.
-  unsafe { *handle.cast::<*mut c_void>() }
+    // Safety: per the caller, `handle` is a live libuv handle; `data` is its first field.
+    unsafe { *handle.cast::<*mut c_void>() }
 }
 
 /// Sets `handle->data`.
 pub(crate) unsafe fn set_data(handle: *mut Handle, data: *mut c_void) {
-  // Safety: as for `data`.
-  unsafe { *handle.cast::<*mut c_void>() = data };
+    // Safety: as for `data`.
+    unsafe { *handle.cast::<*mut c_void>() = data };
 }

@@ -31,21 +31,21 @@ const GONE: &str = "the JavaScript environment is gone";
 /// The watcher a pool holds (its `Drop` tells the JS thread to close everything).
 #[derive(Debug)]
 pub(crate) struct UvWatcher {
-  link: Arc<Link>,
+    link: Arc<Link>,
 }
 
 /// What the I/O thread and the JS thread share.
 #[derive(Debug)]
 struct Link {
-  uv: Uv,
-  state: Mutex<LinkState>,
+    uv: Uv,
+    state: Mutex<LinkState>,
 }
 
 #[derive(Debug)]
 struct LinkState {
-  inbox: Vec<Msg>,
-  /// The `uv_async_t` that wakes the JS thread; null once closed (nothing is posted after).
-  wakeup: SendPtr,
+    inbox: Vec<Msg>,
+    /// The `uv_async_t` that wakes the JS thread; null once closed (nothing is posted after).
+    wakeup: SendPtr,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,107 +56,108 @@ unsafe impl Send for SendPtr {}
 
 #[derive(Debug)]
 enum Msg {
-  Watch(WatchedConn),
-  Unwatch(u64),
-  Resume(u64),
-  Close,
+    Watch(WatchedConn),
+    Unwatch(u64),
+    Resume(u64),
+    Close,
 }
 
 /// The JS thread's side, behind the `uv_async_t`'s `data`.
 struct Owner {
-  link: Arc<Link>,
-  uv_loop: *mut uv::Loop,
-  env: sys::napi_env,
-  wakeup: *mut Handle,
-  polls: HashMap<u64, *mut Handle>,
+    link: Arc<Link>,
+    uv_loop: *mut uv::Loop,
+    env: sys::napi_env,
+    wakeup: *mut Handle,
+    polls: HashMap<u64, *mut Handle>,
 }
 
 /// Behind each `uv_poll_t`'s `data`.
 struct Polled {
-  conn: WatchedConn,
-  owner: *mut Owner,
+    conn: WatchedConn,
+    owner: *mut Owner,
 }
 
 impl UvWatcher {
-  /// Sets up the watcher on `env`'s event loop, or `None` where libuv is not available (the
-  /// pool then reads on its I/O thread). On the JS thread.
-  pub(crate) fn start(env: &Env) -> Option<Arc<UvWatcher>> {
-    if !cfg!(unix) || std::env::var_os("BLENDER_POOL_IO_THREAD_READS").is_some_and(|v| v == "1") {
-      return None;
+    /// Sets up the watcher on `env`'s event loop, or `None` where libuv is not available (the
+    /// pool then reads on its I/O thread). On the JS thread.
+    pub(crate) fn start(env: &Env) -> Option<Arc<UvWatcher>> {
+        if !cfg!(unix) || std::env::var_os("BLENDER_POOL_IO_THREAD_READS").is_some_and(|v| v == "1") {
+            return None;
+        }
+        let uv = uv::uv()?;
+        let mut uv_loop = null_mut();
+        // SAFETY: `env` is live on this thread; the out-pointer is valid.
+        if unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut uv_loop) } != sys::Status::napi_ok || uv_loop.is_null()
+        {
+            return None;
+        }
+        let wakeup = uv::alloc_handle(&uv, UV_ASYNC);
+        if wakeup.is_null() {
+            return None;
+        }
+        let link = Arc::new(Link { uv, state: Mutex::new(LinkState { inbox: Vec::new(), wakeup: SendPtr(wakeup) }) });
+        let owner = Box::into_raw(Box::new(Owner {
+            link: link.clone(),
+            uv_loop: uv_loop.cast(),
+            env: env.raw(),
+            wakeup,
+            polls: HashMap::new(),
+        }));
+        // SAFETY: `wakeup` is a zeroed block of uv_async_t's size; `uv_loop` is this thread's loop.
+        // On failure the handle was never initialised, so it is freed directly.
+        unsafe {
+            uv::set_data(wakeup, owner.cast());
+            if (uv.async_init)(uv_loop.cast(), wakeup, on_wakeup) != 0 {
+                uv::free_handle(wakeup);
+                drop(Box::from_raw(owner));
+                return None;
+            }
+            (uv.unref)(wakeup);
+            let _ = sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), owner.cast());
+        }
+        Some(Arc::new(UvWatcher { link }))
     }
-    let uv = uv::uv()?;
-    let mut uv_loop = null_mut();
-    // SAFETY: `env` is live on this thread; the out-pointer is valid.
-    if unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut uv_loop) } != sys::Status::napi_ok || uv_loop.is_null() {
-      return None;
-    }
-    let wakeup = uv::alloc_handle(&uv, UV_ASYNC);
-    if wakeup.is_null() {
-      return None;
-    }
-    let link = Arc::new(Link { uv, state: Mutex::new(LinkState { inbox: Vec::new(), wakeup: SendPtr(wakeup) }) });
-    let owner = Box::into_raw(Box::new(Owner {
-      link: link.clone(),
-      uv_loop: uv_loop.cast(),
-      env: env.raw(),
-      wakeup,
-      polls: HashMap::new(),
-    }));
-    // SAFETY: `wakeup` is a zeroed block of uv_async_t's size; `uv_loop` is this thread's loop.
-    // On failure the handle was never initialised, so it is freed directly.
-    unsafe {
-      uv::set_data(wakeup, owner.cast());
-      if (uv.async_init)(uv_loop.cast(), wakeup, on_wakeup) != 0 {
-        uv::free_handle(wakeup);
-        drop(Box::from_raw(owner));
-        return None;
-      }
-      (uv.unref)(wakeup);
-      let _ = sys::napi_add_env_cleanup_hook(env.raw(), Some(on_env_cleanup), owner.cast());
-    }
-    Some(Arc::new(UvWatcher { link }))
-  }
 
-  fn post(&self, msg: Msg) {
-    let mut state = self.link.lock();
-    if state.wakeup.0.is_null() {
-      // The loop is gone (worker terminated): nobody can read this connection.
-      drop(state);
-      if let Msg::Watch(conn) = msg {
-        conn.abandon(GONE);
-      }
-      return;
+    fn post(&self, msg: Msg) {
+        let mut state = self.link.lock();
+        if state.wakeup.0.is_null() {
+            // The loop is gone (worker terminated): nobody can read this connection.
+            drop(state);
+            if let Msg::Watch(conn) = msg {
+                conn.abandon(GONE);
+            }
+            return;
+        }
+        state.inbox.push(msg);
+        // SAFETY: `wakeup` is an initialised uv_async_t, not closed while this lock is held.
+        let _ = unsafe { (self.link.uv.async_send)(state.wakeup.0) };
     }
-    state.inbox.push(msg);
-    // SAFETY: `wakeup` is an initialised uv_async_t, not closed while this lock is held.
-    let _ = unsafe { (self.link.uv.async_send)(state.wakeup.0) };
-  }
 }
 
 impl Link {
-  fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
-    self.state.lock().unwrap_or_else(|p| p.into_inner())
-  }
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl ReadWatcher for UvWatcher {
-  fn watch(&self, conn: WatchedConn) {
-    self.post(Msg::Watch(conn));
-  }
+    fn watch(&self, conn: WatchedConn) {
+        self.post(Msg::Watch(conn));
+    }
 
-  fn unwatch(&self, id: u64) {
-    self.post(Msg::Unwatch(id));
-  }
+    fn unwatch(&self, id: u64) {
+        self.post(Msg::Unwatch(id));
+    }
 
-  fn resume(&self, id: u64) {
-    self.post(Msg::Resume(id));
-  }
+    fn resume(&self, id: u64) {
+        self.post(Msg::Resume(id));
+    }
 }
 
 impl Drop for UvWatcher {
-  fn drop(&mut self) {
-    self.post(Msg::Close);
-  }
+    fn drop(&mut self) {
+        self.post(Msg::Close);
+    }
 }
 
 /// The I/O thread posted messages (JS thread).
@@ -164,31 +165,31 @@ impl Drop for UvWatcher {
 /// # Safety
 /// Called by libuv with the `uv_async_t` initialised in [`UvWatcher::start`].
 unsafe extern "C" fn on_wakeup(handle: *mut Handle) {
-  // SAFETY: `handle` is our initialised uv_async_t; its data is the Owner or null.
-  let owner = unsafe { uv::data(handle) }.cast::<Owner>();
-  if owner.is_null() {
-    return;
-  }
-  let _ = catch_unwind(AssertUnwindSafe(|| {
-    // SAFETY: `owner` is the live Owner set up in `start`, only touched on this thread.
-    let msgs = std::mem::take(&mut unsafe { &*owner }.link.lock().inbox);
-    for msg in msgs {
-      match msg {
-        // SAFETY: on the JS thread, with the live Owner (freed only by `close_all`, after
-        // which nothing more is read from the inbox).
-        Msg::Watch(conn) => unsafe { watch(owner, conn) },
-        // SAFETY: as above.
-        Msg::Unwatch(id) => unsafe { unwatch(owner, id) },
-        // SAFETY: as above.
-        Msg::Resume(id) => unsafe { resume(owner, id) },
-        Msg::Close => {
-          // SAFETY: as above; the Owner is freed here, and this loop returns at once.
-          unsafe { close_all(owner, false) };
-          return;
-        }
-      }
+    // SAFETY: `handle` is our initialised uv_async_t; its data is the Owner or null.
+    let owner = unsafe { uv::data(handle) }.cast::<Owner>();
+    if owner.is_null() {
+        return;
     }
-  }));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `owner` is the live Owner set up in `start`, only touched on this thread.
+        let msgs = std::mem::take(&mut unsafe { &*owner }.link.lock().inbox);
+        for msg in msgs {
+            match msg {
+                // SAFETY: on the JS thread, with the live Owner (freed only by `close_all`, after
+                // which nothing more is read from the inbox).
+                Msg::Watch(conn) => unsafe { watch(owner, conn) },
+                // SAFETY: as above.
+                Msg::Unwatch(id) => unsafe { unwatch(owner, id) },
+                // SAFETY: as above.
+                Msg::Resume(id) => unsafe { resume(owner, id) },
+                Msg::Close => {
+                    // SAFETY: as above; the Owner is freed here, and this loop returns at once.
+                    unsafe { close_all(owner, false) };
+                    return;
+                }
+            }
+        }
+    }));
 }
 
 /// Starts polling `conn`.
@@ -196,33 +197,33 @@ unsafe extern "C" fn on_wakeup(handle: *mut Handle) {
 /// # Safety
 /// On the JS thread, with `owner` the live Owner.
 unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
-  // SAFETY: called on the JS thread with the live Owner.
-  let o = unsafe { &mut *owner };
-  let uv = o.link.uv;
-  let handle = uv::alloc_handle(&uv, UV_POLL);
-  if handle.is_null() {
-    conn.abandon("out of memory");
-    return;
-  }
-  let id = conn.id();
-  let fd = conn.raw_fd();
-  // SAFETY: `handle` is a zeroed block of uv_poll_t's size, `o.uv_loop` this thread's loop,
-  // and `fd` an open socket that stays open while `Polled` (holding `conn`) lives.
-  unsafe {
-    if (uv.poll_init)(o.uv_loop, handle, fd) != 0 {
-      uv::free_handle(handle);
-      conn.abandon("uv_poll_init failed");
-      return;
+    // SAFETY: called on the JS thread with the live Owner.
+    let o = unsafe { &mut *owner };
+    let uv = o.link.uv;
+    let handle = uv::alloc_handle(&uv, UV_POLL);
+    if handle.is_null() {
+        conn.abandon("out of memory");
+        return;
     }
-    let polled = Box::into_raw(Box::new(Polled { conn, owner }));
-    uv::set_data(handle, polled.cast());
-    (uv.unref)(handle);
-    let _ = o.polls.insert(id, handle);
-    if (uv.poll_start)(handle, UV_READABLE, on_readable) != 0 {
-      (*polled).conn.abandon("uv_poll_start failed");
-      unwatch(owner, id);
+    let id = conn.id();
+    let fd = conn.raw_fd();
+    // SAFETY: `handle` is a zeroed block of uv_poll_t's size, `o.uv_loop` this thread's loop,
+    // and `fd` an open socket that stays open while `Polled` (holding `conn`) lives.
+    unsafe {
+        if (uv.poll_init)(o.uv_loop, handle, fd) != 0 {
+            uv::free_handle(handle);
+            conn.abandon("uv_poll_init failed");
+            return;
+        }
+        let polled = Box::into_raw(Box::new(Polled { conn, owner }));
+        uv::set_data(handle, polled.cast());
+        (uv.unref)(handle);
+        let _ = o.polls.insert(id, handle);
+        if (uv.poll_start)(handle, UV_READABLE, on_readable) != 0 {
+            (*polled).conn.abandon("uv_poll_start failed");
+            unwatch(owner, id);
+        }
     }
-  }
 }
 
 /// Stops polling connection `id`, drops its `WatchedConn` and closes the handle.
@@ -230,8 +231,8 @@ unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
 /// # Safety
 /// On the JS thread, with `owner` the live Owner.
 unsafe fn unwatch(owner: *mut Owner, id: u64) {
-  // SAFETY: the caller's contract, passed on.
-  unsafe { stop(owner, id, false) }
+    // SAFETY: the caller's contract, passed on.
+    unsafe { stop(owner, id, false) }
 }
 
 /// [`unwatch`]; with `abandon`, the connection is given up too (nobody will read it again).
@@ -239,25 +240,25 @@ unsafe fn unwatch(owner: *mut Owner, id: u64) {
 /// # Safety
 /// On the JS thread, with `owner` the live Owner.
 unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
-  // SAFETY: called on the JS thread with the live Owner.
-  let o = unsafe { &mut *owner };
-  let Some(handle) = o.polls.remove(&id) else { return };
-  let uv = o.link.uv;
-  // SAFETY: `handle` is an initialised uv_poll_t of this loop. Polling stops before the
-  // `WatchedConn` (and maybe the socket) goes; libuv frees nothing of ours.
-  unsafe {
-    let _ = (uv.poll_stop)(handle);
-    let polled = uv::data(handle).cast::<Polled>();
-    uv::set_data(handle, null_mut());
-    if !polled.is_null() {
-      let polled = Box::from_raw(polled);
-      if abandon {
-        polled.conn.abandon(GONE);
-      }
-      drop(polled);
+    // SAFETY: called on the JS thread with the live Owner.
+    let o = unsafe { &mut *owner };
+    let Some(handle) = o.polls.remove(&id) else { return };
+    let uv = o.link.uv;
+    // SAFETY: `handle` is an initialised uv_poll_t of this loop. Polling stops before the
+    // `WatchedConn` (and maybe the socket) goes; libuv frees nothing of ours.
+    unsafe {
+        let _ = (uv.poll_stop)(handle);
+        let polled = uv::data(handle).cast::<Polled>();
+        uv::set_data(handle, null_mut());
+        if !polled.is_null() {
+            let polled = Box::from_raw(polled);
+            if abandon {
+                polled.conn.abandon(GONE);
+            }
+            drop(polled);
+        }
+        (uv.close)(handle, Some(uv::free_handle));
     }
-    (uv.close)(handle, Some(uv::free_handle));
-  }
 }
 
 /// Polls connection `id` again after a pause (its big reply was read on the I/O thread).
@@ -265,20 +266,20 @@ unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
 /// # Safety
 /// On the JS thread, with `owner` the live Owner.
 unsafe fn resume(owner: *mut Owner, id: u64) {
-  // SAFETY: the caller's contract: the live Owner, on its thread.
-  let o = unsafe { &mut *owner };
-  let Some(&handle) = o.polls.get(&id) else { return };
-  // SAFETY: `handle` is an initialised, stopped uv_poll_t of this loop (it is in `polls`).
-  if unsafe { (o.link.uv.poll_start)(handle, UV_READABLE, on_readable) } != 0 {
-    // SAFETY: as above; its data is the live `Polled` or null.
-    let polled = unsafe { uv::data(handle) }.cast::<Polled>();
-    if !polled.is_null() {
-      // SAFETY: non-null data is the `Polled` boxed in `watch`, freed only by `stop`.
-      unsafe { &*polled }.conn.abandon("uv_poll_start failed");
+    // SAFETY: the caller's contract: the live Owner, on its thread.
+    let o = unsafe { &mut *owner };
+    let Some(&handle) = o.polls.get(&id) else { return };
+    // SAFETY: `handle` is an initialised, stopped uv_poll_t of this loop (it is in `polls`).
+    if unsafe { (o.link.uv.poll_start)(handle, UV_READABLE, on_readable) } != 0 {
+        // SAFETY: as above; its data is the live `Polled` or null.
+        let polled = unsafe { uv::data(handle) }.cast::<Polled>();
+        if !polled.is_null() {
+            // SAFETY: non-null data is the `Polled` boxed in `watch`, freed only by `stop`.
+            unsafe { &*polled }.conn.abandon("uv_poll_start failed");
+        }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { unwatch(owner, id) };
     }
-    // SAFETY: the caller's contract, passed on.
-    unsafe { unwatch(owner, id) };
-  }
 }
 
 /// A watched socket is readable (JS thread).
@@ -286,38 +287,38 @@ unsafe fn resume(owner: *mut Owner, id: u64) {
 /// # Safety
 /// Called by libuv with a uv_poll_t initialised in [`watch`].
 unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_int) {
-  // SAFETY: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
-  let polled = unsafe { uv::data(handle) }.cast::<Polled>();
-  if polled.is_null() {
-    return;
-  }
-  // `on_readable` reads whatever the status: an error shows up as a failed read, once the
-  // bytes that arrived before it are taken.
-  let (next, owner, id) = {
-    // SAFETY: non-null data is the `Polled` boxed in `watch`; freed only by `stop`, which
-    // stops polling first, so not while this callback runs.
-    let p = unsafe { &*polled };
-    let next = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(WatchNext::Stop);
-    (next, p.owner, p.conn.id())
-  };
-  match next {
-    // On an error event (POLLERR: a reset, say) libuv has stopped this handle before calling
-    // back. The read above took the bytes that came before the error; poll again, so that the
-    // next callback reads the error itself. Without this, part of a reply followed by a reset
-    // would wait for the reply timeout instead of failing at once.
-    // SAFETY: the Owner outlives its polls; `resume` restarts this stopped, initialised handle.
-    WatchNext::Keep if status < 0 => unsafe { resume(owner, id) },
-    WatchNext::Keep => {}
-    // A big reply: the I/O thread reads the rest, then `resume` polls again.
-    WatchNext::Pause => {
-      // SAFETY: the Owner outlives its polls (closing it unwatches them all first).
-      let poll_stop = unsafe { &*owner }.link.uv.poll_stop;
-      // SAFETY: `handle` is this loop's initialised uv_poll_t.
-      let _ = unsafe { poll_stop(handle) };
+    // SAFETY: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
+    let polled = unsafe { uv::data(handle) }.cast::<Polled>();
+    if polled.is_null() {
+        return;
     }
-    // SAFETY: the Owner outlives its polls (closing it unwatches them all first).
-    WatchNext::Stop => unsafe { unwatch(owner, id) },
-  }
+    // `on_readable` reads whatever the status: an error shows up as a failed read, once the
+    // bytes that arrived before it are taken.
+    let (next, owner, id) = {
+        // SAFETY: non-null data is the `Polled` boxed in `watch`; freed only by `stop`, which
+        // stops polling first, so not while this callback runs.
+        let p = unsafe { &*polled };
+        let next = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(WatchNext::Stop);
+        (next, p.owner, p.conn.id())
+    };
+    match next {
+        // On an error event (POLLERR: a reset, say) libuv has stopped this handle before calling
+        // back. The read above took the bytes that came before the error; poll again, so that the
+        // next callback reads the error itself. Without this, part of a reply followed by a reset
+        // would wait for the reply timeout instead of failing at once.
+        // SAFETY: the Owner outlives its polls; `resume` restarts this stopped, initialised handle.
+        WatchNext::Keep if status < 0 => unsafe { resume(owner, id) },
+        WatchNext::Keep => {}
+        // A big reply: the I/O thread reads the rest, then `resume` polls again.
+        WatchNext::Pause => {
+            // SAFETY: the Owner outlives its polls (closing it unwatches them all first).
+            let poll_stop = unsafe { &*owner }.link.uv.poll_stop;
+            // SAFETY: `handle` is this loop's initialised uv_poll_t.
+            let _ = unsafe { poll_stop(handle) };
+        }
+        // SAFETY: the Owner outlives its polls (closing it unwatches them all first).
+        WatchNext::Stop => unsafe { unwatch(owner, id) },
+    }
 }
 
 /// Closes every handle and frees the Owner (JS thread): the pool is gone, or (`env_gone`) its
@@ -326,35 +327,35 @@ unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_
 /// # Safety
 /// On the JS thread, with `owner` the live Owner, once: it is freed here.
 unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
-  // SAFETY: called on the JS thread with the live Owner, once.
-  let o = unsafe { &mut *owner };
-  let pending = {
-    let mut state = o.link.lock();
-    state.wakeup = SendPtr(null_mut());
-    std::mem::take(&mut state.inbox)
-  };
-  for msg in pending {
-    if let (Msg::Watch(conn), true) = (msg, env_gone) {
-      conn.abandon(GONE);
+    // SAFETY: called on the JS thread with the live Owner, once.
+    let o = unsafe { &mut *owner };
+    let pending = {
+        let mut state = o.link.lock();
+        state.wakeup = SendPtr(null_mut());
+        std::mem::take(&mut state.inbox)
+    };
+    for msg in pending {
+        if let (Msg::Watch(conn), true) = (msg, env_gone) {
+            conn.abandon(GONE);
+        }
     }
-  }
-  let ids: Vec<u64> = o.polls.keys().copied().collect();
-  for id in ids {
-    // SAFETY: the caller's contract; the Owner is freed only below.
-    unsafe { stop(owner, id, env_gone) };
-  }
-  let uv = o.link.uv;
-  // SAFETY: `o.wakeup` is the initialised uv_async_t of `start`, closed once here; the cleanup
-  // hook is removed only if the environment did not run it (it is what runs us then); the
-  // Owner was boxed in `start` and nothing refers to it after this.
-  unsafe {
-    uv::set_data(o.wakeup, null_mut());
-    (uv.close)(o.wakeup, Some(uv::free_handle));
-    if !env_gone {
-      let _ = sys::napi_remove_env_cleanup_hook(o.env, Some(on_env_cleanup), owner.cast());
+    let ids: Vec<u64> = o.polls.keys().copied().collect();
+    for id in ids {
+        // SAFETY: the caller's contract; the Owner is freed only below.
+        unsafe { stop(owner, id, env_gone) };
     }
-    drop(Box::from_raw(owner));
-  }
+    let uv = o.link.uv;
+    // SAFETY: `o.wakeup` is the initialised uv_async_t of `start`, closed once here; the cleanup
+    // hook is removed only if the environment did not run it (it is what runs us then); the
+    // Owner was boxed in `start` and nothing refers to it after this.
+    unsafe {
+        uv::set_data(o.wakeup, null_mut());
+        (uv.close)(o.wakeup, Some(uv::free_handle));
+        if !env_gone {
+            let _ = sys::napi_remove_env_cleanup_hook(o.env, Some(on_env_cleanup), owner.cast());
+        }
+        drop(Box::from_raw(owner));
+    }
 }
 
 /// The environment is being torn down (worker terminated, or process exit) before the pool.
@@ -362,6 +363,6 @@ unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
 /// # Safety
 /// Called by Node with the Owner registered in [`UvWatcher::start`].
 unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
-  // SAFETY: `arg` is the live Owner, on the JS thread; the hook runs once.
-  let _ = catch_unwind(AssertUnwindSafe(|| unsafe { close_all(arg.cast(), true) }));
+    // SAFETY: `arg` is the live Owner, on the JS thread; the hook runs once.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { close_all(arg.cast(), true) }));
 }

@@ -167,10 +167,7 @@ impl PoolConfig {
         if c.min_connections > c.max_connections {
             return Err(ConfigError::range(
                 "minConnections",
-                format!(
-                    "must not exceed maxConnections ({} > {})",
-                    c.min_connections, c.max_connections
-                ),
+                format!("must not exceed maxConnections ({} > {})", c.min_connections, c.max_connections),
             ));
         }
         Ok(c)

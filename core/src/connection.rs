@@ -151,7 +151,12 @@ impl ConnIo {
 
     /// Reads a burst with `recv` and hands what it found to the pool. Returns whether reading
     /// goes on, and whether the socket was drained.
-    pub(crate) fn read_with(&self, events: &dyn ConnEvents, recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>, budget: usize) -> (bool, bool) {
+    pub(crate) fn read_with(
+        &self,
+        events: &dyn ConnEvents,
+        recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>,
+        budget: usize,
+    ) -> (bool, bool) {
         let mut reader = self.reader();
         let (verdict, drained) = reader.read(recv, budget);
         (events.on_read(self.id, verdict), drained)
@@ -296,7 +301,9 @@ enum BigReply {
 }
 
 #[cfg(unix)]
-async fn borrowed_readable(fd: Option<&crate::socket::Borrowed>) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>> {
+async fn borrowed_readable(
+    fd: Option<&crate::socket::Borrowed>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>> {
     match fd {
         Some(fd) => fd.readable().await,
         None => std::future::pending().await,
@@ -310,11 +317,16 @@ async fn borrowed_readable(_: Option<&std::convert::Infallible>) -> io::Result<s
 
 /// Reads a borrowed socket once it is readable, and acts on what arrived.
 #[cfg(unix)]
-fn read_borrowed(events: &dyn ConnEvents, io: &ConnIo, ready: io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>>) -> BigReply {
+fn read_borrowed(
+    events: &dyn ConnEvents,
+    io: &ConnIo,
+    ready: io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>>,
+) -> BigReply {
     let alive = match ready {
         Ok(mut guard) => {
             let stream = guard.get_inner();
-            let (alive, drained) = io.read_with(events, |buf| crate::socket::recv_into(socket2::SockRef::from(stream), buf), usize::MAX);
+            let (alive, drained) =
+                io.read_with(events, |buf| crate::socket::recv_into(socket2::SockRef::from(stream), buf), usize::MAX);
             if drained {
                 guard.clear_ready();
             }

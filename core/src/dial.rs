@@ -118,10 +118,7 @@ fn summarise(mut failures: Vec<(SocketAddr, io::Error)>, several: bool) -> io::E
 
 /// Index of the failure [`summarise`] reports.
 fn most_telling(failures: &[(SocketAddr, io::Error)]) -> usize {
-    failures
-        .iter()
-        .rposition(|(_, e)| e.kind() == io::ErrorKind::ConnectionRefused)
-        .unwrap_or(failures.len() - 1)
+    failures.iter().rposition(|(_, e)| e.kind() == io::ErrorKind::ConnectionRefused).unwrap_or(failures.len() - 1)
 }
 
 /// `SIO_TCP_INITIAL_RTO` with no SYN retransmission: a connect to a closed port on loopback
@@ -234,10 +231,11 @@ mod tests {
         let good = listener.local_addr().unwrap();
         // With an hour's stagger, only the refusal of the first can start the second.
         let (_bound, dead) = refused();
-        let stream = tokio::time::timeout(Duration::from_secs(10), dial_addrs(vec![dead, good], Duration::from_secs(3600)))
-            .await
-            .expect("the second address waited for the stagger delay")
-            .unwrap();
+        let stream =
+            tokio::time::timeout(Duration::from_secs(10), dial_addrs(vec![dead, good], Duration::from_secs(3600)))
+                .await
+                .expect("the second address waited for the stagger delay")
+                .unwrap();
         assert_eq!(stream.peer_addr().unwrap(), good);
     }
 
@@ -265,7 +263,10 @@ mod tests {
         let err = summarise(failures, true);
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
         assert!(err.to_string().starts_with("connection refused at 127.0.0.1:9; [2001:db8::2]:9: "), "{err}");
-        let failures = vec![(v6(2, 9), io::Error::from(io::ErrorKind::NetworkUnreachable)), (v4(1, 9), io::Error::from(io::ErrorKind::TimedOut))];
+        let failures = vec![
+            (v6(2, 9), io::Error::from(io::ErrorKind::NetworkUnreachable)),
+            (v4(1, 9), io::Error::from(io::ErrorKind::TimedOut)),
+        ];
         assert_eq!(most_telling(&failures), 1);
     }
 

@@ -138,9 +138,9 @@ impl fmt::Display for PoolError {
             PoolError::Released => {
                 f.write_str("Connection was released to the pool (or discarded) and can no longer be used")
             }
-            PoolError::LeaseBusy => f.write_str(
-                "Connection is busy with another command (one command at a time per connection)",
-            ),
+            PoolError::LeaseBusy => {
+                f.write_str("Connection is busy with another command (one command at a time per connection)")
+            }
             PoolError::Aborted => f.write_str("The operation was aborted"),
             PoolError::Write(reason) => write!(f, "Connection closed (write failed: {reason})"),
             PoolError::Internal(what) => write!(f, "Internal error in blender-mcp-pool: {what}"),
@@ -195,7 +195,10 @@ mod tests {
         let e = PoolError::invalid_response("Reply is not valid JSON", b"{\"secret\":\"sk-123\"");
         assert!(e.to_string().contains("sk-123"));
         assert_eq!(e.summary(), "invalid response: Reply is not valid JSON");
-        assert_eq!(PoolError::ResponseTimeout(Duration::from_millis(5)).summary(), "Response timeout (no data from Blender for 5 ms)");
+        assert_eq!(
+            PoolError::ResponseTimeout(Duration::from_millis(5)).summary(),
+            "Response timeout (no data from Blender for 5 ms)"
+        );
     }
 
     #[test]

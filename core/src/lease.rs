@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::completion::Completion;
-use crate::framing::Reply;
 use crate::error::PoolError;
+use crate::framing::Reply;
 use crate::request::{CallId, CallOptions, Request};
 
 /// What a lease needs of its pool (implemented by the pool).

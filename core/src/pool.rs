@@ -116,7 +116,8 @@ impl Pool {
     /// Leases a connection for several commands in a row; `done` receives the [`Lease`].
     pub fn acquire_with(&self, options: CallOptions, done: Completion<Lease>) -> CallId {
         let ops: Arc<dyn LeaseOps> = self.shared.clone();
-        let granted = Completion::new(move |conn: Result<u64, PoolError>| done.complete(conn.map(|conn| Lease::new(ops, conn))));
+        let granted =
+            Completion::new(move |conn: Result<u64, PoolError>| done.complete(conn.map(|conn| Lease::new(ops, conn))));
         self.shared.submit(Job::Acquire(granted), options)
     }
 
@@ -307,7 +308,8 @@ impl Effects {
     /// the socket map here (its socket closes when the last holder lets go of it).
     fn resolve(self, ios: &mut HashMap<u64, Arc<ConnIo>>) -> Ready {
         let closes = self.closes.into_iter().filter_map(|(id, why)| ios.remove(&id).map(|io| (io, why))).collect();
-        let sends = self.sends.into_iter().filter_map(|(id, bytes)| ios.get(&id).map(|io| (io.clone(), bytes))).collect();
+        let sends =
+            self.sends.into_iter().filter_map(|(id, bytes)| ios.get(&id).map(|io| (io.clone(), bytes))).collect();
         let wakes = self.wakes.into_iter().filter_map(|id| ios.get(&id).cloned()).collect();
         Ready {
             closes,
@@ -450,7 +452,9 @@ impl Shared {
 /// Milliseconds since the Unix epoch, for what a lease shows.
 /// A completion for a [`Reply`] that answers `done` with its text.
 pub(crate) fn as_text(done: Completion<String>) -> Completion<Reply> {
-    Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| done.complete_on(outcome.map(Reply::into_string), conn))
+    Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| {
+        done.complete_on(outcome.map(Reply::into_string), conn)
+    })
 }
 
 fn wall_ms() -> f64 {

@@ -62,7 +62,11 @@ impl Reader {
     /// Reads a burst with `recv` (one non-blocking read appended to the buffer, `Ok(0)` at end
     /// of stream), at most about `budget` bytes, and says what the bytes amount to. Also returns
     /// whether the socket was drained (a read came back short, or would block).
-    pub(crate) fn read(&mut self, recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>, budget: usize) -> (Verdict, bool) {
+    pub(crate) fn read(
+        &mut self,
+        recv: impl FnMut(&mut Vec<u8>) -> io::Result<usize>,
+        budget: usize,
+    ) -> (Verdict, bool) {
         let before = self.buf.len();
         let (burst, drained) = self.fill(recv, budget);
         if self.buf.len() > before {
@@ -121,7 +125,9 @@ impl Reader {
             match recv(&mut self.buf) {
                 Ok(0) => return (Burst::Eof, true),
                 Ok(n) if n < room => return (Burst::Data, true),
-                Ok(_) if self.buf.len() > self.limit || self.buf.len() - start >= budget => return (Burst::Data, false),
+                Ok(_) if self.buf.len() > self.limit || self.buf.len() - start >= budget => {
+                    return (Burst::Data, false)
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Burst::Data, true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -139,7 +145,9 @@ impl Reader {
         };
         match self.scanner.scan(&self.buf) {
             // A reply that arrived whole in one read can be over the limit too.
-            Scan::Complete { start, end } if end - start > self.limit => Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit }),
+            Scan::Complete { start, end } if end - start > self.limit => {
+                Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit })
+            }
             Scan::Complete { start, end } => {
                 crate::failpoint::hit(crate::failpoint::Failpoint::PanicOnReply);
                 let checked = self.scanner.response();
@@ -153,7 +161,9 @@ impl Reader {
                 tracing::debug!(declared, "reply length prefix over maxResponseBytes");
                 Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit })
             }
-            Scan::NotAnObject(at) => Verdict::Failed(PoolError::invalid_response("Reply is not a JSON object", &self.buf[at..])),
+            Scan::NotAnObject(at) => {
+                Verdict::Failed(PoolError::invalid_response("Reply is not a JSON object", &self.buf[at..]))
+            }
             // Found wrong before its end: the rest is never read, the connection goes. A reply
             // that was already past the limit there counts as too large.
             Scan::Invalid { at, .. } if at - self.scanner.body_start(at) >= self.limit => {
@@ -163,7 +173,9 @@ impl Reader {
                 let start = self.scanner.body_start(at);
                 Verdict::Failed(fault_error(fault, at - start, &self.buf[start..]))
             }
-            Scan::Incomplete if self.body_len() > self.limit => Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit }),
+            Scan::Incomplete if self.body_len() > self.limit => {
+                Verdict::Failed(PoolError::ResponseTooLarge { limit: self.limit })
+            }
             Scan::Incomplete if eof => Verdict::Failed(PoolError::ConnectionClosed(format!(
                 "Blender closed the connection after {} bytes of an incomplete reply",
                 self.buf.len()
@@ -197,7 +209,12 @@ impl Reader {
     /// Takes the complete reply `buf[start..end]` (valid JSON, found to be `checked`) out of
     /// the buffer, leaving it empty for the next one. Returns the reply text, and whether what
     /// followed it keeps the stream in step (nothing, or whitespace with bare-JSON framing).
-    fn take_reply(&mut self, start: usize, end: usize, checked: Result<Checked, NotBlender>) -> (Result<Reply, PoolError>, bool) {
+    fn take_reply(
+        &mut self,
+        start: usize,
+        end: usize,
+        checked: Result<Checked, NotBlender>,
+    ) -> (Result<Reply, PoolError>, bool) {
         let mut bytes = std::mem::take(&mut self.buf);
         self.scanner.reset();
         let in_step = self.framing.is_harmless_extra(&bytes[end..]);
@@ -281,7 +298,10 @@ mod tests {
         let mut r = Reader::new(Framing::Json, 1000);
         let v = read_all(&mut r, &[b"{\"status\":", b"\"success\"}"], false);
         assert!(matches!(v[0], Verdict::Pending { stray: Some(_) }), "{v:?}");
-        assert!(matches!(&v[1], Verdict::Reply { outcome: Ok(t), reusable: true } if t.as_bytes() == br#"{"status":"success"}"#), "{v:?}");
+        assert!(
+            matches!(&v[1], Verdict::Reply { outcome: Ok(t), reusable: true } if t.as_bytes() == br#"{"status":"success"}"#),
+            "{v:?}"
+        );
         assert_eq!(r.len(), 0);
     }
 
@@ -308,7 +328,10 @@ mod tests {
     fn an_incomplete_reply_at_eof_and_a_failed_read_fail_the_connection() {
         let mut r = Reader::new(Framing::Json, 1000);
         let v = last(read_all(&mut r, &[b"{\"status\""], true));
-        assert!(matches!(v, Verdict::Failed(PoolError::ConnectionClosed(ref d)) if d.contains("after 9 bytes")), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Failed(PoolError::ConnectionClosed(ref d)) if d.contains("after 9 bytes")),
+            "{v:?}"
+        );
         let mut r = Reader::new(Framing::Json, 1000);
         let (v, _) = r.read(|_: &mut Vec<u8>| Err(io::ErrorKind::ConnectionReset.into()), usize::MAX);
         assert!(matches!(v, Verdict::Failed(PoolError::ConnectionClosed(ref d)) if d.starts_with("read failed")));
@@ -337,15 +360,22 @@ mod tests {
         assert_eq!(sample, "{\"status\":\"success\",\"r\":[1,2 3", "the sample starts at the reply's first byte");
         let mut r = Reader::new(Framing::LengthPrefixed, 1000);
         let v = last(read_all(&mut r, &[&[0, 0, 0, 30], b"{\"status\":\"\xff"], false));
-        assert!(matches!(v, Verdict::Failed(PoolError::InvalidResponse { ref reason, .. }) if reason.contains("UTF-8")), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Failed(PoolError::InvalidResponse { ref reason, .. }) if reason.contains("UTF-8")),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn a_reply_says_whether_it_is_ascii() {
-        for (reply, ascii) in [(r#"{"status":"success","r":"abc"}"#, true), (r#"{"status":"success","r":"é"}"#, false)] {
+        for (reply, ascii) in [(r#"{"status":"success","r":"abc"}"#, true), (r#"{"status":"success","r":"é"}"#, false)]
+        {
             let mut r = Reader::new(Framing::Json, 1000);
             let v = last(read_all(&mut r, &[reply.as_bytes()], false));
-            assert!(matches!(&v, Verdict::Reply { outcome: Ok(t), .. } if t.is_ascii() == ascii && t.as_bytes() == reply.as_bytes()), "{v:?}");
+            assert!(
+                matches!(&v, Verdict::Reply { outcome: Ok(t), .. } if t.is_ascii() == ascii && t.as_bytes() == reply.as_bytes()),
+                "{v:?}"
+            );
         }
     }
 

@@ -21,7 +21,9 @@ pub(crate) async fn open(config: &PoolConfig, watched: bool) -> Result<Socket, P
     let addr = config.addr();
     let timeout = config.connection_timeout;
     let opened = match tokio::time::timeout(timeout, crate::dial::dial(&config.host, config.port)).await {
-        Ok(Ok(stream)) => tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
+        Ok(Ok(stream)) => {
+            tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e))
+        }
         Ok(Err(e)) => Err(describe_connect_error(&e)),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
     };
@@ -49,7 +51,8 @@ fn describe_connect_error(e: &io::Error) -> String {
 /// and keepalive, so a peer that vanished without closing is eventually noticed.
 fn tune(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
+    let keepalive =
+        socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
     socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
@@ -157,7 +160,8 @@ impl Socket {
         };
         let dup = fd.get_ref().try_clone()?;
         // Safety: as in `Socket::new`: the `AsyncFd` owns the duplicate descriptor.
-        unsafe { tokio::io::unix::AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }.map_err(io::Error::from)
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)
     }
 
     /// The socket's descriptor, for a watcher to poll.

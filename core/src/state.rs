@@ -200,7 +200,16 @@ impl State {
 
     /// Gives connection `id` (just taken from the idle list, or just freed or opened) to a job.
     #[allow(clippy::too_many_arguments)]
-    fn assign(&mut self, cfg: &PoolConfig, now: Now, id: u64, call: CallId, job: Job, deadline: Option<Instant>, fx: &mut Effects) {
+    fn assign(
+        &mut self,
+        cfg: &PoolConfig,
+        now: Now,
+        id: u64,
+        call: CallId,
+        job: Job,
+        deadline: Option<Instant>,
+        fx: &mut Effects,
+    ) {
         let entry = self.conns.get_mut(&id).expect("an assigned id has an entry");
         entry.last_used = now.at;
         entry.last_used_ms = now.wall_ms;
@@ -343,7 +352,11 @@ impl State {
                 false
             }
             Verdict::Closed => {
-                let detail = if expected { "Blender closed the connection without replying" } else { "closed by Blender while idle" };
+                let detail = if expected {
+                    "Blender closed the connection without replying"
+                } else {
+                    "closed by Blender while idle"
+                };
                 self.discard(cfg, now, id, PoolError::ConnectionClosed(detail.into()), fx);
                 false
             }
@@ -356,7 +369,15 @@ impl State {
 
     /// A reply (or a bad reply) arrived on `id`: its caller is answered; the connection is
     /// reused if `reusable`, otherwise closed.
-    fn finish_request(&mut self, cfg: &PoolConfig, now: Now, id: u64, outcome: Result<Reply, PoolError>, reusable: bool, fx: &mut Effects) {
+    fn finish_request(
+        &mut self,
+        cfg: &PoolConfig,
+        now: Now,
+        id: u64,
+        outcome: Result<Reply, PoolError>,
+        reusable: bool,
+        fx: &mut Effects,
+    ) {
         let Some(entry) = self.conns.get_mut(&id) else { return };
         let Phase::Busy(flight) = std::mem::replace(&mut entry.phase, Phase::Idle) else { return };
         entry.requests += 1;
@@ -398,7 +419,14 @@ impl State {
     /// The answer is never later than `socket_timeout` (nor `idle_timeout`) from now. That is
     /// what lets requests start without waking the connection's task: any deadline they bring
     /// is at least that far away, unless [`State::assign`] wakes the task itself.
-    pub(crate) fn on_timer(&mut self, cfg: &PoolConfig, now: Now, id: u64, progress: Instant, fx: &mut Effects) -> Option<Instant> {
+    pub(crate) fn on_timer(
+        &mut self,
+        cfg: &PoolConfig,
+        now: Now,
+        id: u64,
+        progress: Instant,
+        fx: &mut Effects,
+    ) -> Option<Instant> {
         let horizon = now.at + cfg.socket_timeout.min(cfg.idle_timeout);
         let total = self.conns.len();
         let entry = self.conns.get(&id)?;
@@ -449,7 +477,14 @@ impl State {
 
     /// A connect begun at `started` finished. On success the connection gets an id (returned:
     /// the driver attaches its socket to it) and serves the queue.
-    pub(crate) fn connected(&mut self, cfg: &PoolConfig, now: Now, started: Instant, outcome: Result<(), PoolError>, fx: &mut Effects) -> Option<u64> {
+    pub(crate) fn connected(
+        &mut self,
+        cfg: &PoolConfig,
+        now: Now,
+        started: Instant,
+        outcome: Result<(), PoolError>,
+        fx: &mut Effects,
+    ) -> Option<u64> {
         self.opening -= 1;
         fx.wake_maintenance = true;
         let opened = match outcome {
@@ -569,7 +604,8 @@ impl State {
             for waiter in std::mem::take(&mut self.waiters) {
                 fx.fail(waiter.job, PoolError::Shutdown);
             }
-            let not_busy: Vec<u64> = self.conns.iter().filter(|(_, c)| !matches!(c.phase, Phase::Busy(_))).map(|(&id, _)| id).collect();
+            let not_busy: Vec<u64> =
+                self.conns.iter().filter(|(_, c)| !matches!(c.phase, Phase::Busy(_))).map(|(&id, _)| id).collect();
             for id in not_busy {
                 let _ = self.remove(id, "shutdown", fx);
             }
@@ -606,7 +642,10 @@ impl State {
                 // It waited its whole connectionTimeout (not a shorter deadline of its own)
                 // with no connection open, only a connect that never answered (a host that
                 // drops SYNs): that is a connect failure, not a busy pool.
-                None if self.opening > 0 && self.conns.is_empty() && waiter.deadline.is_none_or(|d| d > waiter.give_up_at) => {
+                None if self.opening > 0
+                    && self.conns.is_empty()
+                    && waiter.deadline.is_none_or(|d| d > waiter.give_up_at) =>
+                {
                     PoolError::Connect { addr: cfg.addr(), reason: format!("timed out after {waited_ms} ms") }
                 }
                 None => PoolError::PoolTimeout,
@@ -677,7 +716,9 @@ fn log_discard(id: u64, err: &PoolError, flight: Option<&InFlight>) {
     match err {
         PoolError::Aborted => tracing::debug!(conn = id, command, "call aborted; discarding its connection"),
         PoolError::Internal(_) => tracing::error!(conn = id, command, code, "discarding connection: {summary}"),
-        PoolError::InvalidResponse { .. } => tracing::warn!(conn = id, command, code, "discarding connection: {summary}"),
+        PoolError::InvalidResponse { .. } => {
+            tracing::warn!(conn = id, command, code, "discarding connection: {summary}")
+        }
         _ if flight.is_none() => tracing::debug!(conn = id, code, "discarding idle connection: {summary}"),
         _ => tracing::warn!(conn = id, command, code, "discarding connection: {summary}"),
     }

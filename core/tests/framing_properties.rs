@@ -11,7 +11,9 @@
 
 use std::iter;
 
-use blender_mcp_pool_core::framing::{check_reply, is_whitespace, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan};
+use blender_mcp_pool_core::framing::{
+    check_reply, is_whitespace, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan,
+};
 use blender_mcp_pool_core::PoolError;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -104,7 +106,11 @@ fn check_against_serde(buf: &[u8], got: Answer) -> Result<(), TestCaseError> {
             let reply = &buf[start..end];
             // Accepted: serde_json reads a Blender response, or fails only as JSON.parse would not.
             if let Ok(ascii) = response {
-                prop_assert!(serde_blender_response(reply) || known_leniency(reply), "accepted {:?}", String::from_utf8_lossy(reply));
+                prop_assert!(
+                    serde_blender_response(reply) || known_leniency(reply),
+                    "accepted {:?}",
+                    String::from_utf8_lossy(reply)
+                );
                 prop_assert_eq!(ascii, reply.is_ascii());
             }
             // Whatever serde_json reads as a Blender response is accepted.
@@ -117,7 +123,12 @@ fn check_against_serde(buf: &[u8], got: Answer) -> Result<(), TestCaseError> {
     }
     // Wherever serde_json finds a complete leading object, the scanner ends it at the same byte.
     if let Some(end) = serde_object_end(buf) {
-        prop_assert!(matches!(got, Answer::Complete { end: e, .. } if e == end), "serde_json ends the object at {}: {:?}", end, got);
+        prop_assert!(
+            matches!(got, Answer::Complete { end: e, .. } if e == end),
+            "serde_json ends the object at {}: {:?}",
+            end,
+            got
+        );
     }
     Ok(())
 }
@@ -170,7 +181,13 @@ fn check_document(bytes: &[u8]) -> Result<(), TestCaseError> {
         }
         (Answer::Invalid(at, k), Err(reason)) => {
             let word = if k == Kind::Utf8 { "UTF-8" } else { "JSON" };
-            prop_assert!(reason.contains(word) && reason.ends_with(&format!("offset {at})")), "{:?} at {}: {}", k, at, reason);
+            prop_assert!(
+                reason.contains(word) && reason.ends_with(&format!("offset {at})")),
+                "{:?} at {}: {}",
+                k,
+                at,
+                reason
+            );
         }
         (Answer::NotAnObject(_), Err(reason)) => prop_assert!(reason.contains("not a JSON object"), "{}", reason),
         (want, got) => prop_assert!(false, "reference {:?}, check_reply {:?}", want, got),
@@ -192,15 +209,81 @@ fn check_document(bytes: &[u8]) -> Result<(), TestCaseError> {
 /// Pieces of JSON-ish text: structure, strings, escapes, whitespace, multi-byte UTF-8 and a few
 /// invalid UTF-8 bytes, so random concatenations often open, nest and close objects.
 const FRAGMENTS: &[&[u8]] = &[
-    b"{", b"{", b"}", b"}", b"[", b"]", b"\"", b"\"", b"\\", b"\\\"", b"\\\\", b"\\u00",
-    b" ", b"\n", b"\t", b"\r", b":", b",", b"a", b"Z", b"0", b"-1.5e3", b"null", b"true",
-    b"\"status\"", b"\"success\"", b"\"error\"", b"\"message\"", b"\"k\":", b"{}", b"[]", b"\"\"",
-    "é".as_bytes(), "世".as_bytes(), "🎨".as_bytes(), b"\x7f", b"\xff", b"\xc3", b"\x80", b"\x00",
+    b"{",
+    b"{",
+    b"}",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b"\"",
+    b"\\",
+    b"\\\"",
+    b"\\\\",
+    b"\\u00",
+    b" ",
+    b"\n",
+    b"\t",
+    b"\r",
+    b":",
+    b",",
+    b"a",
+    b"Z",
+    b"0",
+    b"-1.5e3",
+    b"null",
+    b"true",
+    b"\"status\"",
+    b"\"success\"",
+    b"\"error\"",
+    b"\"message\"",
+    b"\"k\":",
+    b"{}",
+    b"[]",
+    b"\"\"",
+    "é".as_bytes(),
+    "世".as_bytes(),
+    "🎨".as_bytes(),
+    b"\x7f",
+    b"\xff",
+    b"\xc3",
+    b"\x80",
+    b"\x00",
     // Where a validator goes wrong: numbers, escapes, literals, UTF-8 edges, whitespace lookalikes.
-    b"01", b"-", b"1.", b"1e", b"1e+", b"2E-7", b"-0.0e00", b"1e400", b".5", b"+1", b"\\u", b"\\ud800",
-    b"\\udc00", b"\\ud83d\\ude00", b"\\u00e9", b"\\uGGGG", b"\\x", b"\\/", b"tru", b"nul", b"falsey", b"True",
-    b"\xe0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xf0\x9f\x8e", b"\xc0\xaf", b"\x0b", b"\x0c", b"\x1f",
-    "\u{a0}".as_bytes(), "\u{feff}".as_bytes(), b"\"st\\u0061tus\"", b"\"succ\\u0065ss\"",
+    b"01",
+    b"-",
+    b"1.",
+    b"1e",
+    b"1e+",
+    b"2E-7",
+    b"-0.0e00",
+    b"1e400",
+    b".5",
+    b"+1",
+    b"\\u",
+    b"\\ud800",
+    b"\\udc00",
+    b"\\ud83d\\ude00",
+    b"\\u00e9",
+    b"\\uGGGG",
+    b"\\x",
+    b"\\/",
+    b"tru",
+    b"nul",
+    b"falsey",
+    b"True",
+    b"\xe0\x80",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xf0\x9f\x8e",
+    b"\xc0\xaf",
+    b"\x0b",
+    b"\x0c",
+    b"\x1f",
+    "\u{a0}".as_bytes(),
+    "\u{feff}".as_bytes(),
+    b"\"st\\u0061tus\"",
+    b"\"succ\\u0065ss\"",
 ];
 
 fn fragments(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -240,8 +323,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn json_object() -> impl Strategy<Value = Value> {
-    prop::collection::vec((json_string(), json_value()), 0..6)
-        .prop_map(|kv| Value::Object(kv.into_iter().collect()))
+    prop::collection::vec((json_string(), json_value()), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect()))
 }
 
 /// An object that is a Blender response, or nearly: status "success"/"error" (rarely
@@ -479,7 +561,10 @@ fn validate_reply_tolerates_what_json_parse_tolerates_in_skipped_values() {
         &deep,
     ] {
         assert!(validate_reply(lax.as_bytes()).is_ok(), "{lax:.60}");
-        assert!(matches!(framing_reference::document(lax.as_bytes()), Answer::Complete { response: Ok(_), .. }), "{lax:.60}");
+        assert!(
+            matches!(framing_reference::document(lax.as_bytes()), Answer::Complete { response: Ok(_), .. }),
+            "{lax:.60}"
+        );
         assert!(serde_json::from_str::<Value>(lax).is_err(), "{lax:.60}");
         assert!(known_leniency(lax.as_bytes()), "{lax:.60}");
     }
@@ -532,8 +617,17 @@ fn validate_reply_rejects_what_json_parse_rejects() {
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(&bytes)),
         };
         let word = if kind == Kind::Utf8 { "UTF-8" } else { "JSON" };
-        assert!(reason.contains(word) && reason.ends_with(&format!("offset {at})")), "{:?}: {reason}", String::from_utf8_lossy(&bytes));
-        assert_eq!(framing_reference::document(&bytes), Answer::Invalid(at, kind), "{:?}", String::from_utf8_lossy(&bytes));
+        assert!(
+            reason.contains(word) && reason.ends_with(&format!("offset {at})")),
+            "{:?}: {reason}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert_eq!(
+            framing_reference::document(&bytes),
+            Answer::Invalid(at, kind),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         assert!(serde_json::from_slice::<Value>(&bytes).is_err());
     }
 }

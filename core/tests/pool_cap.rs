@@ -12,7 +12,9 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborting_calls_in_flight_while_others_wait_never_exceeds_the_socket_cap() {
-    let server = TestServer::start(|r| if r.kind == "slow" { Reply::EchoAfter(Duration::from_millis(20)) } else { Reply::Echo }).await;
+    let server =
+        TestServer::start(|r| if r.kind == "slow" { Reply::EchoAfter(Duration::from_millis(20)) } else { Reply::Echo })
+            .await;
     let pool = Arc::new(server.pool(|c| c.max_connections = 3));
     // A watcher samples the pool's own count of open and opening sockets throughout.
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -32,7 +34,11 @@ async fn aborting_calls_in_flight_while_others_wait_never_exceeds_the_socket_cap
         let mut in_flight = Vec::new();
         for k in 0..3 {
             let tx = tx.clone();
-            let call = pool.submit_with(req("slow", json!([round, k])), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
+            let call = pool.submit_with(
+                req("slow", json!([round, k])),
+                CallOptions::default(),
+                Completion::new(move |r| drop(tx.send(r))),
+            );
             in_flight.push(call);
         }
         for k in 3..6 {

@@ -27,7 +27,10 @@ async fn a_call_against_a_closed_port_fails_after_the_retry_budget_not_the_conne
         let text = err.to_string();
         let addr = format!("(127.0.0.1:{})", dead.port);
         assert!(text.starts_with("Failed to connect to Blender: connection refused "), "{text}");
-        assert!(text.contains(&addr) && text.ends_with("is Blender running with the MCP add-on's server started?"), "{text}");
+        assert!(
+            text.contains(&addr) && text.ends_with("is Blender running with the MCP add-on's server started?"),
+            "{text}"
+        );
         // Held for its whole budget (retrying), and released long before connectionTimeout.
         assert!(waited >= Duration::from_millis(300), "call {call} gave up early: {waited:?}");
         assert!(waited < Duration::from_secs(10), "call {call} waited for connectionTimeout: {waited:?}");

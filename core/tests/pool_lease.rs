@@ -82,7 +82,8 @@ async fn lease_refuses_a_second_command_while_one_runs() {
     let pool = server.pool(|_| {});
     let lease = pool.acquire().await.unwrap();
     let (tx, slow) = oneshot::channel();
-    let _ = lease.submit(req("slow", json!("first")), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
+    let _ =
+        lease.submit(req("slow", json!("first")), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
     let err = lease.execute(req("echo", json!("second"))).await.unwrap_err();
     assert_eq!(err, PoolError::LeaseBusy);
     assert_eq!(err.code(), "ERR_CONNECTION_BUSY");
@@ -156,7 +157,8 @@ async fn releasing_a_lease_mid_command_returns_the_connection_after_the_reply() 
     let pool = Arc::new(server.pool(|c| c.max_connections = 1));
     let lease = pool.acquire().await.unwrap();
     let (tx, slow) = oneshot::channel();
-    let _ = lease.submit(req("slow", json!("slow")), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
+    let _ =
+        lease.submit(req("slow", json!("slow")), CallOptions::default(), Completion::new(move |r| drop(tx.send(r))));
     let (tx, waiting) = oneshot::channel();
     let _ = pool.submit(req("echo", json!("next")), Completion::new(move |r| drop(tx.send(r))));
     drop(lease);

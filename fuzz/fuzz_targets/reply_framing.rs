@@ -16,7 +16,9 @@
 //! leniencies `JSON.parse` has too).
 #![no_main]
 
-use blender_mcp_pool_core::framing::{check_reply, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan};
+use blender_mcp_pool_core::framing::{
+    check_reply, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../../core/tests/framing_reference/mod.rs"]
@@ -34,7 +36,9 @@ fn kind(fault: Fault) -> Kind {
     }
 }
 
-fn verdict(r: Result<blender_mcp_pool_core::framing::Checked, NotBlender>) -> Result<bool, framing_reference::NotBlender> {
+fn verdict(
+    r: Result<blender_mcp_pool_core::framing::Checked, NotBlender>,
+) -> Result<bool, framing_reference::NotBlender> {
     r.map(|c| c.ascii).map_err(|n| match n {
         NotBlender::NoStatus => framing_reference::NotBlender::NoStatus,
         NotBlender::BadStatus => framing_reference::NotBlender::BadStatus,

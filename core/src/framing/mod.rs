@@ -24,8 +24,8 @@ pub mod validate;
 
 pub use json::ReplyScanner;
 pub use length_prefixed::LengthPrefixedScanner;
-pub use reply::{recycle, Reply};
 pub(crate) use reply::take_spare;
+pub use reply::{recycle, Reply};
 pub use validate::{Checked, Expected, Fault, NotBlender};
 
 /// How messages are delimited on the connection.
@@ -86,7 +86,6 @@ pub enum Scan {
         fault: Fault,
     },
 }
-
 
 /// The decoder of one framing, behind one interface.
 #[derive(Debug, Clone)]
@@ -164,7 +163,8 @@ pub fn is_whitespace(bytes: &[u8]) -> bool {
 /// buffer.
 pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
     let _ = check_reply(reply)?;
-    std::str::from_utf8(reply).map_err(|e| PoolError::invalid_response(format!("Reply is not valid UTF-8 ({e})"), reply))
+    std::str::from_utf8(reply)
+        .map_err(|e| PoolError::invalid_response(format!("Reply is not valid UTF-8 ({e})"), reply))
 }
 
 /// [`validate_reply`], saying what it found (whether the reply is ASCII).
@@ -176,7 +176,9 @@ pub fn check_reply(reply: &[u8]) -> Result<Checked, PoolError> {
             None => v.response().map_err(|e| PoolError::invalid_response(e.message(), reply)),
         },
         validate::Progress::Bad { at, fault } => Err(fault_error(fault, at, reply)),
-        validate::Progress::Empty | validate::Progress::More => Err(fault_error(Fault::Json(Expected::More), reply.len(), reply)),
+        validate::Progress::Empty | validate::Progress::More => {
+            Err(fault_error(Fault::Json(Expected::More), reply.len(), reply))
+        }
     }
 }
 
@@ -184,8 +186,12 @@ pub fn check_reply(reply: &[u8]) -> Result<Checked, PoolError> {
 /// its first byte).
 pub(crate) fn fault_error(fault: Fault, at: usize, reply: &[u8]) -> PoolError {
     match fault {
-        Fault::Utf8 => PoolError::invalid_response(format!("Reply is not valid UTF-8 (invalid byte at offset {at})"), reply),
-        Fault::Json(expected) => PoolError::invalid_response(format!("Reply is not valid JSON ({expected} at offset {at})"), reply),
+        Fault::Utf8 => {
+            PoolError::invalid_response(format!("Reply is not valid UTF-8 (invalid byte at offset {at})"), reply)
+        }
+        Fault::Json(expected) => {
+            PoolError::invalid_response(format!("Reply is not valid JSON ({expected} at offset {at})"), reply)
+        }
         Fault::NotAnObject => PoolError::invalid_response("Reply is not a JSON object", &reply[at.min(reply.len())..]),
     }
 }

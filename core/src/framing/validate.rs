@@ -598,7 +598,8 @@ impl Validator {
             Role::Plain if matches!(self.expect, Expect::KeyOrClose | Expect::Key) => self.expect = Expect::Colon,
             Role::Plain => self.expect = Expect::CommaOrClose,
             Role::Status => {
-                self.status = if self.word.is(b"success") || self.word.is(b"error") { Status::Good } else { Status::Bad };
+                self.status =
+                    if self.word.is(b"success") || self.word.is(b"error") { Status::Good } else { Status::Bad };
                 self.expect = Expect::CommaOrClose;
             }
         }

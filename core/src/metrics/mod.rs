@@ -12,8 +12,8 @@ use crate::error::PoolError;
 pub(crate) mod histogram;
 pub(crate) mod prometheus;
 
-pub use histogram::LatencySummary;
 pub(crate) use histogram::Histogram;
+pub use histogram::LatencySummary;
 
 /// Every failure code, in the order `failures_by_code` reports them: [`PoolError::CODES`].
 pub const FAILURE_CODES: [&str; PoolError::CODES.len()] = PoolError::CODES;

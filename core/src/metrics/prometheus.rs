@@ -74,7 +74,12 @@ pub(crate) fn families(metrics: &MetricsSnapshot, stats: &PoolStats, pool: &str)
         single("requests_total", "Commands submitted.", Kind::Counter, count(metrics.requests)),
         single("successes_total", "Commands answered with a valid reply.", Kind::Counter, count(metrics.successes)),
         single("connects_total", "Connections opened.", Kind::Counter, count(metrics.connects)),
-        single("connect_failures_total", "Connect attempts that failed.", Kind::Counter, count(metrics.connect_failures)),
+        single(
+            "connect_failures_total",
+            "Connect attempts that failed.",
+            Kind::Counter,
+            count(metrics.connect_failures),
+        ),
         single("connect_retries_total", "Connect attempts made as retries.", Kind::Counter, count(metrics.retries)),
         single("waits_total", "Calls that waited for a connection.", Kind::Counter, count(metrics.waits)),
     ];
@@ -83,17 +88,36 @@ pub(crate) fn families(metrics: &MetricsSnapshot, stats: &PoolStats, pool: &str)
         samples: metrics
             .failures_by_code
             .iter()
-            .map(|(code, n)| Sample { name: name.clone(), labels: vec![("pool", pool.to_owned()), ("code", (*code).to_owned())], value: count(*n) })
+            .map(|(code, n)| Sample {
+                name: name.clone(),
+                labels: vec![("pool", pool.to_owned()), ("code", (*code).to_owned())],
+                value: count(*n),
+            })
             .collect(),
         name,
         help: "Failed commands by error code.",
         kind: Kind::Counter,
     });
-    out.push(single("connections_open", "Open connections, idle or in use.", Kind::Gauge, gauge(stats.total_connections)));
+    out.push(single(
+        "connections_open",
+        "Open connections, idle or in use.",
+        Kind::Gauge,
+        gauge(stats.total_connections),
+    ));
     out.push(single("connections_idle", "Open connections that are free.", Kind::Gauge, gauge(stats.idle_connections)));
-    out.push(single("connections_busy", "Connections running a command or leased.", Kind::Gauge, gauge(stats.active_connections)));
+    out.push(single(
+        "connections_busy",
+        "Connections running a command or leased.",
+        Kind::Gauge,
+        gauge(stats.active_connections),
+    ));
     out.push(single("connections_opening", "Connects in progress.", Kind::Gauge, gauge(stats.opening_connections)));
-    out.push(single("requests_pending", "Callers waiting for a connection.", Kind::Gauge, gauge(stats.pending_requests)));
+    out.push(single(
+        "requests_pending",
+        "Callers waiting for a connection.",
+        Kind::Gauge,
+        gauge(stats.pending_requests),
+    ));
     out.push(histogram("execute_seconds", "Time from submitting a command to its outcome.", &metrics.execute, pool));
     out.push(histogram("wait_seconds", "Time callers spent waiting for a connection.", &metrics.wait, pool));
     out
@@ -106,11 +130,23 @@ fn histogram(name: &str, help: &'static str, s: &LatencySummary, pool: &str) -> 
     let mut samples: Vec<Sample> = s
         .buckets
         .iter()
-        .map(|&(bound, n)| Sample { name: bucket.clone(), labels: with_le(micros_to_seconds(bound).to_string()), value: n as f64 })
+        .map(|&(bound, n)| Sample {
+            name: bucket.clone(),
+            labels: with_le(micros_to_seconds(bound).to_string()),
+            value: n as f64,
+        })
         .collect();
     samples.push(Sample { name: bucket, labels: with_le("+Inf".to_owned()), value: s.count as f64 });
-    samples.push(Sample { name: format!("{name}_sum"), labels: vec![("pool", pool.to_owned())], value: micros_to_seconds(s.sum_micros) });
-    samples.push(Sample { name: format!("{name}_count"), labels: vec![("pool", pool.to_owned())], value: s.count as f64 });
+    samples.push(Sample {
+        name: format!("{name}_sum"),
+        labels: vec![("pool", pool.to_owned())],
+        value: micros_to_seconds(s.sum_micros),
+    });
+    samples.push(Sample {
+        name: format!("{name}_count"),
+        labels: vec![("pool", pool.to_owned())],
+        value: s.count as f64,
+    });
     Family { name, help, kind: Kind::Histogram, samples }
 }
 
@@ -154,7 +190,8 @@ mod tests {
         let m = Metrics::default();
         m.request_ended(Ok(()), Duration::from_micros(288));
         m.request_ended(Ok(()), Duration::from_millis(30));
-        let stats = PoolStats { total_connections: 2, idle_connections: 1, active_connections: 1, ..Default::default() };
+        let stats =
+            PoolStats { total_connections: 2, idle_connections: 1, active_connections: 1, ..Default::default() };
         let text = render(&families(&m.snapshot(), &stats, "main \"one\""));
         assert!(text.contains("blender_mcp_pool_successes_total{pool=\"main \\\"one\\\"\"} 2\n"), "{text}");
         assert!(text.contains("# TYPE blender_mcp_pool_execute_seconds histogram\n"));

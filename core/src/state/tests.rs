@@ -46,7 +46,10 @@ fn machine() -> (State, mpsc::Sender<(u64, Result<String, PoolError>)>, Replies)
 /// An execute job numbered `n` whose answer goes to `tx`.
 fn call(n: u64, tx: &mpsc::Sender<(u64, Result<String, PoolError>)>) -> Job {
     let tx = tx.clone();
-    Job::Execute(Request::new("echo", format!("{{\"n\":{n}}}")), crate::pool::as_text(Completion::new(move |r| drop(tx.send((n, r))))))
+    Job::Execute(
+        Request::new("echo", format!("{{\"n\":{n}}}")),
+        crate::pool::as_text(Completion::new(move |r| drop(tx.send((n, r))))),
+    )
 }
 
 /// Runs the answers in `fx` (as the driver would) and returns them in order.
@@ -106,7 +109,8 @@ fn waiters_are_served_first_in_first_out_and_the_cap_holds() {
     assert_eq!(sent, vec![(a, "{\"n\":1}\n".to_owned()), (b, "{\"n\":2}\n".to_owned())]);
     // Each reply frees its connection for the next waiter, in arrival order.
     for (conn, expect) in [(b, 3), (a, 4), (b, 5)] {
-        let alive = st.on_read(&cfg, clock.now(), conn, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
+        let alive =
+            st.on_read(&cfg, clock.now(), conn, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
         assert!(alive);
         let (id, bytes) = fx.sends.remove(0);
         assert_eq!((id, bytes), (conn, format!("{{\"n\":{expect}}}\n").into_bytes()));
@@ -305,7 +309,10 @@ fn shutdown_fails_waiters_closes_idle_connections_and_reports_done_once_sockets_
     let (done_tx, done_rx) = mpsc::channel();
     let mut fx = Effects::default();
     st.shutdown(Some(Completion::new(move |r| drop(done_tx.send(r)))), &mut fx);
-    assert_eq!(answered(&mut fx, &rx).iter().map(|(n, r)| (*n, r.as_ref().unwrap_err().code())).collect::<Vec<_>>(), vec![(2, "ERR_POOL_SHUTDOWN")]);
+    assert_eq!(
+        answered(&mut fx, &rx).iter().map(|(n, r)| (*n, r.as_ref().unwrap_err().code())).collect::<Vec<_>>(),
+        vec![(2, "ERR_POOL_SHUTDOWN")]
+    );
     assert!(fx.shutdown_done.is_empty(), "call 1 is still in flight");
     // The request in flight finishes; then its connection closes instead of going idle.
     let _ = st.on_read(&cfg, clock.now(), id, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
@@ -333,7 +340,15 @@ fn a_lease_takes_a_connection_and_gives_it_back_to_the_next_waiter() {
     let mut fx = Effects::default();
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
     let (lease_tx, lease_rx) = mpsc::channel();
-    st.submit(&cfg, clock.now(), 1, Job::Acquire(Completion::new(move |r| drop(lease_tx.send(r)))), None, &mut alive, &mut fx);
+    st.submit(
+        &cfg,
+        clock.now(),
+        1,
+        Job::Acquire(Completion::new(move |r| drop(lease_tx.send(r)))),
+        None,
+        &mut alive,
+        &mut fx,
+    );
     for (done, granted) in fx.grants.drain(..) {
         done.complete(granted);
     }

@@ -436,7 +436,9 @@ fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream
             match msg {
                 WatchMsg::Watch(conn) => conns.push((conn, false)),
                 WatchMsg::Unwatch(id) => conns.retain(|(c, _)| c.id() != id),
-                WatchMsg::Resume(id) => conns.iter_mut().filter(|(c, _)| c.id() == id).for_each(|(_, paused)| *paused = false),
+                WatchMsg::Resume(id) => {
+                    conns.iter_mut().filter(|(c, _)| c.id() == id).for_each(|(_, paused)| *paused = false)
+                }
                 WatchMsg::Stop => return,
             }
         }

@@ -296,7 +296,9 @@ pub fn scan(buf: &[u8]) -> Answer {
         Ok(_) => return Answer::NotAnObject(start),
     }
     match p.object() {
-        Ok((status, message)) => Answer::Complete { start, end: p.i, response: verdict(status, message, &buf[start..p.i]) },
+        Ok((status, message)) => {
+            Answer::Complete { start, end: p.i, response: verdict(status, message, &buf[start..p.i]) }
+        }
         Err(Stop::Eof) => Answer::Incomplete,
         Err(Stop::Bad(at, kind)) => Answer::Invalid(at, kind),
     }
@@ -307,10 +309,12 @@ pub fn scan(buf: &[u8]) -> Answer {
 pub fn document(buf: &[u8]) -> Answer {
     match scan(buf) {
         Answer::Empty | Answer::Incomplete => Answer::Invalid(buf.len(), Kind::Json),
-        Answer::Complete { start, end, response } => match buf[end..].iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-            Some(k) => Answer::Invalid(end + k, Kind::Json),
-            None => Answer::Complete { start, end, response },
-        },
+        Answer::Complete { start, end, response } => {
+            match buf[end..].iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+                Some(k) => Answer::Invalid(end + k, Kind::Json),
+                None => Answer::Complete { start, end, response },
+            }
+        }
         other => other,
     }
 }

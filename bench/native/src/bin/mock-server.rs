@@ -14,8 +14,8 @@
 //!   with `pace_ms: P`, written 1 MB at a time with P ms between chunks
 //! - `execute_code` `{code}`: `{"status":"success","result":{"executed":true,"length":<chars>}}`
 
-use std::collections::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -175,7 +175,9 @@ fn main() {
                 Ok((stream, _)) => {
                     let big = Rc::clone(&big);
                     // A client going away mid-reply is normal at the end of a run.
-                    drop(tokio::task::spawn_local(async move { let _ = serve(stream, big).await; }));
+                    drop(tokio::task::spawn_local(async move {
+                        let _ = serve(stream, big).await;
+                    }));
                 }
                 Err(e) => eprintln!("mock-server: accept failed: {e}"),
             }
