@@ -181,9 +181,12 @@ function newestMtime(dir) {
   return newest
 }
 
-/** Builds `mock-server` and `rust-client` when missing or older than their sources. */
+/**
+ * Builds `mock-server` and `rust-client` when missing or older than their sources: their crate,
+ * the mock Blender they serve with (`mock-server/`), and the core whose scanner the client reads with.
+ */
 function ensureNativeBinaries() {
-  const sources = newestMtime(join(BENCH, 'native'))
+  const sources = Math.max(...[join(BENCH, 'native'), join(ROOT, 'mock-server'), join(ROOT, 'core', 'src')].map(newestMtime))
   const fresh = ['mock-server', 'rust-client'].every((b) => existsSync(binary(b)) && statSync(binary(b)).mtimeMs >= sources)
   if (fresh) return
   console.error('building the benchmark binaries (cargo build --release -p blender-mcp-pool-bench)')

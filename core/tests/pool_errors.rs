@@ -109,7 +109,7 @@ async fn response_timeout_restarts_whenever_bytes_arrive() {
     let server = TestServer::start(|r| {
         let bytes = echo_bytes(&r.params);
         let chunk = bytes.len().div_ceil(7);
-        Reply::Chunked { bytes, chunk, gap: Duration::from_millis(100) }
+        Reply::Chunked { bytes: bytes.into(), chunk, gap: Duration::from_millis(100) }
     })
     .await;
     let pool = server.pool(|c| c.socket_timeout = Duration::from_millis(300));

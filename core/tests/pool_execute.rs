@@ -102,7 +102,8 @@ async fn stats_count_answered_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_reassembles_a_reply_sent_one_byte_at_a_time() {
     let server =
-        TestServer::start(|r| Reply::Chunked { bytes: echo_bytes(&r.params), chunk: 1, gap: Duration::ZERO }).await;
+        TestServer::start(|r| Reply::Chunked { bytes: echo_bytes(&r.params).into(), chunk: 1, gap: Duration::ZERO })
+            .await;
     let pool = server.pool(|_| {});
     let params = json!({"text": "a \"quoted\" {brace} h\u{e9}llo \u{1f3a8} \\", "list": [1, [2, {"x": []}]]});
     for _ in 0..3 {
@@ -115,9 +116,12 @@ async fn execute_reassembles_a_reply_sent_one_byte_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_reassembles_a_reply_split_across_timed_writes() {
-    let server =
-        TestServer::start(|r| Reply::Chunked { bytes: echo_bytes(&r.params), chunk: 7, gap: Duration::from_millis(2) })
-            .await;
+    let server = TestServer::start(|r| Reply::Chunked {
+        bytes: echo_bytes(&r.params).into(),
+        chunk: 7,
+        gap: Duration::from_millis(2),
+    })
+    .await;
     let pool = server.pool(|_| {});
     let params = json!({"s": "}]\"\\".repeat(10), "n": [1.5, null, true]});
     let reply = pool.execute(req("echo", params.clone())).await.unwrap();
@@ -147,7 +151,7 @@ async fn execute_ignores_whitespace_split_from_the_reply() {
     let server = TestServer::start(|r| {
         let mut bytes = b"\n\n\n\n".to_vec();
         bytes.extend(echo_bytes(&r.params));
-        Reply::Chunked { bytes, chunk: 2, gap: Duration::from_millis(1) }
+        Reply::Chunked { bytes: bytes.into(), chunk: 2, gap: Duration::from_millis(1) }
     })
     .await;
     let pool = server.pool(|_| {});

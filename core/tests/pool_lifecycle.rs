@@ -186,7 +186,7 @@ async fn unexpected_bytes_on_an_idle_connection_get_it_dropped() {
         let reply = common::echo_bytes(&r.params);
         let chunk = reply.len();
         let bytes = [reply, br#"{"status":"success"}"#.to_vec()].concat();
-        Reply::Chunked { bytes, chunk, gap: Duration::from_millis(50) }
+        Reply::Chunked { bytes: bytes.into(), chunk, gap: Duration::from_millis(50) }
     })
     .await;
     let pool = server.pool(|_| {});

@@ -23,9 +23,12 @@ fn reply_of_len(len: usize) -> (serde_json::Value, Vec<u8>) {
 async fn json_reply_in_pieces(limit: usize, body_len: usize, leading: &[u8]) -> Result<String, PoolError> {
     let (_, body) = reply_of_len(body_len);
     let wire = [leading, &body[..]].concat();
-    let server =
-        TestServer::start(move |_| Reply::Chunked { bytes: wire.clone(), chunk: 7, gap: Duration::from_millis(1) })
-            .await;
+    let server = TestServer::start(move |_| Reply::Chunked {
+        bytes: wire.clone().into(),
+        chunk: 7,
+        gap: Duration::from_millis(1),
+    })
+    .await;
     let pool = server.pool(|c| c.max_response_bytes = limit);
     let outcome = pool.execute(req("echo", json!("ignored"))).await;
     pool.shutdown().await;

@@ -1,11 +1,11 @@
-//! Shared pieces of the benchmark's native side (`mock-server` and `rust-client`):
-//! the incremental end-of-reply scanner, the workload definitions both sides agree on, a tiny
-//! `--key value` argument parser and process resource readings.
+//! Shared pieces of the benchmark's native side (`mock-server` and `rust-client`): the workload
+//! definitions both sides agree on, a tiny `--key value` argument parser and process resource
+//! readings. The server is the project's mock Blender (`mock-server/`); the client reads replies
+//! with the pool's own scanner (`blender_mcp_pool_core::framing`).
 //!
 //! Nothing here is used by the pool itself; this crate only exists for `npm run bench`.
 
 pub mod args;
-pub mod scan;
 pub mod usage;
 
 /// One line of the generated `execute_code` script; repeated (and cut) to the requested size.

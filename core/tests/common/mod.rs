@@ -1,186 +1,46 @@
-//! A scriptable stand-in for Blender's add-on server, on a real TCP socket, and helpers to
-//! point a [`Pool`] at it.
+//! The core's test harness: the project's mock Blender ([`MockServer`], from
+//! `mock-server/`, the one the benchmark serves with too), scripted request by request, and
+//! helpers to point a [`Pool`] at it.
 //!
-//! The server reads requests by scanning for the `\n` terminator, records each one (with the
-//! number of the server-side connection it came on), and answers as the test's handler says:
-//! echo the params, wait, never answer, close, send raw bytes, trickle bytes, ...
-//!
-//! Tests synchronise on the server's counters (accepted / open / peak open connections,
-//! requests) through a `watch` channel, never by sleeping.
-#![allow(dead_code, unreachable_pub)]
+//! The server records each request (with the number of the server-side connection it came on)
+//! and answers as the test's handler says: echo the params, wait, never answer, close, send raw
+//! bytes, trickle bytes, ... Tests synchronise on its counts (accepted / open / peak open
+//! connections, requests) through a `watch` channel, never by sleeping.
+// Each test file uses some of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blender_mcp_pool_core::{Pool, PoolConfig, Request};
 #[cfg(unix)]
 use blender_mcp_pool_core::{ReadWatcher, WatchNext, WatchedConn};
+pub use blender_mcp_pool_mock_server::{echo_bytes, Counts, Gate, MockServer, Received, Reply, DEADLINE};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// How long any wait-for-condition helper waits before failing the test.
-pub const DEADLINE: Duration = Duration::from_secs(5);
+/// The mock server, with what a pool needs to reach it.
+#[derive(Debug)]
+pub struct TestServer(MockServer);
 
-/// What the server saw, as counts. Every change is published on a `watch` channel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Connections accepted over the server's life.
-    pub accepted: usize,
-    /// Connections open now (accepted, not yet closed by either side).
-    pub open: usize,
-    /// The most connections that were open at once.
-    pub peak_open: usize,
-    /// Requests received (complete lines).
-    pub requests: usize,
-}
+impl Deref for TestServer {
+    type Target = MockServer;
 
-/// One request as the server received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// Server-side number of the connection it came on, from 1 in accept order.
-    pub conn: usize,
-    /// Order of arrival over the whole server, from 0.
-    pub index: usize,
-    /// The request's `type`.
-    pub kind: String,
-    /// The request's `params` (`null` when absent).
-    pub params: Value,
-}
-
-/// A latch the test opens to let gated replies go.
-#[derive(Debug, Clone)]
-pub struct Gate(Arc<watch::Sender<bool>>);
-
-impl Gate {
-    pub fn new() -> Self {
-        Gate(Arc::new(watch::channel(false).0))
+    fn deref(&self) -> &MockServer {
+        &self.0
     }
-
-    pub fn open(&self) {
-        self.0.send_replace(true);
-    }
-
-    pub async fn wait(&self) {
-        let mut rx = self.0.subscribe();
-        let _ = rx.wait_for(|open| *open).await;
-    }
-}
-
-/// What the server does with one request.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// `{"status":"success","result":<params>}` at once.
-    Echo,
-    /// Echo after this delay.
-    EchoAfter(Duration),
-    /// Echo once the gate opens.
-    EchoWhen(Gate),
-    /// Never answer (the connection stays open).
-    Never,
-    /// Close the connection without answering.
-    Close,
-    /// Write these bytes, in one write.
-    Raw(Vec<u8>),
-    /// Write these bytes, then close the connection.
-    RawThenClose(Vec<u8>),
-    /// Write `bytes` in pieces of `chunk` bytes, pausing `gap` between them (a zero gap yields to
-    /// the scheduler instead).
-    Chunked { bytes: Vec<u8>, chunk: usize, gap: Duration },
-}
-
-type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
-
-struct ServerState {
-    counts: watch::Sender<Counts>,
-    log: Mutex<Vec<Received>>,
-    handler: Handler,
-    /// Bumped to make every open connection close.
-    kill: watch::Sender<u64>,
-}
-
-/// The test server. Dropping it stops accepting.
-pub struct TestServer {
-    pub port: u16,
-    state: Arc<ServerState>,
-    accept_task: JoinHandle<()>,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-/// The bytes of an echo reply for `params`.
-pub fn echo_bytes(params: &Value) -> Vec<u8> {
-    format!(r#"{{"status":"success","result":{params}}}"#).into_bytes()
 }
 
 impl TestServer {
     /// A server that echoes every request.
     pub async fn echo() -> Self {
-        Self::start(|_| Reply::Echo).await
+        TestServer(MockServer::echo().await)
     }
 
     /// A server answering each request as `handler` says.
     pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(ServerState {
-            counts: watch::channel(Counts::default()).0,
-            log: Mutex::new(Vec::new()),
-            handler: Arc::new(handler),
-            kill: watch::channel(0).0,
-        });
-        let st = state.clone();
-        let accept_task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                stream.set_nodelay(true).unwrap();
-                let mut conn = 0;
-                st.counts.send_modify(|c| {
-                    c.accepted += 1;
-                    c.open += 1;
-                    c.peak_open = c.peak_open.max(c.open);
-                    conn = c.accepted;
-                });
-                drop(tokio::spawn(serve(st.clone(), stream, conn)));
-            }
-        });
-        TestServer { port, state, accept_task }
-    }
-
-    pub fn counts(&self) -> Counts {
-        *self.state.counts.borrow()
-    }
-
-    /// Every request received so far, in order of arrival.
-    pub fn log(&self) -> Vec<Received> {
-        self.state.log.lock().unwrap().clone()
-    }
-
-    /// Server-side connection numbers of the requests received so far, in order.
-    pub fn conns(&self) -> Vec<usize> {
-        self.log().iter().map(|r| r.conn).collect()
-    }
-
-    /// Closes, from the server's side, every open connection that is waiting for a request.
-    pub fn close_connections(&self) {
-        self.state.kill.send_modify(|g| *g += 1);
-    }
-
-    /// Waits until the counts satisfy `pred`, failing the test after [`DEADLINE`].
-    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Counts) -> bool) -> Counts {
-        let mut rx = self.state.counts.subscribe();
-        let outcome = tokio::time::timeout(DEADLINE, rx.wait_for(|c| pred(c))).await.map(|r| r.map(|c| *c));
-        match outcome {
-            Ok(Ok(c)) => c,
-            _ => panic!("server: timed out waiting for {what}; counts now {:?}", self.counts()),
-        }
+        TestServer(MockServer::start(handler).await)
     }
 
     /// A config pointing at this server; see [`test_config`].
@@ -199,93 +59,6 @@ impl TestServer {
         #[cfg(not(unix))]
         let watcher: Option<Arc<dyn blender_mcp_pool_core::ReadWatcher>> = None;
         Pool::with_watcher(c, tokio::runtime::Handle::current(), watcher)
-    }
-}
-
-/// Serves one connection: reads `\n`-terminated requests and answers each as the handler says.
-async fn serve(st: Arc<ServerState>, stream: TcpStream, conn: usize) {
-    struct Closed(Arc<ServerState>);
-    impl Drop for Closed {
-        fn drop(&mut self) {
-            self.0.counts.send_modify(|c| c.open -= 1);
-        }
-    }
-    let _closed = Closed(st.clone());
-    // Declared after the guard, so dropped before it: the socket is closed when `open` drops.
-    let mut stream = stream;
-    let mut kill = st.kill.subscribe();
-    kill.mark_unchanged();
-    let mut buf = Vec::new();
-    // Bytes of `buf` already searched for the terminator (big requests arrive in many reads).
-    let mut scanned = 0;
-    loop {
-        let line = loop {
-            if let Some(pos) = buf[scanned..].iter().position(|&b| b == b'\n') {
-                let rest = buf.split_off(scanned + pos + 1);
-                scanned = 0;
-                break std::mem::replace(&mut buf, rest);
-            }
-            scanned = buf.len();
-            tokio::select! {
-                n = stream.read_buf(&mut buf) => match n {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                },
-                _ = kill.changed() => return,
-            }
-        };
-        let value: Value = serde_json::from_slice(&line).expect("the pool sent a JSON request line");
-        let received = {
-            let mut log = st.log.lock().unwrap();
-            let r = Received {
-                conn,
-                index: log.len(),
-                kind: value["type"].as_str().unwrap_or_default().to_owned(),
-                params: value.get("params").cloned().unwrap_or(Value::Null),
-            };
-            log.push(r.clone());
-            r
-        };
-        let reply = (st.handler)(&received);
-        st.counts.send_modify(|c| c.requests += 1);
-        let ok = match reply {
-            Reply::Echo => stream.write_all(&echo_bytes(&received.params)).await.is_ok(),
-            Reply::EchoAfter(d) => {
-                tokio::time::sleep(d).await;
-                stream.write_all(&echo_bytes(&received.params)).await.is_ok()
-            }
-            Reply::EchoWhen(gate) => {
-                gate.wait().await;
-                stream.write_all(&echo_bytes(&received.params)).await.is_ok()
-            }
-            Reply::Never => true,
-            Reply::Close => return,
-            Reply::Raw(bytes) => stream.write_all(&bytes).await.is_ok(),
-            Reply::RawThenClose(bytes) => {
-                let _ = stream.write_all(&bytes).await;
-                return;
-            }
-            Reply::Chunked { bytes, chunk, gap } => {
-                let mut ok = true;
-                for (i, piece) in bytes.chunks(chunk).enumerate() {
-                    if i > 0 {
-                        if gap.is_zero() {
-                            tokio::task::yield_now().await;
-                        } else {
-                            tokio::time::sleep(gap).await;
-                        }
-                    }
-                    if stream.write_all(piece).await.is_err() {
-                        ok = false;
-                        break;
-                    }
-                }
-                ok
-            }
-        };
-        if !ok {
-            return;
-        }
     }
 }
 

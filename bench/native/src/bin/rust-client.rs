@@ -15,8 +15,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use blender_mcp_pool_bench::args::{fail, Args};
-use blender_mcp_pool_bench::scan::ReplyScanner;
 use blender_mcp_pool_bench::{make_code, usage};
+use blender_mcp_pool_core::framing::{ReplyScanner, Scan};
 use serde_json::{json, Value};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -96,11 +96,11 @@ impl Connection {
                 return Err("connection closed before the reply was complete".into());
             }
             self.buf.extend_from_slice(&self.chunk[..n]);
-            if let Some(end) = scanner.scan(&self.buf)? {
-                if end != self.buf.len() {
-                    return Err("bytes after the reply".into());
-                }
-                return Ok(serde_json::from_slice(&self.buf)?);
+            match scanner.scan(&self.buf) {
+                Scan::Incomplete | Scan::Empty => {}
+                Scan::Complete { end, .. } if end != self.buf.len() => return Err("bytes after the reply".into()),
+                Scan::Complete { .. } => return Ok(serde_json::from_slice(&self.buf)?),
+                other => return Err(format!("not a valid reply: {other:?}").into()),
             }
         }
     }
