@@ -356,13 +356,9 @@ impl Validator {
         // A token cut by the end of the previous buffer.
         match std::mem::replace(&mut self.tok, Tok::None) {
             Tok::None => {}
-            Tok::Str(role) => match self.string(buf, i, role) {
-                Step::Next(j) => {
-                    i = j;
-                    self.end_string(role);
-                }
-                Step::More(j) => return self.more(j, Tok::Str(role)),
-                Step::Bad(at, fault) => return Progress::Bad { at, fault },
+            Tok::Str(role) => match self.whole_string(buf, i, role) {
+                Ok(j) => i = j,
+                Err(progress) => return progress,
             },
             Tok::Num(num) => match number(buf, i, num) {
                 NumStep::Next(j) => {
@@ -429,14 +425,12 @@ impl Validator {
                                 }
                             }
                             self.expect = expect;
-                            match self.string(buf, i + 1, role) {
-                                Step::Next(j) => {
+                            match self.whole_string(buf, i + 1, role) {
+                                Ok(j) => {
                                     i = j;
-                                    self.end_string(role);
                                     expect = self.expect;
                                 }
-                                Step::More(j) => return self.more(j, Tok::Str(role)),
-                                Step::Bad(at, fault) => return Progress::Bad { at, fault },
+                                Err(progress) => return progress,
                             }
                         }
                         b'{' => {
@@ -523,14 +517,12 @@ impl Validator {
                             continue;
                         }
                         self.expect = expect;
-                        match self.string(buf, i + 1, role) {
-                            Step::Next(j) => {
+                        match self.whole_string(buf, i + 1, role) {
+                            Ok(j) => {
                                 i = j;
-                                self.end_string(role);
                                 expect = self.expect;
                             }
-                            Step::More(j) => return self.more(j, Tok::Str(role)),
-                            Step::Bad(at, fault) => return Progress::Bad { at, fault },
+                            Err(progress) => return progress,
                         }
                     }
                     b'}' if expect == Expect::KeyOrClose => {
@@ -580,6 +572,22 @@ impl Validator {
         }
         self.expect = Expect::CommaOrClose;
         None
+    }
+
+    /// The rest of a string from `i` (past its opening quote, or where a cut one stopped), as
+    /// one step: `Ok` past its closing quote, `self.expect` moved on ([`Self::end_string`]);
+    /// or the progress to return (more bytes needed, the string saved as the token in
+    /// progress; or the bad byte).
+    #[inline]
+    fn whole_string(&mut self, buf: &[u8], i: usize, role: Role) -> Result<usize, Progress> {
+        match self.string(buf, i, role) {
+            Step::Next(j) => {
+                self.end_string(role);
+                Ok(j)
+            }
+            Step::More(j) => Err(self.more(j, Tok::Str(role))),
+            Step::Bad(at, fault) => Err(Progress::Bad { at, fault }),
+        }
     }
 
     /// A string ended: a key now wants its `:`, a value its `,` or close.
