@@ -449,7 +449,6 @@ impl Shared {
     }
 }
 
-/// Milliseconds since the Unix epoch, for what a lease shows.
 /// A completion for a [`Reply`] that answers `done` with its text.
 pub(crate) fn as_text(done: Completion<String>) -> Completion<Reply> {
     Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| {
@@ -457,6 +456,7 @@ pub(crate) fn as_text(done: Completion<String>) -> Completion<Reply> {
     })
 }
 
+/// Milliseconds since the Unix epoch, for what a lease shows.
 fn wall_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }
@@ -482,20 +482,15 @@ async fn maintain(shared: Arc<Shared>) {
 
 impl ConnEvents for Shared {
     fn on_read(&self, conn: u64, verdict: Verdict) -> bool {
-        let (alive, ready) = self.decide(|inner, cfg, now, fx| inner.state.on_read(cfg, now, conn, verdict, fx));
-        ready.run(self);
-        alive
+        self.transition(|inner, cfg, now, fx| inner.state.on_read(cfg, now, conn, verdict, fx))
     }
 
     fn on_timer(&self, conn: u64, progress: Instant) -> Option<Instant> {
-        let (next, ready) = self.decide(|inner, cfg, now, fx| inner.state.on_timer(cfg, now, conn, progress, fx));
-        ready.run(self);
-        next
+        self.transition(|inner, cfg, now, fx| inner.state.on_timer(cfg, now, conn, progress, fx))
     }
 
     fn on_failed(&self, conn: u64, err: PoolError) {
-        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.discard(cfg, now, conn, err, fx));
-        ready.run(self);
+        self.transition(|inner, cfg, now, fx| inner.state.discard(cfg, now, conn, err, fx));
     }
 
     fn on_gone(&self, conn: u64, reason: &'static str) {
@@ -505,8 +500,7 @@ impl ConnEvents for Shared {
     }
 
     fn on_socket_closed(&self) {
-        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.socket_closed(cfg, now, fx));
-        ready.run(self);
+        self.transition(|inner, cfg, now, fx| inner.state.socket_closed(cfg, now, fx));
     }
 
     fn on_handed_back(&self, conn: u64) {
@@ -542,13 +536,11 @@ impl LeaseOps for Shared {
     }
 
     fn cancel(&self, call: CallId) {
-        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.cancel(cfg, now, call, fx));
-        ready.run(self);
+        self.transition(|inner, cfg, now, fx| inner.state.cancel(cfg, now, call, fx));
     }
 
     fn end_lease(&self, conn: u64) {
-        let ((), ready) = self.decide(|inner, cfg, now, fx| inner.state.end_lease(cfg, now, conn, fx));
-        ready.run(self);
+        self.transition(|inner, cfg, now, fx| inner.state.end_lease(cfg, now, conn, fx));
     }
 
     fn lease_view(&self, conn: u64) -> Option<(f64, f64, u64)> {
