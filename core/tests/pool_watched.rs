@@ -11,6 +11,8 @@ use blender_mcp_pool_core::{Pool, ReadWatcher};
 use common::{req, result_of, test_config, PollWatcher, TestServer};
 use serde_json::json;
 
+// The watcher's lock is held across the call on purpose: it keeps the watcher's own thread busy.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_that_arrived_in_time_is_delivered_while_the_watcher_thread_is_busy() {
     let server = TestServer::echo().await;

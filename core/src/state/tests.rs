@@ -35,16 +35,18 @@ fn alive(_: u64) -> Option<&'static str> {
     None
 }
 
-type Replies = mpsc::Receiver<(u64, Result<String, PoolError>)>;
+/// An `execute` call's number and its answer.
+type Answer = (u64, Result<String, PoolError>);
+type Replies = mpsc::Receiver<Answer>;
 
 /// A machine and a channel that hears every answer of `execute` calls made with [`call`].
-fn machine() -> (State, mpsc::Sender<(u64, Result<String, PoolError>)>, Replies) {
+fn machine() -> (State, mpsc::Sender<Answer>, Replies) {
     let (tx, rx) = mpsc::channel();
     (State::default(), tx, rx)
 }
 
 /// An execute job numbered `n` whose answer goes to `tx`.
-fn call(n: u64, tx: &mpsc::Sender<(u64, Result<String, PoolError>)>) -> Job {
+fn call(n: u64, tx: &mpsc::Sender<Answer>) -> Job {
     let tx = tx.clone();
     Job::Execute(
         Request::new("echo", format!("{{\"n\":{n}}}")),
@@ -53,7 +55,7 @@ fn call(n: u64, tx: &mpsc::Sender<(u64, Result<String, PoolError>)>) -> Job {
 }
 
 /// Runs the answers in `fx` (as the driver would) and returns them in order.
-fn answered(fx: &mut Effects, rx: &Replies) -> Vec<(u64, Result<String, PoolError>)> {
+fn answered(fx: &mut Effects, rx: &Replies) -> Vec<Answer> {
     for (done, outcome) in fx.replies.drain(..) {
         done.complete(outcome);
     }
