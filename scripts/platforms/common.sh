@@ -72,3 +72,11 @@ summary_of() {
     sed -E 's/^ +//; s/ +/ /g' | paste -sd ';' | sed 's/;/; /g' || true)"
   echo "${lines:-no result}"
 }
+
+# Vitest's "Failed Tests" block of a log (each failed test, its assertion and stack) and any
+# smoke check that failed, at most 150 lines, colours removed.
+failures_of() {
+  sed -E 's/\x1b\[[0-9;]*m//g' "$1" |
+    awk '/Failed Tests [0-9]+/ { on = 1 } /^ *Test Files / { on = 0 } on || /^not ok / { print }' |
+    head -n 150
+}

@@ -68,6 +68,11 @@ run_test() { # suffix script label
   # shellcheck disable=SC2086 # the script's arguments
   bash "$PLATFORMS_DIR/"$script > "$logs/test-$suffix.log" 2>&1 || rc=$?
   tail -n 40 "$logs/test-$suffix.log"
+  if [[ $rc -ne 0 ]]; then
+    # The tail above is the smoke's; a vitest failure is printed further up: show it whole.
+    log "$suffix: failures"
+    failures_of "$logs/test-$suffix.log"
+  fi
   local result
   result="$(summary_of "$logs/test-$suffix.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^ +//')"
   if [[ $rc -eq 0 ]]; then
