@@ -246,6 +246,8 @@ async function runModel(seed) {
   /** Replies of exactly maxResponseBytes that arrived, and replies one byte over it refused. */
   let exactOk = 0
   let overRefused = 0
+  /** Connects that outlasted connectionTimeout (a starved machine; see checkRejection). */
+  let connectTimeouts = 0
   let settledOps = 0
   let lastSettleAt = Date.now()
   let shuttingDown = false
@@ -331,8 +333,13 @@ async function runModel(seed) {
     if (ctx.signal?.aborted && ctx.abortedBeforeCall && code !== 'ABORT_ERR') {
       violation(`${where}: signal aborted before the call, yet rejected ${code}`)
     }
-    // Codes that cannot arise here: the mock always listens, sends no huge reply, the pool is up.
-    if (code === 'ERR_CONNECT' || (code === 'ERR_RESPONSE_TOO_LARGE' && ctx.limit !== 'over')
+    // Codes that cannot arise here: the mock always listens (no connect is refused), sends no
+    // huge reply, the pool is up. A connect can outlast the short connectionTimeout on a starved
+    // machine (an arm64 Node under qemu on a loaded runner: seen once in CI), and that one
+    // ERR_CONNECT is legitimate; it is counted.
+    const connectTimedOut = code === 'ERR_CONNECT' && /: timed out after \d+ ms \(/.test(err.message)
+    if (connectTimedOut) connectTimeouts++
+    if ((code === 'ERR_CONNECT' && !connectTimedOut) || (code === 'ERR_RESPONSE_TOO_LARGE' && ctx.limit !== 'over')
       || (code === 'ERR_POOL_SHUTDOWN' && !shuttingDown)) {
       violation(`${where}: unexpected ${code}: ${err.message}`)
     }
@@ -766,7 +773,7 @@ async function runModel(seed) {
   await serverWatch
 
   const summary = {
-    ops: OPS, settledOps, ok, bigOk, exactOk, overRefused, busySpells, codes, ms: Date.now() - started, faults: mock.snapshot().faultsInjected,
+    ops: OPS, settledOps, ok, bigOk, exactOk, overRefused, busySpells, connectTimeouts, codes, ms: Date.now() - started, faults: mock.snapshot().faultsInjected,
     serverRequests: mock.requests, connectionsOpened: mock.connectionsOpened,
     mockMaxOpen: mock.maxOpenConnections, mockCountOverCap: serverOverCount, kernelChecks,
     maxClientFds, clientFdsOverCap: clientFdsOverCap.slice(0, 5),
