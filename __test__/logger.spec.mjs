@@ -53,6 +53,19 @@ describe('logger option', () => {
     expect(records.some((r) => r.message === 'connected')).toBe(true)
   })
 
+  it('says in its first record where replies are read: the event loop, unless BLENDER_POOL_IO_THREAD_READS=1', async () => {
+    // Every supported Node exports libuv (Windows included, through node.exe): the I/O-thread
+    // path is the fallback, or what the variable asks for (npm test runs the suite both ways).
+    const mock = await mockBlender()
+    const records = []
+    const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (message, fields) => records.push({ message, fields })]))
+    const pool = loggedPool(mock, logger)
+    const created = await recordWhere(records, (r) => r.message === 'pool created')
+    expect(created.fields.watched).toBe(process.env.BLENDER_POOL_IO_THREAD_READS !== '1')
+    await expect(pool.execute('echo', { n: 1 })).resolves.toMatchObject({ result: { n: 1 } })
+    await pool.shutdown()
+  })
+
   it('a logger that throws does not break calls', async () => {
     const mock = await mockBlender()
     const boom = () => {

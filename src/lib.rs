@@ -18,12 +18,11 @@ mod lease;
 mod log_format;
 mod logging;
 mod metrics;
+mod node_symbols;
 mod pool;
 mod reply_text;
 mod runtime;
 mod settle;
 mod testing;
-#[cfg(unix)]
 mod uv;
-#[cfg(unix)]
 mod watcher;

@@ -46,10 +46,7 @@ impl NativePool {
             PoolConfig::from_input(&config.into(), &(&vars).into()).map_err(|e| throw_config_error(&env, &e))?;
         let settler = Settler::new(settle)?;
         // Replies are read on this thread's event loop where libuv allows (see `watcher.rs`).
-        #[cfg(unix)]
         let watcher = crate::watcher::UvWatcher::start(&env).map(|w| w as Arc<dyn pool_core::ReadWatcher>);
-        #[cfg(not(unix))]
-        let watcher = None;
         let name = config.name.clone();
         let observer = Arc::new(crate::events::JsObserver::new(on_connection)?);
         let builder =

@@ -6,7 +6,7 @@
 //! reply buffer itself becomes the string, freed by V8's garbage collector.
 //!
 //! `node_api_create_external_string_latin1` exists from Node 18.18 / 20.4; it is looked up at
-//! run time (`dlsym` on Unix, `GetProcAddress` on Windows), and without it (or for small or
+//! run time (`node_symbols.rs`), and without it (or for small or
 //! non-ASCII replies) the text is copied as usual.
 //!
 //! Whether a reply is ASCII is what the core's validator found on its one pass over the bytes
@@ -56,43 +56,9 @@ type CreateExternalLatin1 = unsafe extern "C" fn(
 /// `node_api_create_external_string_latin1`, if this Node has it.
 fn create_external_fn() -> Option<CreateExternalLatin1> {
     static FOUND: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
-    *FOUND.get_or_init(lookup_create_external)
-}
-
-#[cfg(unix)]
-fn lookup_create_external() -> Option<CreateExternalLatin1> {
-    // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up in the
-    // already-loaded process image; a non-null result is the function Node exports under that
-    // name, whose C signature is the one declared above (node_api.h).
-    unsafe {
-        let sym = libc::dlsym(libc::RTLD_DEFAULT, c"node_api_create_external_string_latin1".as_ptr());
-        (!sym.is_null()).then(|| std::mem::transmute::<*mut c_void, CreateExternalLatin1>(sym))
-    }
-}
-
-/// Windows: node.exe exports it too; the process's executable module is searched, as napi-rs
-/// finds every Node-API function there.
-#[cfg(windows)]
-fn lookup_create_external() -> Option<CreateExternalLatin1> {
-    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
-    // Safety: GetModuleHandleW(null) returns the executable's module handle, which stays loaded
-    // for the life of the process; GetProcAddress with it and a NUL-terminated name only looks
-    // the export up. A non-null result is the function node.exe exports under that name, whose C
-    // signature is the one declared above (node_api.h).
-    unsafe {
-        let exe = GetModuleHandleW(std::ptr::null());
-        if exe.is_null() {
-            return None;
-        }
-        let sym = GetProcAddress(exe, c"node_api_create_external_string_latin1".as_ptr().cast())?;
-        Some(std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateExternalLatin1>(sym))
-    }
-}
-
-/// Elsewhere replies are copied.
-#[cfg(not(any(unix, windows)))]
-fn lookup_create_external() -> Option<CreateExternalLatin1> {
-    None
+    // Safety: the signature declared above is that of the Node-API function of this name
+    // (node_api.h).
+    *FOUND.get_or_init(|| unsafe { crate::node_symbols::load(c"node_api_create_external_string_latin1") })
 }
 
 /// Takes back a reply buffer V8 no longer needs, for the next big reply. `hint` is the boxed

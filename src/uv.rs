@@ -1,11 +1,13 @@
 //! The few libuv functions the read watcher needs, looked up in the running Node.
 //!
 //! Node exports libuv's API to addons (`uv.h` is part of its public headers), but napi-rs links
-//! only Node-API. The symbols are found once with `dlsym(RTLD_DEFAULT)`; without them (a Node
-//! built without exporting libuv) the pool reads on its I/O thread as before.
+//! only Node-API. The symbols are found once (`node_symbols.rs`); without them (a Node built
+//! without exporting libuv) the pool reads on its I/O thread as before.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
+
+use crate::node_symbols::load;
 
 /// `uv_handle_type` values (`uv.h`: the order of `UV_HANDLE_TYPE_MAP`).
 pub(crate) const UV_ASYNC: c_int = 1;
@@ -18,6 +20,29 @@ pub(crate) type Loop = c_void;
 pub(crate) type AsyncCb = unsafe extern "C" fn(*mut Handle);
 pub(crate) type PollCb = unsafe extern "C" fn(*mut Handle, c_int, c_int);
 pub(crate) type CloseCb = unsafe extern "C" fn(*mut Handle);
+/// `uv_os_sock_t`: a descriptor on Unix, a `SOCKET` (pointer-sized) on Windows.
+#[cfg(unix)]
+pub(crate) type OsSock = c_int;
+#[cfg(windows)]
+pub(crate) type OsSock = usize;
+/// What polls a socket: `uv_poll_init` takes a descriptor, but on Windows only
+/// `uv_poll_init_socket` takes a `SOCKET`.
+#[cfg(unix)]
+const POLL_INIT: &std::ffi::CStr = c"uv_poll_init";
+#[cfg(windows)]
+const POLL_INIT: &std::ffi::CStr = c"uv_poll_init_socket";
+
+/// A socket's handle as libuv takes it.
+#[cfg(unix)]
+pub(crate) fn os_sock(raw: pool_core::RawSocket) -> OsSock {
+    raw
+}
+
+/// A socket's handle as libuv takes it (`SOCKET` is pointer-sized; Rust's `RawSocket` is u64).
+#[cfg(windows)]
+pub(crate) fn os_sock(raw: pool_core::RawSocket) -> OsSock {
+    raw as usize
+}
 
 /// libuv's entry points.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +50,7 @@ pub(crate) struct Uv {
     pub(crate) handle_size: unsafe extern "C" fn(c_int) -> usize,
     pub(crate) async_init: unsafe extern "C" fn(*mut Loop, *mut Handle, AsyncCb) -> c_int,
     pub(crate) async_send: unsafe extern "C" fn(*mut Handle) -> c_int,
-    pub(crate) poll_init: unsafe extern "C" fn(*mut Loop, *mut Handle, c_int) -> c_int,
+    pub(crate) poll_init: unsafe extern "C" fn(*mut Loop, *mut Handle, OsSock) -> c_int,
     pub(crate) poll_start: unsafe extern "C" fn(*mut Handle, c_int, PollCb) -> c_int,
     pub(crate) poll_stop: unsafe extern "C" fn(*mut Handle) -> c_int,
     pub(crate) close: unsafe extern "C" fn(*mut Handle, Option<CloseCb>),
@@ -44,7 +69,7 @@ pub(crate) fn uv() -> Option<Uv> {
                 handle_size: load(c"uv_handle_size")?,
                 async_init: load(c"uv_async_init")?,
                 async_send: load(c"uv_async_send")?,
-                poll_init: load(c"uv_poll_init")?,
+                poll_init: load(POLL_INIT)?,
                 poll_start: load(c"uv_poll_start")?,
                 poll_stop: load(c"uv_poll_stop")?,
                 close: load(c"uv_close")?,
@@ -52,23 +77,6 @@ pub(crate) fn uv() -> Option<Uv> {
             })
         }
     })
-}
-
-/// The function named `name`, as an `F` (a C function pointer type).
-///
-/// # Safety
-/// `F` must be the C signature of the function of that name.
-unsafe fn load<F: Copy>(name: &CStr) -> Option<F> {
-    const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>()) };
-    let found = sym(name)?;
-    // Safety: same size (checked above); the caller vouches for the signature.
-    Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&found) })
-}
-
-fn sym(name: &CStr) -> Option<*mut c_void> {
-    // Safety: dlsym with RTLD_DEFAULT and a NUL-terminated name has no other precondition.
-    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!found.is_null()).then_some(found)
 }
 
 /// A zeroed handle of `kind` from the C heap (null if out of memory). Freed by

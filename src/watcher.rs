@@ -11,8 +11,10 @@
 //!
 //! The I/O thread tells the JS thread which connections to watch or drop through a queue and a
 //! `uv_async_t`. Everything else here runs on the JS thread. A connection's socket stays open
-//! while it is polled (its [`WatchedConn`] is held until `uv_poll_stop`), so a descriptor is
-//! never reused under libuv's feet.
+//! until its poll handle is closed (its [`WatchedConn`] is dropped right after `uv_close`), so
+//! a descriptor is never reused under libuv's feet. On Windows that matters twice over:
+//! `uv_poll_stop` leaves libuv's AFD poll on the socket outstanding, and `uv_close` polls the
+//! socket itself to cancel it.
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
@@ -81,7 +83,7 @@ impl UvWatcher {
     /// Sets up the watcher on `env`'s event loop, or `None` where libuv is not available (the
     /// pool then reads on its I/O thread). On the JS thread.
     pub(crate) fn start(env: &Env) -> Option<Arc<UvWatcher>> {
-        if !cfg!(unix) || std::env::var_os("BLENDER_POOL_IO_THREAD_READS").is_some_and(|v| v == "1") {
+        if std::env::var_os("BLENDER_POOL_IO_THREAD_READS").is_some_and(|v| v == "1") {
             return None;
         }
         let uv = uv::uv()?;
@@ -206,11 +208,11 @@ unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
         return;
     }
     let id = conn.id();
-    let fd = conn.raw_fd();
+    let sock = uv::os_sock(conn.raw_socket());
     // SAFETY: `handle` is a zeroed block of uv_poll_t's size, `o.uv_loop` this thread's loop,
-    // and `fd` an open socket that stays open while `Polled` (holding `conn`) lives.
+    // and `sock` an open socket that stays open while `Polled` (holding `conn`) lives.
     unsafe {
-        if (uv.poll_init)(o.uv_loop, handle, fd) != 0 {
+        if (uv.poll_init)(o.uv_loop, handle, sock) != 0 {
             uv::free_handle(handle);
             conn.abandon("uv_poll_init failed");
             return;
@@ -226,7 +228,7 @@ unsafe fn watch(owner: *mut Owner, conn: WatchedConn) {
     }
 }
 
-/// Stops polling connection `id`, drops its `WatchedConn` and closes the handle.
+/// Stops polling connection `id`, closes the handle, then drops its `WatchedConn`.
 ///
 /// # Safety
 /// On the JS thread, with `owner` the live Owner.
@@ -244,12 +246,14 @@ unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
     let o = unsafe { &mut *owner };
     let Some(handle) = o.polls.remove(&id) else { return };
     let uv = o.link.uv;
-    // SAFETY: `handle` is an initialised uv_poll_t of this loop. Polling stops before the
-    // `WatchedConn` (and maybe the socket) goes; libuv frees nothing of ours.
+    // SAFETY: `handle` is an initialised uv_poll_t of this loop, closed once here: it was just
+    // taken out of `polls`. Its data is the live `Polled` boxed in `watch` (or null), freed
+    // once, here, after `uv_close` (libuv calls nothing back once a handle is closing).
     unsafe {
         let _ = (uv.poll_stop)(handle);
         let polled = uv::data(handle).cast::<Polled>();
         uv::set_data(handle, null_mut());
+        (uv.close)(handle, Some(uv::free_handle));
         if !polled.is_null() {
             let polled = Box::from_raw(polled);
             if abandon {
@@ -257,7 +261,6 @@ unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
             }
             drop(polled);
         }
-        (uv.close)(handle, Some(uv::free_handle));
     }
 }
 
@@ -287,7 +290,8 @@ unsafe fn resume(owner: *mut Owner, id: u64) {
 /// # Safety
 /// Called by libuv with a uv_poll_t initialised in [`watch`].
 unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_int) {
-    // SAFETY: `data` is the live `Polled` set in `watch` (cleared only after polling stopped).
+    // SAFETY: `data` is the live `Polled` set in `watch` (cleared by `stop`, which closes the
+    // handle: libuv calls nothing back after that).
     let polled = unsafe { uv::data(handle) }.cast::<Polled>();
     if polled.is_null() {
         return;
@@ -296,7 +300,7 @@ unsafe extern "C" fn on_readable(handle: *mut Handle, status: c_int, _events: c_
     // bytes that arrived before it are taken.
     let (next, owner, id) = {
         // SAFETY: non-null data is the `Polled` boxed in `watch`; freed only by `stop`, which
-        // stops polling first, so not while this callback runs.
+        // closes the handle first, so not while this callback runs.
         let p = unsafe { &*polled };
         let next = catch_unwind(AssertUnwindSafe(|| p.conn.on_readable())).unwrap_or(WatchNext::Stop);
         (next, p.owner, p.conn.id())

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::error::PoolError;
 use crate::reader::Reader;
-use crate::socket::{Socket, WriteReady};
+use crate::socket::{Borrowed, ReadReady, Socket, WriteReady};
 use crate::state::Verdict;
 
 /// What a connection tells its pool: the pool's one entry point per event.
@@ -136,7 +136,6 @@ impl ConnIo {
         self.wake.notify_one();
     }
 
-    #[cfg(unix)]
     fn take_handoff(&self) -> bool {
         self.handoff.swap(false, Ordering::AcqRel)
     }
@@ -201,15 +200,11 @@ pub(crate) async fn drive(events: Arc<dyn ConnEvents>, io: Arc<ConnIo>) {
     let timer = tokio::time::sleep_until(first_check);
     tokio::pin!(timer);
     // While a watcher has handed a big reply over: the socket, registered here for reads.
-    #[cfg(unix)]
-    let mut borrowed: Option<crate::socket::Borrowed> = None;
-    #[cfg(not(unix))]
-    let borrowed: Option<std::convert::Infallible> = None;
+    let mut borrowed: Option<Borrowed> = None;
     loop {
         if io.is_closing() {
             break;
         }
-        #[cfg(unix)]
         if borrowed.is_none() && io.take_handoff() {
             match io.sock.borrow_for_reads() {
                 Ok(fd) => borrowed = Some(fd),
@@ -242,7 +237,6 @@ pub(crate) async fn drive(events: Arc<dyn ConnEvents>, io: Arc<ConnIo>) {
                 }
             }
             ready = borrowed_readable(borrowed.as_ref()), if borrowed.is_some() => {
-                #[cfg(unix)]
                 match read_borrowed(&*events, &io, ready) {
                     BigReply::Arriving => {}
                     BigReply::Delivered => {
@@ -251,11 +245,6 @@ pub(crate) async fn drive(events: Arc<dyn ConnEvents>, io: Arc<ConnIo>) {
                         events.on_handed_back(io.id);
                     }
                     BigReply::ConnectionOver => break,
-                }
-                #[cfg(not(unix))]
-                match ready {
-                    Ok(never) => match never {},
-                    Err(_) => break,
                 }
             }
             () = &mut timer => {
@@ -290,7 +279,6 @@ fn read_stream(stream: &tokio::net::TcpStream, buf: &mut Vec<u8>) -> io::Result<
 }
 
 /// Where a big reply, read by the task on a borrowed descriptor, stands.
-#[cfg(unix)]
 enum BigReply {
     /// Still arriving.
     Arriving,
@@ -300,35 +288,20 @@ enum BigReply {
     ConnectionOver,
 }
 
-#[cfg(unix)]
-async fn borrowed_readable(
-    fd: Option<&crate::socket::Borrowed>,
-) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>> {
-    match fd {
-        Some(fd) => fd.readable().await,
+async fn borrowed_readable(borrowed: Option<&Borrowed>) -> io::Result<ReadReady<'_>> {
+    match borrowed {
+        Some(borrowed) => borrowed.readable().await,
         None => std::future::pending().await,
     }
 }
 
-#[cfg(not(unix))]
-async fn borrowed_readable(_: Option<&std::convert::Infallible>) -> io::Result<std::convert::Infallible> {
-    std::future::pending().await
-}
-
 /// Reads a borrowed socket once it is readable, and acts on what arrived.
-#[cfg(unix)]
-fn read_borrowed(
-    events: &dyn ConnEvents,
-    io: &ConnIo,
-    ready: io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>>,
-) -> BigReply {
+fn read_borrowed(events: &dyn ConnEvents, io: &ConnIo, ready: io::Result<ReadReady<'_>>) -> BigReply {
     let alive = match ready {
-        Ok(mut guard) => {
-            let stream = guard.get_inner();
-            let (alive, drained) =
-                io.read_with(events, |buf| crate::socket::recv_into(socket2::SockRef::from(stream), buf), usize::MAX);
+        Ok(mut ready) => {
+            let (alive, drained) = io.read_with(events, |buf| ready.recv_into(buf), usize::MAX);
             if drained {
-                guard.clear_ready();
+                ready.clear_ready();
             }
             alive
         }

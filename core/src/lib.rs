@@ -45,5 +45,6 @@ pub use metrics::{LatencySummary, MetricsSnapshot, FAILURE_CODES};
 pub use observer::PoolObserver;
 pub use pool::{Pool, PoolBuilder};
 pub use request::{CallId, CallOptions, Request};
+pub use socket::RawSocket;
 pub use stats::PoolStats;
 pub use watcher::{ReadWatcher, WatchNext, WatchedConn};

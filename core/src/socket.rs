@@ -1,11 +1,16 @@
 //! A pooled connection's socket: how it is opened and tuned, and how the I/O thread watches it.
 //!
 //! Most connections are [`Socket::Task`]: a tokio stream whose task on the I/O thread waits for
-//! both its replies and its writes. A *watched* connection ([`Socket::Watched`], Unix only) is
-//! registered with the I/O thread for writability alone: its replies are read by a
-//! [`ReadWatcher`](crate::ReadWatcher) on another thread (the binding's JavaScript thread, via
-//! its event loop). A reply arriving on it then wakes no thread but the watcher's — which, under
-//! load, is awake anyway. See `watcher.rs` for why.
+//! both its replies and its writes. A *watched* connection ([`Socket::Watched`]) has its replies
+//! read by a [`ReadWatcher`](crate::ReadWatcher) on another thread (the binding's JavaScript
+//! thread, via its event loop); the I/O thread waits on it only for writes that blocked. On Unix
+//! it is registered for writability alone, so a reply arriving on it wakes no thread but the
+//! watcher's — which, under load, is awake anyway. See `watcher.rs` for why.
+//!
+//! Windows has no such registration in tokio (`AsyncFd` is Unix-only): a watched socket there is
+//! a plain tokio stream whose read readiness nothing waits on. Past its first reply, replies no
+//! longer wake the I/O thread: tokio (mio) polls a Windows socket edge-style, and re-arms its poll
+//! only after an operation through it would block, which the watcher's reads never are.
 
 use std::io;
 use std::time::Duration;
@@ -62,9 +67,23 @@ pub(crate) enum Socket {
     /// Read and written by its task (and written directly by callers).
     Task(TcpStream),
     /// Read by a watcher; written by callers and, when a write blocked, by its task.
-    #[cfg(unix)]
-    Watched(tokio::io::unix::AsyncFd<std::net::TcpStream>),
+    Watched(WatchedStream),
 }
+
+/// A watched socket as the I/O thread holds it: registered for writability alone (Unix).
+#[cfg(unix)]
+type WatchedStream = tokio::io::unix::AsyncFd<std::net::TcpStream>;
+/// A watched socket as the I/O thread holds it: a tokio stream whose reads nobody awaits
+/// (Windows: see the module's doc).
+#[cfg(windows)]
+type WatchedStream = TcpStream;
+
+/// The operating system's handle of a socket, as a watcher polls it.
+#[cfg(unix)]
+pub type RawSocket = std::os::fd::RawFd;
+/// The operating system's handle of a socket, as a watcher polls it.
+#[cfg(windows)]
+pub type RawSocket = std::os::windows::io::RawSocket;
 
 /// A socket the I/O thread found writable: the one place a blocked write is finished.
 pub(crate) enum WriteReady<'a> {
@@ -73,21 +92,41 @@ pub(crate) enum WriteReady<'a> {
     Watched(tokio::io::unix::AsyncFdReadyGuard<'a, std::net::TcpStream>),
 }
 
+/// A watched socket's handle again, registered with the I/O thread for reads: the task reads a
+/// big reply with it while the watcher pauses (see `watcher.rs`). Dropping it deregisters it.
+#[derive(Debug)]
+pub(crate) struct Borrowed(BorrowedStream);
+#[cfg(unix)]
+type BorrowedStream = tokio::io::unix::AsyncFd<std::net::TcpStream>;
+#[cfg(windows)]
+type BorrowedStream = TcpStream;
+
+/// A [`Borrowed`] socket found readable.
+pub(crate) struct ReadReady<'a> {
+    #[cfg(unix)]
+    guard: tokio::io::unix::AsyncFdReadyGuard<'a, std::net::TcpStream>,
+    #[cfg(windows)]
+    stream: &'a TcpStream,
+}
+
 impl Socket {
-    /// Registers `stream` with the I/O thread: for reads too, unless `watched` (ignored where
-    /// watching is not supported). Must run on the runtime.
+    /// Registers `stream` with the I/O thread: for reads too, unless `watched`. Must run on the
+    /// runtime.
     #[allow(unsafe_code)]
     pub(crate) fn new(stream: TcpStream, watched: bool) -> io::Result<Self> {
+        if !watched {
+            return Ok(Socket::Task(stream));
+        }
         #[cfg(unix)]
-        if watched {
+        {
             let std = stream.into_std()?;
             // Safety: the `AsyncFd` owns `std`, whose descriptor is open and stays the same
             // socket until `std` is dropped, which deregisters first (tokio's requirement).
             let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(std, tokio::io::Interest::WRITABLE)? };
-            return Ok(Socket::Watched(fd));
+            Ok(Socket::Watched(fd))
         }
-        let _ = watched;
-        Ok(Socket::Task(stream))
+        #[cfg(windows)]
+        Ok(Socket::Watched(stream))
     }
 
     pub(crate) fn is_watched(&self) -> bool {
@@ -99,6 +138,8 @@ impl Socket {
             Socket::Task(s) => socket2::SockRef::from(s),
             #[cfg(unix)]
             Socket::Watched(fd) => socket2::SockRef::from(fd.get_ref()),
+            #[cfg(windows)]
+            Socket::Watched(s) => socket2::SockRef::from(s),
         }
     }
 
@@ -110,6 +151,8 @@ impl Socket {
             // then tries once, sees `WouldBlock` and clears it.
             #[cfg(unix)]
             Socket::Watched(fd) => io::Write::write(&mut fd.get_ref(), bytes),
+            #[cfg(windows)]
+            Socket::Watched(s) => s.try_write(bytes),
         }
     }
 
@@ -131,6 +174,8 @@ impl Socket {
             Socket::Task(s) => s.writable().await.map(|()| WriteReady::Task(s)),
             #[cfg(unix)]
             Socket::Watched(fd) => fd.writable().await.map(WriteReady::Watched),
+            #[cfg(windows)]
+            Socket::Watched(s) => s.writable().await.map(|()| WriteReady::Task(s)),
         }
     }
 
@@ -139,7 +184,6 @@ impl Socket {
     pub(crate) async fn task_readable(&self) -> io::Result<&TcpStream> {
         match self {
             Socket::Task(s) => s.readable().await.map(|()| s),
-            #[cfg(unix)]
             Socket::Watched(_) => std::future::pending().await,
         }
     }
@@ -150,28 +194,72 @@ impl Socket {
         recv_into(self.sock_ref(), buf)
     }
 
-    /// A second descriptor for a watched socket, registered with the I/O thread for reads: the
-    /// task reads a big reply with it while the watcher pauses (see `watcher.rs`).
-    #[cfg(unix)]
+    /// A watched socket's handle again, registered with the I/O thread for reads.
     #[allow(unsafe_code)]
     pub(crate) fn borrow_for_reads(&self) -> io::Result<Borrowed> {
-        let Socket::Watched(fd) = self else {
+        let Socket::Watched(_) = self else {
             return Err(io::Error::other("only a watched socket is borrowed"));
         };
-        let dup = fd.get_ref().try_clone()?;
-        // Safety: as in `Socket::new`: the `AsyncFd` owns the duplicate descriptor.
-        unsafe { tokio::io::unix::AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
-            .map_err(io::Error::from)
+        let dup = self.sock_ref().try_clone()?;
+        #[cfg(unix)]
+        {
+            // Safety: as in `Socket::new`: the `AsyncFd` owns the duplicate descriptor.
+            let fd =
+                unsafe { tokio::io::unix::AsyncFd::register_with_interest(dup.into(), tokio::io::Interest::READABLE)? };
+            Ok(Borrowed(fd))
+        }
+        #[cfg(windows)]
+        {
+            // A duplicated Windows socket does not inherit non-blocking mode.
+            dup.set_nonblocking(true)?;
+            Ok(Borrowed(TcpStream::from_std(dup.into())?))
+        }
     }
 
-    /// The socket's descriptor, for a watcher to poll.
-    #[cfg(unix)]
-    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
+    /// The socket's handle, for a watcher to poll.
+    pub(crate) fn raw_socket(&self) -> RawSocket {
+        #[cfg(unix)]
+        use std::os::fd::AsRawFd as AsRaw;
+        #[cfg(windows)]
+        use std::os::windows::io::AsRawSocket as AsRaw;
         match self {
+            #[cfg(unix)]
             Socket::Task(s) => s.as_raw_fd(),
+            #[cfg(unix)]
             Socket::Watched(fd) => fd.as_raw_fd(),
+            #[cfg(windows)]
+            Socket::Task(s) | Socket::Watched(s) => s.as_raw_socket(),
         }
+    }
+}
+
+impl Borrowed {
+    /// Waits until a reply's bytes can be read.
+    pub(crate) async fn readable(&self) -> io::Result<ReadReady<'_>> {
+        #[cfg(unix)]
+        return self.0.readable().await.map(|guard| ReadReady { guard });
+        #[cfg(windows)]
+        return self.0.readable().await.map(|()| ReadReady { stream: &self.0 });
+    }
+}
+
+impl ReadReady<'_> {
+    /// One non-blocking read appended to `buf`'s spare capacity, as [`Socket::recv_into`].
+    pub(crate) fn recv_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        #[cfg(unix)]
+        return recv_into(socket2::SockRef::from(self.guard.get_inner()), buf);
+        #[cfg(windows)]
+        return recv_into(socket2::SockRef::from(self.stream), buf);
+    }
+
+    /// The socket was drained: wait for it to be readable again.
+    pub(crate) fn clear_ready(&mut self) {
+        #[cfg(unix)]
+        self.guard.clear_ready();
+        // tokio clears a stream's readiness (and, on Windows, re-arms its poll) when an
+        // operation through it would block.
+        #[cfg(windows)]
+        let _ = self.stream.try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
     }
 }
 
@@ -188,10 +276,6 @@ impl WriteReady<'_> {
         }
     }
 }
-
-/// A duplicate of a watched socket's descriptor, registered for reads.
-#[cfg(unix)]
-pub(crate) type Borrowed = tokio::io::unix::AsyncFd<std::net::TcpStream>;
 
 /// One non-blocking `recv` appended to `buf`'s spare capacity. Returns the bytes read, 0 at
 /// end of stream.

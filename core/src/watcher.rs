@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::connection::{ConnEvents, ConnIo};
 use crate::error::PoolError;
+use crate::socket::RawSocket;
 
 /// Most bytes one [`WatchedConn::on_readable`] reads.
 const READ_BUDGET: usize = HANDOFF_BYTES;
@@ -21,7 +22,7 @@ const READ_BUDGET: usize = HANDOFF_BYTES;
 /// Polls connections for readability on the embedder's thread. Both methods are called on the
 /// pool's I/O thread, `unwatch` always after the `watch` of the same connection.
 pub trait ReadWatcher: Send + Sync + fmt::Debug {
-    /// Connection `conn` opened: poll [`WatchedConn::raw_fd`] for readability (level-triggered)
+    /// Connection `conn` opened: poll [`WatchedConn::raw_socket`] for readability (level-triggered)
     /// and call [`WatchedConn::on_readable`] whenever it is readable, until it returns `false`.
     fn watch(&self, conn: WatchedConn);
     /// Connection `id` is finished: stop polling it and drop its [`WatchedConn`] (the socket
@@ -65,10 +66,10 @@ impl WatchedConn {
         self.io.id
     }
 
-    /// The socket's descriptor, to poll for readability.
-    #[cfg(unix)]
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        self.io.sock.raw_fd()
+    /// The socket's handle (a descriptor on Unix, a `SOCKET` on Windows), to poll for
+    /// readability.
+    pub fn raw_socket(&self) -> RawSocket {
+        self.io.sock.raw_socket()
     }
 
     /// Reads what has arrived (up to 256 KiB) and acts on it: a complete reply is validated

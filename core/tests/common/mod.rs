@@ -217,7 +217,7 @@ fn poll_loop(inbox: &Mutex<Vec<WatchMsg>>, woken: std::os::unix::net::UnixStream
         }
         let polled: Vec<u64> = conns.iter().filter(|(_, paused)| !paused).map(|(c, _)| c.id()).collect();
         let mut fds: Vec<libc::pollfd> = std::iter::once(woken.as_raw_fd())
-            .chain(conns.iter().filter(|(_, paused)| !paused).map(|(c, _)| c.raw_fd()))
+            .chain(conns.iter().filter(|(_, paused)| !paused).map(|(c, _)| c.raw_socket()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         // Safety: `fds` is a valid array of `fds.len()` pollfd structs for the call's duration.
