@@ -38,8 +38,3 @@ fn lookup(name: &CStr) -> Option<*mut c_void> {
         GetProcAddress(exe, name.as_ptr().cast()).map(|f| f as *mut c_void)
     }
 }
-
-#[cfg(not(any(unix, windows)))]
-fn lookup(_: &CStr) -> Option<*mut c_void> {
-    None
-}

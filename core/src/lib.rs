@@ -14,6 +14,10 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, unused_results)]
 #![deny(unsafe_code)]
 
+// A socket is either a descriptor or a Windows `SOCKET` (`socket.rs`); no other kind is known.
+#[cfg(not(any(unix, windows)))]
+compile_error!("blender-mcp-pool-core builds for Unix and Windows only");
+
 mod backoff;
 mod completion;
 mod config;
