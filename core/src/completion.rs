@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::error::PoolError;
+use crate::framing::Reply;
 
 type Callback<T> = Box<dyn FnOnce(Result<T, PoolError>, Option<u64>) + Send>;
 
@@ -46,6 +47,15 @@ impl<T: 'static> Completion<T> {
     pub(crate) fn complete_on(mut self, outcome: Result<T, PoolError>, conn: Option<u64>) {
         self.conn = conn.or(self.conn);
         self.complete(outcome);
+    }
+}
+
+impl Completion<String> {
+    /// A completion for a [`Reply`] that answers this one with the reply's text.
+    pub(crate) fn of_reply_text(self) -> Completion<Reply> {
+        Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| {
+            self.complete_on(outcome.map(Reply::into_string), conn)
+        })
     }
 }
 

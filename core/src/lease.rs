@@ -67,7 +67,7 @@ impl Lease {
     /// release, `ERR_CONNECTION_CLOSED` if the connection was lost. Returns the call's id, for
     /// [`crate::Pool::cancel`] or [`Lease::cancel`].
     pub fn submit(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
-        self.submit_reply(request, options, crate::pool::as_text(done))
+        self.submit_reply(request, options, done.of_reply_text())
     }
 
     /// [`Lease::submit`], answering with the [`Reply`] as the reader left it.

@@ -96,7 +96,7 @@ impl Pool {
 
     /// [`Pool::submit`] with per-call options.
     pub fn submit_with(&self, request: Request, options: CallOptions, done: Completion<String>) -> CallId {
-        self.submit_reply_with(request, options, as_text(done))
+        self.submit_reply_with(request, options, done.of_reply_text())
     }
 
     /// [`Pool::submit_with`], answering with the [`Reply`] as the reader left it (its bytes,
@@ -447,13 +447,6 @@ impl Shared {
         }
         ready.run(self);
     }
-}
-
-/// A completion for a [`Reply`] that answers `done` with its text.
-pub(crate) fn as_text(done: Completion<String>) -> Completion<Reply> {
-    Completion::with_connection(move |outcome: Result<Reply, PoolError>, conn| {
-        done.complete_on(outcome.map(Reply::into_string), conn)
-    })
 }
 
 /// Milliseconds since the Unix epoch, for what a lease shows.

@@ -50,7 +50,7 @@ fn call(n: u64, tx: &mpsc::Sender<Answer>) -> Job {
     let tx = tx.clone();
     Job::Execute(
         Request::new("echo", format!("{{\"n\":{n}}}")),
-        crate::pool::as_text(Completion::new(move |r| drop(tx.send((n, r))))),
+        Completion::new(move |r| drop(tx.send((n, r)))).of_reply_text(),
     )
 }
 
