@@ -67,16 +67,18 @@ pub(crate) enum Socket {
     /// Read and written by its task (and written directly by callers).
     Task(TcpStream),
     /// Read by a watcher; written by callers and, when a write blocked, by its task.
-    Watched(WatchedStream),
+    Watched(Registered),
 }
 
-/// A watched socket as the I/O thread holds it: registered for writability alone (Unix).
+/// A socket registered with the I/O thread for one kind of readiness: on Unix an `AsyncFd`
+/// with the interest it was registered with (writes for a watched socket, reads for a
+/// [`Borrowed`] one).
 #[cfg(unix)]
-type WatchedStream = tokio::io::unix::AsyncFd<std::net::TcpStream>;
-/// A watched socket as the I/O thread holds it: a tokio stream whose reads nobody awaits
-/// (Windows: see the module's doc).
+type Registered = tokio::io::unix::AsyncFd<std::net::TcpStream>;
+/// A socket registered with the I/O thread: on Windows a tokio stream, registered for both, of
+/// which only the readiness awaited is used (see the module's doc).
 #[cfg(windows)]
-type WatchedStream = TcpStream;
+type Registered = TcpStream;
 
 /// The operating system's handle of a socket, as a watcher polls it.
 #[cfg(unix)]
@@ -95,11 +97,7 @@ pub(crate) enum WriteReady<'a> {
 /// A watched socket's handle again, registered with the I/O thread for reads: the task reads a
 /// big reply with it while the watcher pauses (see `watcher.rs`). Dropping it deregisters it.
 #[derive(Debug)]
-pub(crate) struct Borrowed(BorrowedStream);
-#[cfg(unix)]
-type BorrowedStream = tokio::io::unix::AsyncFd<std::net::TcpStream>;
-#[cfg(windows)]
-type BorrowedStream = TcpStream;
+pub(crate) struct Borrowed(Registered);
 
 /// A [`Borrowed`] socket found readable.
 pub(crate) struct ReadReady<'a> {
