@@ -27,9 +27,6 @@ use pool_core::{ReadWatcher, WatchNext, WatchedConn};
 
 use crate::uv::{self, Handle, Uv, UV_ASYNC, UV_POLL, UV_READABLE};
 
-/// Why connections are given up when the event loop goes before the pool.
-const GONE: &str = "the JavaScript environment is gone";
-
 /// The watcher a pool holds (its `Drop` tells the JS thread to close everything).
 #[derive(Debug)]
 pub(crate) struct UvWatcher {
@@ -126,7 +123,7 @@ impl UvWatcher {
             // The loop is gone (worker terminated): nobody can read this connection.
             drop(state);
             if let Msg::Watch(conn) = msg {
-                conn.abandon(GONE);
+                conn.end_with_host();
             }
             return;
         }
@@ -237,11 +234,11 @@ unsafe fn unwatch(owner: *mut Owner, id: u64) {
     unsafe { stop(owner, id, false) }
 }
 
-/// [`unwatch`]; with `abandon`, the connection is given up too (nobody will read it again).
+/// [`unwatch`]; with `env_gone`, the connection is given up too (nobody will read it again).
 ///
 /// # Safety
 /// On the JS thread, with `owner` the live Owner.
-unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
+unsafe fn stop(owner: *mut Owner, id: u64, env_gone: bool) {
     // SAFETY: called on the JS thread with the live Owner.
     let o = unsafe { &mut *owner };
     let Some(handle) = o.polls.remove(&id) else { return };
@@ -256,8 +253,8 @@ unsafe fn stop(owner: *mut Owner, id: u64, abandon: bool) {
         (uv.close)(handle, Some(uv::free_handle));
         if !polled.is_null() {
             let polled = Box::from_raw(polled);
-            if abandon {
-                polled.conn.abandon(GONE);
+            if env_gone {
+                polled.conn.end_with_host();
             }
             drop(polled);
         }
@@ -340,7 +337,7 @@ unsafe fn close_all(owner: *mut Owner, env_gone: bool) {
     };
     for msg in pending {
         if let (Msg::Watch(conn), true) = (msg, env_gone) {
-            conn.abandon(GONE);
+            conn.end_with_host();
         }
     }
     let ids: Vec<u64> = o.polls.keys().copied().collect();

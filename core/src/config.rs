@@ -52,6 +52,11 @@ pub struct PoolConfig {
     /// How messages are delimited: bare JSON (the classic add-on) or a 4-byte length prefix
     /// (newer add-ons). Default: [`Framing::Json`].
     pub framing: Framing,
+    /// How long a new connection is watched before its first request: a server that greets
+    /// (or closes) on connect is found then, so no caller takes its greeting for a reply. The
+    /// add-on never sends first, so with Blender the wait always runs out; only callers waiting
+    /// for a new connection pay it. Not a JavaScript option. Default: 2 ms.
+    pub new_connection_settle: Duration,
 }
 
 impl Default for PoolConfig {
@@ -79,6 +84,7 @@ impl PoolConfig {
             max_response_bytes: 64 * 1024 * 1024,
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             framing: Framing::Json,
+            new_connection_settle: Duration::from_millis(2),
         }
     }
 

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::error::PoolError;
+use crate::in_step::InStep;
 use crate::reader::Reader;
 use crate::socket::{Borrowed, ReadReady, Socket, WriteReady};
 use crate::state::Verdict;
@@ -64,6 +65,8 @@ pub(crate) struct ConnIo {
     close_reason: OnceLock<&'static str>,
     /// A watcher handed the reply in progress over to the task (it is big).
     handoff: AtomicBool,
+    /// Whether the connection is in step: where its request stands.
+    in_step: InStep,
     /// The reply being received. Locked by whoever reads the socket: the task, or the
     /// watcher's thread for a watched connection (see `watcher.rs`).
     reader: Mutex<Reader>,
@@ -88,26 +91,38 @@ impl ConnIo {
             closing: AtomicBool::new(false),
             close_reason: OnceLock::new(),
             handoff: AtomicBool::new(false),
+            in_step: InStep::default(),
             reader: Mutex::new(reader),
             _slot: SocketSlot(events),
         }
     }
 
-    /// Writes `bytes` without blocking; what does not fit is left for the task to finish.
-    pub(crate) fn write_or_queue(&self, bytes: Vec<u8>) -> io::Result<()> {
+    /// Writes a request without blocking; what does not fit is left for the task to finish.
+    /// Refuses, writing nothing, unless the connection is between requests and in step: two
+    /// requests' bytes never interleave, and none follows bytes nobody asked for.
+    pub(crate) fn write_or_queue(&self, bytes: Vec<u8>) -> Result<(), PoolError> {
+        self.in_step.begin_write()?;
         let mut off = 0;
         while off < bytes.len() {
             match self.sock.try_write(&bytes[off..]) {
                 Ok(n) => off += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    *self.outbox.lock().unwrap_or_else(|p| p.into_inner()) = Some((bytes, off));
+                    self.in_step.queue_rest();
+                    let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+                    debug_assert!(outbox.is_none(), "one request at a time is being written");
+                    *outbox = Some((bytes, off));
+                    drop(outbox);
                     self.wake.notify_one();
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.in_step.write_failed();
+                    return Err(PoolError::Write(e.to_string()));
+                }
             }
         }
+        self.in_step.end_write();
         Ok(())
     }
 
@@ -158,6 +173,7 @@ impl ConnIo {
     ) -> (bool, bool) {
         let mut reader = self.reader();
         let (verdict, drained) = reader.read(recv, budget);
+        let verdict = self.in_step.judge(self.id, verdict, reader.len());
         (events.on_read(self.id, verdict), drained)
     }
 }
@@ -218,13 +234,19 @@ pub(crate) async fn drive(events: Arc<dyn ConnEvents>, io: Arc<ConnIo>) {
             biased;
             () = io.wake.notified() => {
                 if let Some(queued) = io.outbox.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    // The writer queues a request only once the previous one is written.
+                    debug_assert!(unwritten.is_none(), "one request at a time is being written");
                     unwritten = Some(queued);
                 }
             }
             ready = io.sock.writable(), if unwritten.is_some() => {
                 if let Err(e) = ready.and_then(|ready| finish_write(ready, &mut unwritten)) {
+                    io.in_step.write_failed();
                     events.on_failed(io.id, PoolError::Write(e.to_string()));
                     break;
+                }
+                if unwritten.is_none() {
+                    io.in_step.end_write();
                 }
             }
             ready = io.sock.task_readable(), if !io.sock.is_watched() => {

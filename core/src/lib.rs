@@ -28,6 +28,7 @@ mod error;
 #[doc(hidden)]
 pub mod failpoint;
 pub mod framing;
+mod in_step;
 mod lease;
 mod metrics;
 mod observer;

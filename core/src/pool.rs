@@ -44,7 +44,7 @@ use crate::observer::PoolObserver;
 use crate::reader::Reader;
 use crate::request::{CallId, CallOptions, Job, Request};
 use crate::socket::Socket;
-use crate::state::{Now, Phase, State, Verdict};
+use crate::state::{Now, Phase, Probe, State, Verdict};
 use crate::stats::PoolStats;
 use crate::watcher::{ReadWatcher, WatchedConn};
 
@@ -265,6 +265,16 @@ struct Inner {
     ios: HashMap<u64, Arc<ConnIo>>,
 }
 
+impl Inner {
+    /// The state machine, and the [`Probe`] it asks before handing a connection to a caller:
+    /// a peek at that connection's socket.
+    fn with_probe<R>(&mut self, f: impl FnOnce(&mut State, &mut Probe<'_>) -> R) -> R {
+        let ios = &self.ios;
+        let mut gone = |id: u64| ios.get(&id).and_then(|io| io.peer_gone());
+        f(&mut self.state, &mut gone)
+    }
+}
+
 /// What the pool handle, its leases, its connections and its tasks share.
 pub(crate) struct Shared {
     /// This, for the effects that spawn tasks from a connection's event (which only borrows).
@@ -339,8 +349,8 @@ impl Ready {
             done.complete(outcome);
         }
         for (io, bytes) in self.sends {
-            if let Err(e) = io.write_or_queue(bytes) {
-                shared.on_failed(io.id, PoolError::Write(e.to_string()));
+            if let Err(err) = io.write_or_queue(bytes) {
+                shared.on_failed(io.id, err);
             }
         }
         for io in self.wakes {
@@ -399,11 +409,11 @@ impl Shared {
     fn submit(&self, job: Job, options: CallOptions) -> CallId {
         let deadline = options.timeout.map(|t| Instant::now() + t);
         self.transition(|inner, cfg, now, fx| {
-            let call = inner.state.next_call();
-            let ios = &inner.ios;
-            let mut gone = |id: u64| ios.get(&id).and_then(|io| io.peer_gone());
-            inner.state.submit(cfg, now, call, job, deadline, &mut gone, fx);
-            call
+            inner.with_probe(|state, gone| {
+                let call = state.next_call();
+                state.submit(cfg, now, call, job, deadline, gone, fx);
+                call
+            })
         })
     }
 
@@ -427,7 +437,9 @@ impl Shared {
                 Ok(socket) => (Some(socket), Ok(())),
                 Err(err) => (None, Err(err)),
             };
-            let id = inner.state.connected(cfg, now, started, result, fx)?;
+            // The new connection's socket is not in `ios` yet: it passed its settle (see
+            // `socket::open`) a moment ago, and is asked again by the caller it serves.
+            let id = inner.with_probe(|state, gone| state.connected(cfg, now, started, result, gone, fx))?;
             let reader = Reader::new(cfg.framing, cfg.max_response_bytes);
             let socket = socket.expect("a connection opened with a socket");
             let io = Arc::new(ConnIo::new(id, socket, reader, events));
@@ -475,7 +487,9 @@ async fn maintain(shared: Arc<Shared>) {
 
 impl ConnEvents for Shared {
     fn on_read(&self, conn: u64, verdict: Verdict) -> bool {
-        self.transition(|inner, cfg, now, fx| inner.state.on_read(cfg, now, conn, verdict, fx))
+        self.transition(|inner, cfg, now, fx| {
+            inner.with_probe(|state, gone| state.on_read(cfg, now, conn, verdict, gone, fx))
+        })
     }
 
     fn on_timer(&self, conn: u64, progress: Instant) -> Option<Instant> {
@@ -518,9 +532,11 @@ impl LeaseOps for Shared {
         let done = self.measured(done, Instant::now());
         let deadline = options.timeout.map(|t| Instant::now() + t);
         self.transition(|inner, cfg, now, fx| {
-            let call = inner.state.next_call();
-            inner.state.submit_on_lease(cfg, now, conn, call, request, deadline, done, fx);
-            call
+            inner.with_probe(|state, gone| {
+                let call = state.next_call();
+                state.submit_on_lease(cfg, now, conn, call, request, deadline, done, gone, fx);
+                call
+            })
         })
     }
 
@@ -533,7 +549,9 @@ impl LeaseOps for Shared {
     }
 
     fn end_lease(&self, conn: u64) {
-        self.transition(|inner, cfg, now, fx| inner.state.end_lease(cfg, now, conn, fx));
+        self.transition(|inner, cfg, now, fx| {
+            inner.with_probe(|state, gone| state.end_lease(cfg, now, conn, gone, fx))
+        });
     }
 
     fn lease_view(&self, conn: u64) -> Option<(f64, f64, u64)> {

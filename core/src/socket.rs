@@ -26,13 +26,45 @@ pub(crate) async fn open(config: &PoolConfig, watched: bool) -> Result<Socket, P
     let addr = config.addr();
     let timeout = config.connection_timeout;
     let opened = match tokio::time::timeout(timeout, crate::dial::dial(&config.host, config.port)).await {
-        Ok(Ok(stream)) => {
-            tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e))
-        }
+        Ok(Ok(stream)) => match settle(&stream, config.new_connection_settle).await {
+            Ok(()) => tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
+            Err(reason) => Err(reason),
+        },
         Ok(Err(e)) => Err(describe_connect_error(&e)),
         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
     };
     opened.map_err(|reason| PoolError::Connect { addr, reason })
+}
+
+/// Watches a new connection for `within` before anyone writes to it: a server that speaks
+/// first (a greeting, a banner) or closes at once is not in step with the add-on's protocol,
+/// where the client always speaks first. Its bytes would otherwise be taken for the reply to
+/// the first request written. Returns why the connection is unfit, if it is. The wait ends
+/// early only when bytes (or the end of the stream) arrive.
+async fn settle(stream: &TcpStream, within: Duration) -> Result<(), String> {
+    if within.is_zero() {
+        return Ok(());
+    }
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(until, stream.readable()).await {
+            Err(_elapsed) => return Ok(()),
+            Ok(Err(e)) => return Err(describe_connect_error(&e)),
+            Ok(Ok(())) => {}
+        }
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match stream.try_io(tokio::io::Interest::READABLE, || socket2::SockRef::from(stream).peek(&mut probe)) {
+            Ok(0) => return Err("the server closed the connection as soon as it was opened".to_owned()),
+            Ok(_) => {
+                return Err("the server sent bytes before any request (a greeting?), which the Blender add-on \
+                            never does: is another program listening on this port?"
+                    .to_owned())
+            }
+            // A spurious wake: tokio cleared the readiness; wait again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(describe_connect_error(&e)),
+        }
+    }
 }
 
 /// What a failed connect says, in the words a user searches for. A summary of several

@@ -14,7 +14,9 @@
 //! - `max_connections` counts open and opening sockets, and a removed connection holds its
 //!   slot until its socket is closed ([`State::socket_closed`]), so no race can exceed it;
 //! - a request is written once, and moved to another connection only while it provably never
-//!   reached Blender (queued, or its idle connection found closed before writing);
+//!   reached Blender (queued, or the connection it was to go on found closed before writing);
+//! - a connection is handed to a caller only once its socket was asked ([`Probe`]) whether
+//!   the peer closed it or sent bytes nobody asked for: idle, just freed, or just opened;
 //! - while connects fail, one probe at a time, paced by [`ConnectBackoff`]; a caller held by
 //!   the outage for `connect_retry_timeout` fails with the connect error.
 
@@ -107,6 +109,11 @@ pub(crate) enum Verdict {
     Failed(PoolError),
 }
 
+/// Why connection `id` cannot carry a request now, if it cannot: the one question only its
+/// socket can answer (the driver peeks at it: closed by the peer, or bytes nobody asked for).
+/// Asked before every hand-over of a connection to a caller, however it became free.
+pub(crate) type Probe<'a> = dyn FnMut(u64) -> Option<&'static str> + 'a;
+
 /// The pool's bookkeeping.
 #[derive(Default)]
 pub(crate) struct State {
@@ -152,8 +159,7 @@ impl State {
     // ---- callers ------------------------------------------------------------------------
 
     /// A call: served by an idle connection at once, else queued (opening a connection if the
-    /// cap allows). `gone(id)` says why an idle connection cannot carry a request, if it cannot
-    /// (the driver peeks at its socket): such connections are dropped unused.
+    /// cap allows). Idle connections that `gone` finds unfit are dropped unused.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit(
         &mut self,
@@ -162,7 +168,7 @@ impl State {
         call: CallId,
         job: Job,
         deadline: Option<Instant>,
-        gone: &mut dyn FnMut(u64) -> Option<&'static str>,
+        gone: &mut Probe<'_>,
         fx: &mut Effects,
     ) {
         if self.shutdown {
@@ -186,7 +192,7 @@ impl State {
     }
 
     /// The most recently used idle connection still alive.
-    fn take_idle(&mut self, gone: &mut dyn FnMut(u64) -> Option<&'static str>, fx: &mut Effects) -> Option<u64> {
+    fn take_idle(&mut self, gone: &mut Probe<'_>, fx: &mut Effects) -> Option<u64> {
         while let Some(id) = self.idle.pop() {
             if let Some(why) = gone(id) {
                 tracing::debug!(conn = id, why, "idle connection found closed; not using it");
@@ -252,7 +258,10 @@ impl State {
 
     /// A free connection goes to the first waiter, or back to the idle list, unless it has
     /// served its quota, outlived `max_lifetime`, or the pool is shutting down: then it closes.
-    fn make_available(&mut self, cfg: &PoolConfig, now: Now, id: u64, fx: &mut Effects) {
+    /// Before a waiter is given it, `gone` is asked, as for an idle one: a peer that closed
+    /// right after its last reply (or greeted a new connection) costs the waiter nothing, it
+    /// stays first in the queue.
+    fn make_available(&mut self, cfg: &PoolConfig, now: Now, id: u64, gone: &mut Probe<'_>, fx: &mut Effects) {
         let retire = match self.conns.get(&id) {
             _ if self.shutdown => Some("shutdown"),
             Some(c) if c.requests >= cfg.max_requests_per_connection => Some("max-requests"),
@@ -264,6 +273,14 @@ impl State {
             let _ = self.remove(id, why, fx);
             self.open_for_waiters(cfg, now, fx);
             return;
+        }
+        if !self.waiters.is_empty() {
+            if let Some(why) = gone(id) {
+                tracing::debug!(conn = id, why, "freed connection found unfit; not handing it over");
+                let _ = self.remove(id, "closed-by-blender", fx);
+                self.open_for_waiters(cfg, now, fx);
+                return;
+            }
         }
         match self.waiters.pop_front() {
             Some(w) => {
@@ -323,7 +340,15 @@ impl State {
     // ---- connections ----------------------------------------------------------------------
 
     /// What the reader of connection `id` found. Returns whether the reader goes on reading.
-    pub(crate) fn on_read(&mut self, cfg: &PoolConfig, now: Now, id: u64, verdict: Verdict, fx: &mut Effects) -> bool {
+    pub(crate) fn on_read(
+        &mut self,
+        cfg: &PoolConfig,
+        now: Now,
+        id: u64,
+        verdict: Verdict,
+        gone: &mut Probe<'_>,
+        fx: &mut Effects,
+    ) -> bool {
         if !self.conns.contains_key(&id) {
             return false;
         }
@@ -336,8 +361,8 @@ impl State {
                 false
             }
             Verdict::Reply { outcome, reusable } if expected => {
-                self.finish_request(cfg, now, id, outcome, reusable, fx);
-                reusable
+                self.finish_request(cfg, now, id, outcome, reusable, gone, fx);
+                self.conns.contains_key(&id)
             }
             // A whole document nobody asked for: the stream is out of step.
             Verdict::Reply { outcome, .. } => {
@@ -369,6 +394,7 @@ impl State {
 
     /// A reply (or a bad reply) arrived on `id`: its caller is answered; the connection is
     /// reused if `reusable`, otherwise closed.
+    #[allow(clippy::too_many_arguments)]
     fn finish_request(
         &mut self,
         cfg: &PoolConfig,
@@ -376,6 +402,7 @@ impl State {
         id: u64,
         outcome: Result<Reply, PoolError>,
         reusable: bool,
+        gone: &mut Probe<'_>,
         fx: &mut Effects,
     ) {
         let Some(entry) = self.conns.get_mut(&id) else { return };
@@ -408,7 +435,7 @@ impl State {
                 entry.phase = Phase::Leased;
             }
         } else {
-            self.make_available(cfg, now, id, fx);
+            self.make_available(cfg, now, id, gone, fx);
         }
     }
 
@@ -483,6 +510,7 @@ impl State {
         now: Now,
         started: Instant,
         outcome: Result<(), PoolError>,
+        gone: &mut Probe<'_>,
         fx: &mut Effects,
     ) -> Option<u64> {
         self.opening -= 1;
@@ -508,7 +536,7 @@ impl State {
                 };
                 let _ = self.conns.insert(id, entry);
                 tracing::debug!(conn = id, "connected");
-                self.make_available(cfg, now, id, fx);
+                self.make_available(cfg, now, id, gone, fx);
                 // Back from an outage: open for the rest of the queue now.
                 self.open_for_waiters(cfg, now, fx);
                 Some(id)
@@ -554,20 +582,22 @@ impl State {
 
     /// The holder of a lease on `id` gave it back. A command still running on it finishes
     /// first, then the connection returns to the pool.
-    pub(crate) fn end_lease(&mut self, cfg: &PoolConfig, now: Now, id: u64, fx: &mut Effects) {
+    pub(crate) fn end_lease(&mut self, cfg: &PoolConfig, now: Now, id: u64, gone: &mut Probe<'_>, fx: &mut Effects) {
         let Some(entry) = self.conns.get_mut(&id) else { return };
         match &mut entry.phase {
             Phase::Leased => {
                 // Idle time counts from the release, not from the lease's last command.
                 entry.last_used = now.at;
-                self.make_available(cfg, now, id, fx);
+                self.make_available(cfg, now, id, gone, fx);
             }
             Phase::Busy(flight) => flight.leased = false,
             Phase::Idle => {}
         }
     }
 
-    /// Runs `request` on leased connection `id`, which must be between commands.
+    /// Runs `request` on leased connection `id`, which must be between commands. The lease's
+    /// connection is asked (`gone`) first, as any connection handed to a caller: one the peer
+    /// closed fails the call at once, its request unsent.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit_on_lease(
         &mut self,
@@ -578,9 +608,18 @@ impl State {
         request: Request,
         deadline: Option<Instant>,
         done: Completion<Reply>,
+        gone: &mut Probe<'_>,
         fx: &mut Effects,
     ) {
         match self.conns.get(&id).map(|e| &e.phase) {
+            Some(Phase::Leased) if gone(id).is_some() => {
+                tracing::debug!(conn = id, "leased connection found unfit; the request is not sent");
+                let _ = self.remove(id, "closed-by-blender", fx);
+                let err =
+                    "Blender closed the leased connection, or sent bytes nobody asked for: the request was not sent";
+                fx.replies.push((done, Err(PoolError::ConnectionClosed(err.into()))));
+                self.open_for_waiters(cfg, now, fx);
+            }
             Some(Phase::Leased) => {
                 self.assign(cfg, now, id, call, Job::Execute(request, done), deadline, fx);
                 if let Some(Phase::Busy(flight)) = self.conns.get_mut(&id).map(|e| &mut e.phase) {
@@ -715,6 +754,8 @@ fn log_discard(id: u64, err: &PoolError, flight: Option<&InFlight>) {
     let summary = err.summary();
     match err {
         PoolError::Aborted => tracing::debug!(conn = id, command, "call aborted; discarding its connection"),
+        // The embedder is going away (its event loop torn down before `shutdown()`): expected.
+        PoolError::Shutdown => tracing::debug!(conn = id, command, "pool's host is gone; discarding connection"),
         PoolError::Internal(_) => tracing::error!(conn = id, command, code, "discarding connection: {summary}"),
         PoolError::InvalidResponse { .. } => {
             tracing::warn!(conn = id, command, code, "discarding connection: {summary}")

@@ -105,6 +105,17 @@ impl WatchedConn {
         }
         self.io.close_because("closed");
     }
+
+    /// Gives the connection up because the watcher's host is going away before the pool was
+    /// shut down (its event loop is torn down: a worker ends, the process exits). That is an
+    /// expected end, not a fault: a call in flight fails with `ERR_POOL_SHUTDOWN` (nobody is
+    /// left to hear it), and the only record is at debug level.
+    pub fn end_with_host(&self) {
+        if let Some(events) = self.io.events.upgrade() {
+            events.on_failed(self.io.id, PoolError::Shutdown);
+        }
+        self.io.close_because("shutdown");
+    }
 }
 
 /// Fails the connection if dropped while panicking.

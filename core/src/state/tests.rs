@@ -68,7 +68,7 @@ fn open(st: &mut State, cfg: &PoolConfig, now: Now, fx: &mut Effects) -> u64 {
     if st.opening == 0 {
         st.opening = 1;
     }
-    st.connected(cfg, now, now.at, Ok(()), fx).expect("opened")
+    st.connected(cfg, now, now.at, Ok(()), &mut alive, fx).expect("opened")
 }
 
 #[test]
@@ -111,8 +111,14 @@ fn waiters_are_served_first_in_first_out_and_the_cap_holds() {
     assert_eq!(sent, vec![(a, "{\"n\":1}\n".to_owned()), (b, "{\"n\":2}\n".to_owned())]);
     // Each reply frees its connection for the next waiter, in arrival order.
     for (conn, expect) in [(b, 3), (a, 4), (b, 5)] {
-        let alive =
-            st.on_read(&cfg, clock.now(), conn, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
+        let alive = st.on_read(
+            &cfg,
+            clock.now(),
+            conn,
+            Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
+            &mut alive,
+            &mut fx,
+        );
         assert!(alive);
         let (id, bytes) = fx.sends.remove(0);
         assert_eq!((id, bytes), (conn, format!("{{\"n\":{expect}}}\n").into_bytes()));
@@ -141,6 +147,77 @@ fn an_idle_connection_found_closed_is_dropped_before_anything_is_written() {
 }
 
 #[test]
+fn a_freed_connection_found_closed_is_not_handed_to_the_next_waiter_which_stays_first() {
+    let (mut st, tx, rx) = machine();
+    let mut cfg = cfg();
+    cfg.max_connections = 1;
+    let clock = Clock(Instant::now());
+    let mut fx = Effects::default();
+    let id = open(&mut st, &cfg, clock.now(), &mut fx);
+    st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
+    st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
+    st.submit(&cfg, clock.now(), 3, call(3, &tx), None, &mut alive, &mut fx);
+    // The reply to 1 arrives, and Blender closed the connection right after it.
+    let mut fx = Effects::default();
+    let mut closed = |conn: u64| (conn == id).then_some("closed by Blender");
+    let reading = st.on_read(
+        &cfg,
+        clock.now(),
+        id,
+        Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
+        &mut closed,
+        &mut fx,
+    );
+    assert!(!reading, "the connection is gone: its reader stops");
+    assert_eq!(answered(&mut fx, &rx).iter().map(|(n, r)| (*n, r.is_ok())).collect::<Vec<_>>(), vec![(1, true)]);
+    assert_eq!(fx.closes, vec![(id, "closed-by-blender")]);
+    assert!(fx.sends.is_empty(), "nothing is written to the closed connection");
+    assert_eq!(st.waiters.iter().map(|w| w.call).collect::<Vec<_>>(), vec![2, 3], "the waiters keep their places");
+    // Its slot frees once the socket closes; the new connection serves 2 first.
+    let mut fx = Effects::default();
+    st.socket_closed(&cfg, clock.now(), &mut fx);
+    assert_eq!(fx.connects, 1);
+    let mut fx = Effects::default();
+    let next = st.connected(&cfg, clock.now(), clock.0, Ok(()), &mut alive, &mut fx).expect("opened");
+    assert_eq!(fx.sends.len(), 1);
+    assert_eq!(fx.sends[0].0, next);
+    assert_eq!(&fx.sends[0].1[..], b"{\"n\":2}\n");
+}
+
+#[test]
+fn a_lease_whose_connection_was_closed_fails_its_call_without_writing() {
+    let (mut st, _tx, _rx) = machine();
+    let (cfg, clock) = (cfg(), Clock(Instant::now()));
+    let mut fx = Effects::default();
+    let id = open(&mut st, &cfg, clock.now(), &mut fx);
+    let (lease_tx, lease_rx) = mpsc::channel();
+    st.submit(
+        &cfg,
+        clock.now(),
+        1,
+        Job::Acquire(Completion::new(move |r| drop(lease_tx.send(r)))),
+        None,
+        &mut alive,
+        &mut fx,
+    );
+    for (done, outcome) in fx.grants.drain(..) {
+        done.complete(outcome);
+    }
+    assert_eq!(lease_rx.try_recv().unwrap().unwrap(), id);
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let mut fx = Effects::default();
+    let mut closed = |conn: u64| (conn == id).then_some("closed by Blender");
+    let done = Completion::new(move |r: Result<Reply, PoolError>| drop(reply_tx.send(r.map(|_| ()))));
+    st.submit_on_lease(&cfg, clock.now(), id, 2, Request::new("echo", "{}"), None, done, &mut closed, &mut fx);
+    assert!(fx.sends.is_empty());
+    assert_eq!(fx.closes, vec![(id, "closed-by-blender")]);
+    for (done, outcome) in fx.replies.drain(..) {
+        done.complete(outcome);
+    }
+    assert_eq!(reply_rx.try_recv().unwrap().unwrap_err().code(), "ERR_CONNECTION_CLOSED");
+}
+
+#[test]
 fn a_removed_connection_holds_its_slot_until_its_socket_is_closed() {
     let (mut st, tx, _rx) = machine();
     let mut cfg = cfg();
@@ -151,7 +228,14 @@ fn a_removed_connection_holds_its_slot_until_its_socket_is_closed() {
     st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
     st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
     let mut fx = Effects::default();
-    let _ = st.on_read(&cfg, clock.now(), id, Verdict::Failed(PoolError::ConnectionClosed("reset".into())), &mut fx);
+    let _ = st.on_read(
+        &cfg,
+        clock.now(),
+        id,
+        Verdict::Failed(PoolError::ConnectionClosed("reset".into())),
+        &mut alive,
+        &mut fx,
+    );
     assert_eq!(fx.closes, vec![(id, "ERR_CONNECTION_CLOSED")]);
     assert_eq!(fx.connects, 0, "the old socket is not closed yet");
     let mut fx = Effects::default();
@@ -167,7 +251,8 @@ fn a_bad_reply_fails_that_call_and_the_connection_is_never_reused() {
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
     st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
     let bad = PoolError::invalid_response("Reply is not valid JSON", b"{oops");
-    let alive_after = st.on_read(&cfg, clock.now(), id, Verdict::Reply { outcome: Err(bad), reusable: false }, &mut fx);
+    let alive_after =
+        st.on_read(&cfg, clock.now(), id, Verdict::Reply { outcome: Err(bad), reusable: false }, &mut alive, &mut fx);
     assert!(!alive_after);
     assert_eq!(answered(&mut fx, &rx)[0].1.as_ref().unwrap_err().code(), "ERR_INVALID_RESPONSE");
     assert_eq!(fx.closes, vec![(id, "ERR_INVALID_RESPONSE")]);
@@ -181,9 +266,9 @@ fn bytes_nobody_asked_for_discard_an_idle_connection_but_whitespace_does_not() {
     let (cfg, clock) = (cfg(), Clock(Instant::now()));
     let mut fx = Effects::default();
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
-    assert!(st.on_read(&cfg, clock.now(), id, Verdict::Pending { stray: None }, &mut fx));
+    assert!(st.on_read(&cfg, clock.now(), id, Verdict::Pending { stray: None }, &mut alive, &mut fx));
     let stray = PoolError::invalid_response("3 bytes arrived while no request was in flight", b"abc");
-    assert!(!st.on_read(&cfg, clock.now(), id, Verdict::Pending { stray: Some(stray) }, &mut fx));
+    assert!(!st.on_read(&cfg, clock.now(), id, Verdict::Pending { stray: Some(stray) }, &mut alive, &mut fx));
     assert_eq!(fx.closes, vec![(id, "ERR_INVALID_RESPONSE")]);
 }
 
@@ -232,7 +317,14 @@ fn a_connection_retires_after_its_quota_of_requests() {
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
     for n in 1..=2 {
         st.submit(&cfg, clock.now(), n, call(n, &tx), None, &mut alive, &mut fx);
-        let _ = st.on_read(&cfg, clock.now(), id, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
+        let _ = st.on_read(
+            &cfg,
+            clock.now(),
+            id,
+            Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
+            &mut alive,
+            &mut fx,
+        );
     }
     assert_eq!(fx.closes, vec![(id, "max-requests")]);
 }
@@ -264,7 +356,7 @@ fn a_caller_held_by_an_outage_fails_after_the_retry_budget_with_the_connect_erro
     let refused = PoolError::Connect { addr: "127.0.0.1:9876".into(), reason: "connection refused".into() };
     let started = clock.0;
     let now = clock.advance(Duration::from_millis(1));
-    assert_eq!(st.connected(&cfg, now, started, Err(refused.clone()), &mut fx), None);
+    assert_eq!(st.connected(&cfg, now, started, Err(refused.clone()), &mut alive, &mut fx), None);
     assert_eq!(fx.tally.connect_failures, 1);
     // Within its budget it keeps waiting; the maintenance round retries once the back-off is due.
     let now = clock.advance(Duration::from_millis(100));
@@ -288,7 +380,7 @@ fn while_connects_fail_only_one_probe_runs_at_a_time() {
     let mut fx = Effects::default();
     let refused = PoolError::Connect { addr: "h:1".into(), reason: "connection refused".into() };
     st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
-    let _ = st.connected(&cfg, clock.now(), clock.0, Err(refused.clone()), &mut fx);
+    let _ = st.connected(&cfg, clock.now(), clock.0, Err(refused.clone()), &mut alive, &mut fx);
     let mut fx = Effects::default();
     for n in 2..=20 {
         st.submit(&cfg, clock.now(), n, call(n, &tx), None, &mut alive, &mut fx);
@@ -317,12 +409,19 @@ fn shutdown_fails_waiters_closes_idle_connections_and_reports_done_once_sockets_
     );
     assert!(fx.shutdown_done.is_empty(), "call 1 is still in flight");
     // The request in flight finishes; then its connection closes instead of going idle.
-    let _ = st.on_read(&cfg, clock.now(), id, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
+    let _ = st.on_read(
+        &cfg,
+        clock.now(),
+        id,
+        Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
+        &mut alive,
+        &mut fx,
+    );
     assert_eq!(fx.closes, vec![(id, "shutdown")]);
     st.socket_closed(&cfg, clock.now(), &mut fx);
     assert!(fx.shutdown_done.is_empty(), "a connect is still in progress");
     // It succeeds after all: the socket is dropped unused, and shutdown is done.
-    assert_eq!(st.connected(&cfg, clock.now(), clock.0, Ok(()), &mut fx), None);
+    assert_eq!(st.connected(&cfg, clock.now(), clock.0, Ok(()), &mut alive, &mut fx), None);
     assert_eq!(fx.shutdown_done.len(), 1);
     for done in fx.shutdown_done.drain(..) {
         done.complete(Ok(()));
@@ -358,14 +457,41 @@ fn a_lease_takes_a_connection_and_gives_it_back_to_the_next_waiter() {
     st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
     assert!(fx.sends.is_empty(), "the leased connection is not the pool's to give");
     let mut fx = Effects::default();
-    st.submit_on_lease(&cfg, clock.now(), id, 3, Request::new("echo", "{}"), None, Completion::new(|_| {}), &mut fx);
+    st.submit_on_lease(
+        &cfg,
+        clock.now(),
+        id,
+        3,
+        Request::new("echo", "{}"),
+        None,
+        Completion::new(|_| {}),
+        &mut alive,
+        &mut fx,
+    );
     assert_eq!(fx.sends.len(), 1);
     let mut busy = Effects::default();
-    st.submit_on_lease(&cfg, clock.now(), id, 4, Request::new("echo", "{}"), None, Completion::new(|_| {}), &mut busy);
+    st.submit_on_lease(
+        &cfg,
+        clock.now(),
+        id,
+        4,
+        Request::new("echo", "{}"),
+        None,
+        Completion::new(|_| {}),
+        &mut alive,
+        &mut busy,
+    );
     assert_eq!(busy.replies[0].1.as_ref().unwrap_err().code(), "ERR_CONNECTION_BUSY");
-    let _ = st.on_read(&cfg, clock.now(), id, Verdict::Reply { outcome: Ok("{}".into()), reusable: true }, &mut fx);
+    let _ = st.on_read(
+        &cfg,
+        clock.now(),
+        id,
+        Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
+        &mut alive,
+        &mut fx,
+    );
     assert!(matches!(st.conns[&id].phase, Phase::Leased), "back to its lease, not to the pool");
     let mut fx = Effects::default();
-    st.end_lease(&cfg, clock.now(), id, &mut fx);
+    st.end_lease(&cfg, clock.now(), id, &mut alive, &mut fx);
     assert_eq!(fx.sends.len(), 1, "released: the waiter gets it");
 }

@@ -54,12 +54,17 @@ impl TestServer {
     pub fn pool(&self, f: impl FnOnce(&mut PoolConfig)) -> Pool {
         let mut c = self.config();
         f(&mut c);
-        #[cfg(unix)]
-        let watcher = watched().then(|| Arc::new(PollWatcher::start()) as Arc<dyn ReadWatcher>);
-        #[cfg(not(unix))]
-        let watcher: Option<Arc<dyn blender_mcp_pool_core::ReadWatcher>> = None;
-        Pool::with_watcher(c, tokio::runtime::Handle::current(), watcher)
+        pool_with(c)
     }
+}
+
+/// A pool with `config`, its replies read by a [`PollWatcher`] when `POOL_TEST_WATCHED=1`.
+pub fn pool_with(config: PoolConfig) -> Pool {
+    #[cfg(unix)]
+    let watcher = watched().then(|| Arc::new(PollWatcher::start()) as Arc<dyn ReadWatcher>);
+    #[cfg(not(unix))]
+    let watcher: Option<Arc<dyn blender_mcp_pool_core::ReadWatcher>> = None;
+    Pool::with_watcher(config, tokio::runtime::Handle::current(), watcher)
 }
 
 /// A config for the server on `port`: no background connections (`min_connections` 0) so the
