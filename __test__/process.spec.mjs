@@ -40,6 +40,30 @@ describe('in a process', () => {
     expect(JSON.parse(run.stdout)).toEqual({ status: 'success', result: { slept: 300 } })
   })
 
+  it('a forgotten shutdown() ends quietly at exit, on the main thread and in workers: no error record', async () => {
+    const mock = await mockBlender()
+    // Pools with idle connections open (watched by the event loop unless
+    // BLENDER_POOL_IO_THREAD_READS=1), never shut down: the environment is torn down under them.
+    const forget = `
+      const pools = Array.from({ length: 20 }, () => new ConnectionPool({ minConnections: 2 }))
+      await Promise.all(pools.map((pool, i) => pool.execute('echo', { i })))`
+    const run = await runScript(
+      `import { ConnectionPool } from ${JSON.stringify(entry)}
+       import { Worker } from 'node:worker_threads'
+       ${forget}
+       const worker = new Worker(${JSON.stringify(`import { ConnectionPool } from ${JSON.stringify(entry)}
+${forget}`)}, { eval: true, type: 'module' })
+       await new Promise((resolve, reject) => { worker.once('exit', resolve); worker.once('error', reject) })
+       process.stdout.write('done')`,
+      { BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'debug', LOG_FORMAT: 'json' },
+    )
+    expect(run.code).toBe(0)
+    expect(run.stdout).toBe('done')
+    const records = run.stderr.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
+    expect(records.filter((r) => r.msg === 'pool created').length).toBe(40)
+    expect(records.filter((r) => r.level >= 50 || r.code === 'ERR_INTERNAL')).toEqual([])
+  })
+
   it('logs to stderr only, never to stdout, and never the request or reply bodies', async () => {
     const mock = await mockBlender()
     const secret = 'sk-SECRET-API-KEY-4242'

@@ -34,6 +34,8 @@ import type { Server } from 'node:net'
  * - `huge`: a success reply whose `result` is `bytes` 'a' characters, in 1 MiB chunks with
  *   backpressure, `chunkDelayMs` apart.
  * - `half-open`: no reply, and the connection goes silent for good (never replies nor closes).
+ * - `close-after-reply`: the reply, and the connection ended right behind it (one command per
+ *   connection); requests still arriving on it are counted in `requestsAfterClose`, unanswered.
  */
 export type Fault =
   | 'close'
@@ -52,15 +54,28 @@ export type Fault =
   | 'huge'
   | 'half-open'
   | 'padded'
+  | 'close-after-reply'
 
 /** Every {@link Fault}. */
 export declare const FAULTS: readonly Fault[]
 
 /**
  * Connection faults, for connections accepted while set: `normal`; `refuse` (not listening:
- * ECONNREFUSED); `never-read` (accepted, never read nor answered); `close-on-accept`.
+ * ECONNREFUSED); `never-read` (accepted, never read nor answered); `close-on-accept`; and two
+ * servers that are not the add-on:
+ * - `greeting`: {@link GREETING} is written on accept, before any request;
+ * - `early-reply`: a request whose first bytes arrive without its end is answered at once with
+ *   `{"status":"error","message":"early reply to request <id>"}` (`<id>` from a leading
+ *   `"params":{"id":<n>`, else `?`), reading pauses {@link EARLY_REPLY_PAUSE_MS}, and the rest
+ *   of that request is never answered.
  */
-export type AcceptMode = 'normal' | 'refuse' | 'never-read' | 'close-on-accept'
+export type AcceptMode = 'normal' | 'refuse' | 'never-read' | 'close-on-accept' | 'greeting' | 'early-reply'
+
+/** What a connection accepted in `greeting` mode is sent first. */
+export declare const GREETING: string
+
+/** How long an `early-reply` connection stops reading after an early reply (ms). */
+export declare const EARLY_REPLY_PAUSE_MS: number
 
 /** Every {@link AcceptMode}. */
 export declare const ACCEPT_MODES: readonly AcceptMode[]
@@ -180,6 +195,10 @@ export interface MockSnapshot {
   acceptFaults: Record<string, number>
   /** {@link MockBlender.scriptErrors}. */
   scriptErrors: number
+  /** {@link MockBlender.requestsAfterClose}. */
+  requestsAfterClose: number
+  /** {@link MockBlender.invalidRequests}. */
+  invalidRequests: number
 }
 
 /** A running mock Blender. Create it with {@link startMockBlender}. */
@@ -212,10 +231,14 @@ export declare class MockBlender {
   restarts: number
   /** Bytes of `huge` replies written so far. */
   hugeBytesSent: number
-  /** Connections handled by the `never-read` / `close-on-accept` modes, by mode. */
+  /** Connections handled by the accept modes other than `normal`, by mode (`early-reply`: replies). */
   acceptFaults: Record<string, number>
   /** Requests whose script threw or named an unknown fault (answered with an error reply). */
   scriptErrors: number
+  /** Requests that arrived on a connection after the mock ended it (`close-after-reply`). */
+  requestsAfterClose: number
+  /** Requests that were not a JSON object (two requests' bytes interleaved would make one). */
+  invalidRequests: number
   /** The scene, by object name: `Cube`, `Camera` and `Light` to begin with. */
   scene: Map<string, SceneObject>
   /** The fault for the next request (one-shot unless set sticky); setting it = `setFault(name)`. */

@@ -23,17 +23,34 @@ import { pathToFileURL } from 'node:url';
  *   as the socket is gone. `hugeBytesSent` counts what it wrote.
  * - `half-open`: no reply, and this connection goes silent for good: never replies, never closes
  *   on its own, discards further data (a peer that vanished without FIN).
+ * - `close-after-reply`: the normal reply, and the connection ended right behind it (a server
+ *   that serves one command per connection). Requests that still arrive on it are counted in
+ *   `requestsAfterClose` and never answered.
  */
 export const FAULTS = Object.freeze(['close', 'garbage', 'invalid-utf8', 'non-object', 'bad-status',
   'bad-message', 'two-documents', 'no-reply', 'half-reply', 'half-reset', 'trickle', 'reset', 'delay',
-  'huge', 'half-open', 'padded']);
+  'huge', 'half-open', 'padded', 'close-after-reply']);
 
 /**
  * Connection-level behaviours for `MockBlender#setAcceptMode`, applied to connections accepted
  * while set: `normal`; `refuse` (not listening: ECONNREFUSED); `never-read` (accepted, paused,
- * never read nor answered); `close-on-accept` (accepted, then destroyed at once).
+ * never read nor answered); `close-on-accept` (accepted, then destroyed at once). Two are
+ * servers that are not the add-on, for testing a client's framing:
+ * - `greeting`: a JSON document (`GREETING`) is written as soon as the connection is accepted,
+ *   before any request; then requests are served as usual.
+ * - `early-reply`: a request whose first bytes arrive without its end is answered at once, with
+ *   `{"status":"error","message":"early reply to request <id>"}` (`<id>` read from a leading
+ *   `"params":{"id":<n>` if there is one, else `?`), and the connection stops reading for
+ *   `EARLY_REPLY_PAUSE_MS`; the rest of that request is then read and never answered (as an
+ *   add-on that refuses an oversized request does).
  */
-export const ACCEPT_MODES = Object.freeze(['normal', 'refuse', 'never-read', 'close-on-accept']);
+export const ACCEPT_MODES = Object.freeze(['normal', 'refuse', 'never-read', 'close-on-accept', 'greeting',
+  'early-reply']);
+
+/** What a connection accepted in `greeting` mode is sent first. */
+export const GREETING = '{"status":"success","result":"greeting"}';
+/** How long an `early-reply` connection stops reading after an early reply. */
+export const EARLY_REPLY_PAUSE_MS = 50;
 
 /** The fast faults the CLI's `--fault-rate` (and `seededFaultScript` by default) chooses among. */
 export const FAST_FAULTS = Object.freeze(['close', 'garbage', 'non-object', 'bad-status',
@@ -119,6 +136,9 @@ export function seededFaultScript({ rate, seed = 1, faults = FAST_FAULTS, delayM
 class RequestSplitter {
   #parts = []; #depth = 0; #inString = false; #escape = false; #mode = 'idle'; // idle|object|junk
 
+  /** The first bytes of a request begun but not ended, or null. */
+  get partial() { return this.#mode === 'object' && this.#parts.length > 0 ? this.#parts[0] : null; }
+
   /** Feeds a chunk; calls onRequest(bytes) per complete request; stops early if it returns false. */
   push(chunk, onRequest) {
     let start = this.#mode === 'idle' ? -1 : 0;
@@ -184,6 +204,10 @@ export class MockBlender {
    * @type {Record<string, number>}
    */
   acceptFaults = {};
+  /** Requests that arrived on a connection after this mock ended it (`close-after-reply`). */
+  requestsAfterClose = 0;
+  /** Requests that were not a JSON object (two requests' bytes interleaved would be one). */
+  invalidRequests = 0;
   /** Requests whose script threw or returned an unknown fault (answered with an error reply). */
   scriptErrors = 0;
   /** In-memory scene: object name -> { type, location }. */
@@ -302,7 +326,8 @@ export class MockBlender {
    *   connectionsOpened: number, openConnections: number, maxOpenConnections: number,
    *   silentConnections: number, requests: number, bytesReceived: number,
    *   faultsInjected: Record<string, number>, resets: number, restarts: number, hugeBytesSent: number,
-   *   acceptFaults: Record<string, number>, scriptErrors: number }}
+   *   acceptFaults: Record<string, number>, scriptErrors: number, requestsAfterClose: number,
+   *   invalidRequests: number }}
    */
   snapshot() {
     let silentConnections = 0;
@@ -323,6 +348,8 @@ export class MockBlender {
       restarts: this.restarts,
       hugeBytesSent: this.hugeBytesSent,
       acceptFaults: { ...this.acceptFaults },
+      requestsAfterClose: this.requestsAfterClose,
+      invalidRequests: this.invalidRequests,
       scriptErrors: this.scriptErrors,
     };
   }
@@ -448,7 +475,7 @@ export class MockBlender {
     if (this.#stopped) { socket.destroy(); return; }
     const mode = this.#acceptMode;
     const conn = { id: ++this.connectionsOpened, socket, chain: Promise.resolve(), closed: null,
-      requests: 0, silent: false };
+      requests: 0, silent: false, ended: false, early: mode === 'early-reply', answeredEarly: false };
     conn.closed = new Promise((resolve) => socket.once('close', resolve));
     this.#conns.add(conn);
     this.openConnections++;
@@ -466,23 +493,51 @@ export class MockBlender {
       return;
     }
     socket.setNoDelay(true);
+    if (mode === 'greeting') {
+      this.acceptFaults[mode] = (this.acceptFaults[mode] ?? 0) + 1;
+      socket.write(GREETING);
+    }
     const splitter = new RequestSplitter();
     socket.on('data', (chunk) => {
       this.bytesReceived += chunk.length;
       if (conn.silent) return; // half-open: discard everything from now on
       splitter.push(chunk, (bytes) => this.#onRequest(conn, bytes));
+      if (conn.early && splitter.partial && !conn.answeredEarly) this.#replyEarly(conn, splitter.partial);
     });
     this.#notify();
   }
 
+  /** `early-reply` mode: answers the request whose first bytes are `head`, before its end. */
+  #replyEarly(conn, head) {
+    conn.answeredEarly = true;
+    this.acceptFaults['early-reply'] = (this.acceptFaults['early-reply'] ?? 0) + 1;
+    const id = /^\{"type":"[^"]*","params":\{"id":(\d+)/.exec(head.toString('latin1'))?.[1] ?? '?';
+    write(conn.socket, Buffer.from(JSON.stringify({ status: 'error', message: `early reply to request ${id}` })));
+    conn.socket.pause();
+    this.#sleep(EARLY_REPLY_PAUSE_MS, conn).then(() => {
+      if (!conn.socket.destroyed) conn.socket.resume();
+    });
+  }
+
   /** Records a complete request and queues its handling; returns false to stop parsing. */
   #onRequest(conn, bytes) {
+    if (conn.ended) {
+      this.requestsAfterClose++;
+      this.#notify();
+      return true;
+    }
+    if (conn.answeredEarly) {
+      // The rest of a request answered early: never answered again.
+      conn.answeredEarly = false;
+      return true;
+    }
     if (conn.socket.destroyed || conn.silent) return false;
     let req = null;
     try {
       const parsed = JSON.parse(bytes.toString('utf8'));
       if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) req = parsed;
     } catch { /* invalid JSON: req stays null */ }
+    if (req === null) this.invalidRequests++;
     const type = req ? req.type ?? null : null;
     const globalIndex = this.requests;
     const requestIndex = conn.requests++;
@@ -555,6 +610,10 @@ export class MockBlender {
       }
     } else if (fault === 'trickle') await trickle(socket, reply);
     else if (fault === 'padded') write(socket, Buffer.concat([LEADING_WHITESPACE, reply]));
+    else if (fault === 'close-after-reply') {
+      conn.ended = true;
+      if (!socket.destroyed) socket.end(reply);
+    }
     else write(socket, reply);
   }
 

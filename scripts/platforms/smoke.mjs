@@ -59,13 +59,15 @@ async function until(predicate, timeoutMs = 5000) {
 }
 
 /** Runs `fault` after a warm-up call; asserts the code (or `null`: a reply), then a recovery. */
-async function fault(name, code, { options = {}, config = {} } = {}) {
+async function fault(name, code, { options = {}, config = {}, closes = false } = {}) {
   const { mock, pool } = await setup({ socketTimeout: 300, ...config })
   await pool.execute('echo', { warm: true })
   mock.setFault(name, options)
   const call = pool.execute('echo', { n: 1 })
   if (code === null) assert.deepEqual(await call, { status: 'success', result: { n: 1 } })
   else assert.equal((await rejection(call)).code, code)
+  // A server that closes after its reply: the pool sees the close, and drops the connection.
+  if (closes) await until(() => mock.openConnections === 0)
   assert.deepEqual(await pool.execute('echo', { after: name }), { status: 'success', result: { after: name } })
   assert.equal(mock.faultsInjected[name], 1)
   return { mock, pool }
@@ -176,19 +178,33 @@ const EXPECTED = {
   huge: ['ERR_RESPONSE_TOO_LARGE', { options: { bytes: 16 * 1024 * 1024 }, config: { maxResponseBytes: 1024 * 1024 } }],
   'half-open': ['ERR_RESPONSE_TIMEOUT'],
   padded: [null],
+  'close-after-reply': [null, { closes: true }],
 }
 assert.deepEqual(Object.keys(EXPECTED).sort(), [...FAULTS].sort(), 'a check for every fault of the mock')
 for (const [name, [code, opts]] of Object.entries(EXPECTED)) {
   await check(`fault ${name}: ${code ?? 'the reply'}`, async () => {
     const { mock } = await fault(name, code, opts)
     // A failed call, or bytes after the reply, discard the connection: the recovery used a new one.
-    const discarded = code !== null || name === 'two-documents'
+    const discarded = code !== null || name === 'two-documents' || name === 'close-after-reply'
     assert.equal(mock.connectionsOpened, discarded ? 2 : 1)
   })
 }
 
 // Every accept mode of the mock but `normal`.
-assert.deepEqual([...ACCEPT_MODES].sort(), ['close-on-accept', 'never-read', 'normal', 'refuse'])
+assert.deepEqual([...ACCEPT_MODES].sort(), ['close-on-accept', 'early-reply', 'greeting', 'never-read', 'normal', 'refuse'])
+await check('a reply before the request is written: the caller gets it, the connection is not reused', async () => {
+  const { mock, pool } = await setup({ maxConnections: 1 })
+  await mock.setAcceptMode('early-reply')
+  // Bigger than the socket buffers on both sides: most of it is still unwritten when the reply
+  // comes, and the server stops reading for a while.
+  const reply = await pool.execute('echo', { id: 7, pad: 'b'.repeat(16 * 1024 * 1024) })
+  assert.deepEqual(reply, { status: 'error', message: 'early reply to request 7' })
+  await mock.setAcceptMode('normal')
+  assert.deepEqual(await pool.execute('echo', { id: 8 }), { status: 'success', result: { id: 8 } })
+  assert.equal(mock.connectionsOpened, 2)
+  assert.equal(mock.invalidRequests, 0, 'no two requests interleaved')
+  assert.deepEqual(mock.requestLog.map((r) => r.params?.id), [8])
+})
 await check('refused connections: ERR_CONNECT at the deadline, served once Blender is back', async () => {
   const { mock, pool } = await setup({ connectionTimeout: 500 })
   await mock.setAcceptMode('refuse')
