@@ -55,7 +55,7 @@ pub struct PoolConfig {
     /// How long a new connection is watched before its first request: a server that greets
     /// (or closes) on connect is found then, so no caller takes its greeting for a reply. The
     /// add-on never sends first, so with Blender the wait always runs out; only callers waiting
-    /// for a new connection pay it. Not a JavaScript option. Default: 2 ms.
+    /// for a new connection pay it. Default: 25 ms.
     pub new_connection_settle: Duration,
 }
 
@@ -84,7 +84,7 @@ impl PoolConfig {
             max_response_bytes: 64 * 1024 * 1024,
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             framing: Framing::Json,
-            new_connection_settle: Duration::from_millis(2),
+            new_connection_settle: Duration::from_millis(25),
         }
     }
 

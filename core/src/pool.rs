@@ -145,7 +145,8 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         let inner = self.shared.lock();
         let st = &inner.state;
-        let active = st.conns.values().filter(|c| !matches!(c.phase, Phase::Idle)).count();
+        // A connection on probation after its first reply carries no request: idle, to a caller.
+        let active = st.conns.values().filter(|c| matches!(c.phase, Phase::Busy(_) | Phase::Leased)).count();
         let m = &self.shared.metrics;
         PoolStats {
             total_connections: st.conns.len(),
@@ -493,7 +494,9 @@ impl ConnEvents for Shared {
     }
 
     fn on_timer(&self, conn: u64, progress: Instant) -> Option<Instant> {
-        self.transition(|inner, cfg, now, fx| inner.state.on_timer(cfg, now, conn, progress, fx))
+        self.transition(|inner, cfg, now, fx| {
+            inner.with_probe(|state, gone| state.on_timer(cfg, now, conn, progress, gone, fx))
+        })
     }
 
     fn on_failed(&self, conn: u64, err: PoolError) {

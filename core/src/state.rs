@@ -17,6 +17,10 @@
 //!   reached Blender (queued, or the connection it was to go on found closed before writing);
 //! - a connection is handed to a caller only once its socket was asked ([`Probe`]) whether
 //!   the peer closed it or sent bytes nobody asked for: idle, just freed, or just opened;
+//! - after its first reply a connection is watched for `new_connection_settle` before it is
+//!   reused ([`Phase::Probation`]): a server that closes after each reply, or whose greeting
+//!   came late and was taken for that reply, shows it then, and nobody else's request is
+//!   written into it;
 //! - while connects fail, one probe at a time, paced by [`ConnectBackoff`]; a caller held by
 //!   the outage for `connect_retry_timeout` fails with the connect error.
 
@@ -62,6 +66,12 @@ pub(crate) enum Phase {
     Leased,
     /// A request was sent and its reply is awaited.
     Busy(InFlight),
+    /// Its first reply is in, and it is watched a while before anyone else is given it (see
+    /// [`State::finish_request`]): until then it is neither idle nor handed over.
+    Probation {
+        /// When it becomes available, if nothing arrived on it meanwhile.
+        until: Instant,
+    },
 }
 
 /// The bookkeeping of one open connection.
@@ -238,8 +248,9 @@ impl State {
     }
 
     /// Starts the connects the queue needs: one per waiter not already covered by a connect in
-    /// progress, within the cap. While connects are failing, only one probe at a time, once its
-    /// back-off delay has passed (the maintenance task calls again then).
+    /// progress or a connection on probation, within the cap. While connects are failing, only
+    /// one probe at a time, once its back-off delay has passed (the maintenance task calls again
+    /// then).
     fn open_for_waiters(&mut self, cfg: &PoolConfig, now: Now, fx: &mut Effects) {
         if self.backoff.failing() {
             let due = self.backoff.retry_at().is_none_or(|at| at <= now.at);
@@ -250,7 +261,10 @@ impl State {
             }
             return;
         }
-        while self.waiters.len() > self.opening && self.can_open(cfg) {
+        // A connection on probation is free within `new_connection_settle`: it covers a waiter
+        // as a connect in progress does (which takes that long too, after its settle).
+        let probation = self.conns.values().filter(|c| matches!(c.phase, Phase::Probation { .. })).count();
+        while self.waiters.len() > self.opening + probation && self.can_open(cfg) {
             self.opening += 1;
             fx.connects += 1;
         }
@@ -424,10 +438,21 @@ impl State {
             Err(e) => e.code(),
             Ok(_) => "unusable-after-reply",
         };
+        let first = entry.requests == 1;
         fx.replies.push((flight.done, outcome));
         if !reusable {
             let _ = self.remove(id, why, fx);
             self.open_for_waiters(cfg, now, fx);
+        } else if first && !flight.leased && !self.shutdown && !cfg.new_connection_settle.is_zero() {
+            // A new connection's first exchange proves little: a server that closes after each
+            // reply closes now, and a greeting that arrived after the settle was just taken for
+            // the reply (the real one follows). Either shows within the settle; any byte or the
+            // close ends the connection then (`on_read`), before a second request is written.
+            let until = now.at + cfg.new_connection_settle;
+            if let Some(entry) = self.conns.get_mut(&id) {
+                entry.phase = Phase::Probation { until };
+            }
+            fx.wakes.push(id);
         } else if flight.leased {
             if self.shutdown {
                 let _ = self.remove(id, "shutdown", fx);
@@ -452,6 +477,7 @@ impl State {
         now: Now,
         id: u64,
         progress: Instant,
+        gone: &mut Probe<'_>,
         fx: &mut Effects,
     ) -> Option<Instant> {
         let horizon = now.at + cfg.socket_timeout.min(cfg.idle_timeout);
@@ -481,6 +507,11 @@ impl State {
             // Look again soon enough: the lease may be given back without the task hearing of
             // it, and the connection must then expire on time.
             Phase::Leased => Some(horizon.min(entry.expires_at.unwrap_or(horizon))),
+            Phase::Probation { until } if now.at < *until => Some(*until),
+            Phase::Probation { .. } => {
+                self.make_available(cfg, now, id, gone, fx);
+                self.conns.contains_key(&id).then_some(now.at)
+            }
             Phase::Idle => {
                 if entry.expired(now.at) {
                     tracing::debug!(conn = id, "retiring connection: max lifetime reached");
@@ -591,7 +622,7 @@ impl State {
                 self.make_available(cfg, now, id, gone, fx);
             }
             Phase::Busy(flight) => flight.leased = false,
-            Phase::Idle => {}
+            Phase::Idle | Phase::Probation { .. } => {}
         }
     }
 

@@ -9,11 +9,13 @@ use tokio::time::Instant;
 use super::*;
 use crate::effects::Effects;
 
-/// A pool config for the rules: 2 connections at most, none kept idle.
+/// A pool config for the rules: 2 connections at most, none kept idle, and no probation after
+/// a connection's first reply (its own test turns it on).
 fn cfg() -> PoolConfig {
     let mut c = PoolConfig::new();
     c.max_connections = 2;
     c.min_connections = 0;
+    c.new_connection_settle = Duration::ZERO;
     c
 }
 
@@ -284,9 +286,9 @@ fn the_reply_timeout_restarts_with_progress_and_fires_on_silence() {
     let sent_at = clock.0;
     let now = clock.advance(Duration::from_millis(80));
     // Bytes arrived at 80 ms: the deadline moves to 180 ms.
-    assert_eq!(st.on_timer(&cfg, now, id, now.at, &mut fx), Some(sent_at + Duration::from_millis(180)));
+    assert_eq!(st.on_timer(&cfg, now, id, now.at, &mut alive, &mut fx), Some(sent_at + Duration::from_millis(180)));
     let now = clock.advance(Duration::from_millis(100));
-    assert_eq!(st.on_timer(&cfg, now, id, sent_at + Duration::from_millis(80), &mut fx), None);
+    assert_eq!(st.on_timer(&cfg, now, id, sent_at + Duration::from_millis(80), &mut alive, &mut fx), None);
     let answers = answered(&mut fx, &rx);
     assert_eq!(answers[0].1.as_ref().unwrap_err(), &PoolError::ResponseTimeout(Duration::from_millis(100)));
     assert_eq!(fx.closes, vec![(id, "ERR_RESPONSE_TIMEOUT")]);
@@ -301,9 +303,9 @@ fn an_idle_connection_above_the_minimum_closes_after_idle_timeout() {
     let mut fx = Effects::default();
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
     let now = clock.now();
-    assert_eq!(st.on_timer(&cfg, now, id, now.at, &mut fx), Some(now.at + Duration::from_millis(50)));
+    assert_eq!(st.on_timer(&cfg, now, id, now.at, &mut alive, &mut fx), Some(now.at + Duration::from_millis(50)));
     let now = clock.advance(Duration::from_millis(50));
-    assert_eq!(st.on_timer(&cfg, now, id, now.at, &mut fx), None);
+    assert_eq!(st.on_timer(&cfg, now, id, now.at, &mut alive, &mut fx), None);
     assert_eq!(fx.closes, vec![(id, "idle-timeout")]);
 }
 
@@ -494,4 +496,64 @@ fn a_lease_takes_a_connection_and_gives_it_back_to_the_next_waiter() {
     let mut fx = Effects::default();
     st.end_lease(&cfg, clock.now(), id, &mut alive, &mut fx);
     assert_eq!(fx.sends.len(), 1, "released: the waiter gets it");
+}
+
+#[test]
+fn after_its_first_reply_a_connection_is_watched_before_the_next_waiter_gets_it() {
+    let (mut st, tx, rx) = machine();
+    let mut cfg = cfg();
+    cfg.max_connections = 1;
+    cfg.new_connection_settle = Duration::from_millis(25);
+    let mut clock = Clock(Instant::now());
+    let mut fx = Effects::default();
+    let id = open(&mut st, &cfg, clock.now(), &mut fx);
+    st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
+    st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
+    let mut fx = Effects::default();
+    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    assert!(st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx), "its reader goes on watching");
+    assert_eq!(answered(&mut fx, &rx).len(), 1);
+    assert!(fx.sends.is_empty(), "the waiter is not handed the connection yet");
+    assert_eq!(fx.wakes, vec![id], "its task is told when to look again");
+    let until = clock.0 + cfg.new_connection_settle;
+    let mut fx = Effects::default();
+    assert_eq!(st.on_timer(&cfg, clock.now(), id, clock.0, &mut alive, &mut fx), Some(until));
+    // Quiet for the settle: the waiter gets it.
+    let now = clock.advance(cfg.new_connection_settle);
+    let mut fx = Effects::default();
+    assert!(st.on_timer(&cfg, now, id, clock.0, &mut alive, &mut fx).is_some());
+    assert_eq!(fx.sends.len(), 1);
+    assert_eq!(&fx.sends[0].1[..], b"{\"n\":2}\n");
+    // Its second reply does not put it on probation again: the next waiter gets it at once.
+    st.submit(&cfg, clock.now(), 3, call(3, &tx), None, &mut alive, &mut fx);
+    let mut fx = Effects::default();
+    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let _ = st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx);
+    assert_eq!(fx.sends.len(), 1);
+}
+
+#[test]
+fn bytes_or_a_close_during_probation_end_the_connection_and_the_waiter_keeps_its_place() {
+    for verdict in
+        [Verdict::Closed, Verdict::Pending { stray: Some(PoolError::invalid_response("late greeting", b"{")) }]
+    {
+        let (mut st, tx, rx) = machine();
+        let mut cfg = cfg();
+        cfg.max_connections = 1;
+        cfg.new_connection_settle = Duration::from_millis(25);
+        let clock = Clock(Instant::now());
+        let mut fx = Effects::default();
+        let id = open(&mut st, &cfg, clock.now(), &mut fx);
+        st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
+        st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
+        let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+        let _ = st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx);
+        assert_eq!(answered(&mut fx, &rx).iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![1]);
+        let mut fx = Effects::default();
+        assert!(!st.on_read(&cfg, clock.now(), id, verdict, &mut alive, &mut fx));
+        assert_eq!(fx.closes.len(), 1);
+        assert!(fx.sends.is_empty());
+        assert!(answered(&mut fx, &rx).is_empty(), "nobody else is answered");
+        assert_eq!(st.waiters.iter().map(|w| w.call).collect::<Vec<_>>(), vec![2]);
+    }
 }
