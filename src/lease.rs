@@ -53,6 +53,12 @@ impl NativeLease {
         Ok(self.lease.submit_reply(Request::new(command, body), call_options(timeout), done) as f64)
     }
 
+    /// Where a call made on this lease stands, or `null` once it is settled.
+    #[napi(catch_unwind)]
+    pub fn progress(&self, call: f64) -> Result<Option<crate::progress::JsCallProgress>> {
+        Ok(self.lease.progress(call as u64).map(crate::progress::JsCallProgress::from))
+    }
+
     /// Aborts a call made on this lease; its connection is discarded.
     #[napi(catch_unwind)]
     pub fn cancel(&self, call: f64) -> Result<()> {

@@ -20,6 +20,7 @@ mod logging;
 mod metrics;
 mod node_symbols;
 mod pool;
+mod progress;
 mod reply_text;
 mod runtime;
 mod settle;

@@ -11,6 +11,7 @@ use crate::config::{call_options, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolv
 use crate::errors::throw_config_error;
 use crate::lease::NativeLease;
 use crate::metrics::{JsFamily, JsMetrics};
+use crate::progress::JsCallProgress;
 use crate::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 use crate::{logging, runtime};
@@ -81,6 +82,12 @@ impl NativePool {
     pub fn cancel(&self, call: f64) -> Result<()> {
         self.pool.cancel(call as u64);
         Ok(())
+    }
+
+    /// Where a call stands (its `submit`/`acquire` id), or `null` once it is settled.
+    #[napi(catch_unwind)]
+    pub fn progress(&self, call: f64) -> Result<Option<JsCallProgress>> {
+        Ok(self.pool.progress(call as u64).map(JsCallProgress::from))
     }
 
     /// Starts shutting down; settles call `id` once every socket is closed.

@@ -14,7 +14,7 @@
 //! the [`ConnEvents`] it is given, once per event.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio::io::Interest;
@@ -67,6 +67,9 @@ pub(crate) struct ConnIo {
     handoff: AtomicBool,
     /// Whether the connection is in step: where its request stands.
     in_step: InStep,
+    /// Bytes of the reply in progress, as of the reader's last read: for progress reports,
+    /// which must not wait for the reader's lock while a big reply streams in.
+    received: AtomicUsize,
     /// The reply being received. Locked by whoever reads the socket: the task, or the
     /// watcher's thread for a watched connection (see `watcher.rs`).
     reader: Mutex<Reader>,
@@ -92,6 +95,7 @@ impl ConnIo {
             close_reason: OnceLock::new(),
             handoff: AtomicBool::new(false),
             in_step: InStep::default(),
+            received: AtomicUsize::new(0),
             reader: Mutex::new(reader),
             _slot: SocketSlot(events),
         }
@@ -131,6 +135,11 @@ impl ConnIo {
     /// Blender dropped is found before a request is written to it, not after.
     pub(crate) fn peer_gone(&self) -> Option<&'static str> {
         self.sock.peer_gone()
+    }
+
+    /// Bytes of the reply in progress, as of the last read.
+    pub(crate) fn received(&self) -> usize {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Makes the task re-check its timers now (a call's deadline is earlier than its timer).
@@ -174,6 +183,7 @@ impl ConnIo {
         let mut reader = self.reader();
         let (verdict, drained) = reader.read(recv, budget);
         let verdict = self.in_step.judge(self.id, verdict, reader.len());
+        self.received.store(reader.len(), Ordering::Relaxed);
         (events.on_read(self.id, verdict), drained)
     }
 }

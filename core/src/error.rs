@@ -6,11 +6,43 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The command Blender was busy with while a call waited: Blender runs one command at a time
+/// on its main thread, whatever the number of connections, so a long one (a render, an import)
+/// holds up every other. The pool's oldest request still waiting for its first reply byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Its command type.
+    pub command: String,
+    /// How long it had been running (since it was sent).
+    pub running: Duration,
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Blender runs one command at a time and {:?} has been running for {}",
+            self.command,
+            human_duration(self.running)
+        )
+    }
+}
+
+/// `850 ms`, `4.2 s`, `212 s`: how long, in the unit a person reads.
+pub fn human_duration(d: Duration) -> String {
+    match d.as_millis() {
+        ms @ 0..=999 => format!("{ms} ms"),
+        ms @ 1000..=9_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => format!("{} s", ms / 1000),
+    }
+}
+
 /// Why a call on the pool failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolError {
-    /// No connection became free within `connectionTimeout` while the caller waited in the queue.
-    PoolTimeout,
+    /// No connection became free within `connectionTimeout` while the caller waited in the queue;
+    /// with the command that was keeping Blender busy meanwhile, if one was.
+    PoolTimeout(Option<Busy>),
     /// Opening a TCP connection to Blender failed (refused, unreachable, or timed out).
     Connect {
         /// `host:port` that was dialled.
@@ -18,8 +50,10 @@ pub enum PoolError {
         /// What the operating system (or the connect timer) said.
         reason: String,
     },
-    /// Blender sent no byte for `socketTimeout` while a reply was expected.
-    ResponseTimeout(Duration),
+    /// Blender sent no byte for this long (`socketTimeout`, or the call's own `timeout`) while a
+    /// reply was expected; with the command that was keeping Blender busy meanwhile, if one was
+    /// sent before this one and had not been answered yet.
+    ResponseTimeout(Duration, Option<Busy>),
     /// The peer closed (or reset) the connection before the reply was complete.
     ConnectionClosed(String),
     /// The reply was not a Blender response: not UTF-8, not JSON, not an object, or a bad
@@ -69,9 +103,9 @@ impl PoolError {
     /// The stable code the JavaScript layer exposes as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            PoolError::PoolTimeout => "ERR_POOL_TIMEOUT",
+            PoolError::PoolTimeout(_) => "ERR_POOL_TIMEOUT",
             PoolError::Connect { .. } => "ERR_CONNECT",
-            PoolError::ResponseTimeout(_) => "ERR_RESPONSE_TIMEOUT",
+            PoolError::ResponseTimeout(..) => "ERR_RESPONSE_TIMEOUT",
             PoolError::ConnectionClosed(_) | PoolError::Write(_) => "ERR_CONNECTION_CLOSED",
             PoolError::InvalidResponse { .. } => "ERR_INVALID_RESPONSE",
             PoolError::ResponseTooLarge { .. } => "ERR_RESPONSE_TOO_LARGE",
@@ -116,14 +150,20 @@ fn sample(bytes: &[u8]) -> String {
 impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PoolError::PoolTimeout => f.write_str("Connection pool timeout - no connections available"),
+            PoolError::PoolTimeout(None) => f.write_str("Connection pool timeout - no connections available"),
+            PoolError::PoolTimeout(Some(busy)) => {
+                write!(f, "Connection pool timeout - no connections available ({busy})")
+            }
             PoolError::Connect { addr, reason } => write!(
                 f,
                 "Failed to connect to Blender: {reason} ({addr}): is Blender running with the MCP \
                  add-on's server started?"
             ),
-            PoolError::ResponseTimeout(after) => {
+            PoolError::ResponseTimeout(after, None) => {
                 write!(f, "Response timeout (no data from Blender for {} ms)", after.as_millis())
+            }
+            PoolError::ResponseTimeout(after, Some(busy)) => {
+                write!(f, "Response timeout (no data from Blender for {} ms; {busy})", after.as_millis())
             }
             PoolError::ConnectionClosed(detail) => write!(f, "Connection closed ({detail})"),
             PoolError::InvalidResponse { reason, sample } => write!(
@@ -171,9 +211,9 @@ mod tests {
     #[test]
     fn every_variant_has_a_listed_code_and_every_listed_code_a_variant() {
         let variants = [
-            PoolError::PoolTimeout,
+            PoolError::PoolTimeout(None),
             PoolError::Connect { addr: String::new(), reason: String::new() },
-            PoolError::ResponseTimeout(Duration::ZERO),
+            PoolError::ResponseTimeout(Duration::ZERO, None),
             PoolError::ConnectionClosed(String::new()),
             PoolError::invalid_response("", b""),
             PoolError::ResponseTooLarge { limit: 0 },
@@ -191,21 +231,38 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_names_the_command_keeping_blender_busy() {
+        let busy = Busy { command: "render_scene".into(), running: Duration::from_millis(212_400) };
+        assert_eq!(
+            PoolError::ResponseTimeout(Duration::from_secs(180), Some(busy.clone())).to_string(),
+            "Response timeout (no data from Blender for 180000 ms; Blender runs one command at a time and \
+             \"render_scene\" has been running for 212 s)"
+        );
+        assert_eq!(
+            PoolError::PoolTimeout(Some(busy)).to_string(),
+            "Connection pool timeout - no connections available (Blender runs one command at a time and \
+             \"render_scene\" has been running for 212 s)"
+        );
+        assert_eq!(human_duration(Duration::from_millis(4_250)), "4.2 s");
+        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
+    }
+
+    #[test]
     fn the_summary_leaves_the_reply_sample_out() {
         let e = PoolError::invalid_response("Reply is not valid JSON", b"{\"secret\":\"sk-123\"");
         assert!(e.to_string().contains("sk-123"));
         assert_eq!(e.summary(), "invalid response: Reply is not valid JSON");
         assert_eq!(
-            PoolError::ResponseTimeout(Duration::from_millis(5)).summary(),
+            PoolError::ResponseTimeout(Duration::from_millis(5), None).summary(),
             "Response timeout (no data from Blender for 5 ms)"
         );
     }
 
     #[test]
     fn messages_keep_the_original_wording() {
-        assert_eq!(PoolError::PoolTimeout.to_string(), "Connection pool timeout - no connections available");
+        assert_eq!(PoolError::PoolTimeout(None).to_string(), "Connection pool timeout - no connections available");
         assert_eq!(PoolError::Shutdown.to_string(), "Connection pool shutting down");
-        assert!(PoolError::ResponseTimeout(Duration::from_millis(5)).to_string().starts_with("Response timeout"));
+        assert!(PoolError::ResponseTimeout(Duration::from_millis(5), None).to_string().starts_with("Response timeout"));
         assert!(PoolError::ConnectionClosed("eof".into()).to_string().starts_with("Connection closed"));
         let e = PoolError::Connect { addr: "127.0.0.1:9876".into(), reason: "connection refused".into() };
         assert_eq!(

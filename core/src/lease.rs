@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::completion::Completion;
 use crate::error::PoolError;
 use crate::framing::Reply;
+use crate::progress::CallProgress;
 use crate::request::{CallId, CallOptions, Request};
 
 /// What a lease needs of its pool (implemented by the pool).
@@ -22,6 +23,8 @@ pub(crate) trait LeaseOps: Send + Sync + std::fmt::Debug {
     fn next_call(&self) -> CallId;
     /// Aborts call `call`.
     fn cancel(&self, call: CallId);
+    /// Where a call stands (see [`crate::Pool::progress`]).
+    fn progress(&self, call: CallId) -> Option<CallProgress>;
     /// The holder gave `conn` back.
     fn end_lease(&self, conn: u64);
     /// When `conn` opened and was last used (wall ms) and its requests; `None` once gone.
@@ -82,6 +85,11 @@ impl Lease {
     /// Aborts a call made on this lease (see [`crate::Pool::cancel`]).
     pub fn cancel(&self, call: CallId) {
         self.pool.cancel(call);
+    }
+
+    /// Where a call made on this lease stands (see [`crate::Pool::progress`]).
+    pub fn progress(&self, call: CallId) -> Option<CallProgress> {
+        self.pool.progress(call)
     }
 
     /// `async` form of [`Lease::submit`].

@@ -41,6 +41,7 @@ use crate::lease::{Lease, LeaseOps};
 use crate::metrics::prometheus::{self, Family};
 use crate::metrics::{bump, Metrics, MetricsSnapshot};
 use crate::observer::PoolObserver;
+use crate::progress::{CallPhase, CallProgress};
 use crate::reader::Reader;
 use crate::request::{CallId, CallOptions, Job, Request};
 use crate::socket::Socket;
@@ -132,6 +133,12 @@ impl Pool {
     /// discarded; either fails with `ABORT_ERR`. A finished call is left alone.
     pub fn cancel(&self, call: CallId) {
         LeaseOps::cancel(&*self.shared, call);
+    }
+
+    /// Where call `call` stands: its stage, the bytes of its reply so far, and the command
+    /// keeping Blender busy ahead of it. `None` once the call is settled (or never was).
+    pub fn progress(&self, call: CallId) -> Option<CallProgress> {
+        self.shared.progress(call)
     }
 
     /// When the maintenance task will next look at the queue and the clock, as of its last
@@ -418,6 +425,27 @@ impl Shared {
         })
     }
 
+    /// [`Pool::progress`].
+    fn progress(&self, call: CallId) -> Option<CallProgress> {
+        let now = Instant::now();
+        let (state, io) = {
+            let inner = self.lock();
+            let state = inner.state.call_state(call, now)?;
+            let io = state.conn.and_then(|id| inner.ios.get(&id).cloned());
+            (state, io)
+        };
+        let bytes_received = match (state.phase, io) {
+            (CallPhase::Receiving, Some(io)) => io.received(),
+            _ => 0,
+        };
+        Some(CallProgress {
+            phase: state.phase,
+            in_phase: now.saturating_duration_since(state.since),
+            bytes_received,
+            busy: state.busy,
+        })
+    }
+
     /// Wraps a request's completion so that its outcome and latency are counted.
     fn measured(&self, done: Completion<Reply>, submitted: Instant) -> Completion<Reply> {
         bump(&self.metrics.requests);
@@ -549,6 +577,10 @@ impl LeaseOps for Shared {
 
     fn cancel(&self, call: CallId) {
         self.transition(|inner, cfg, now, fx| inner.state.cancel(cfg, now, call, fx));
+    }
+
+    fn progress(&self, call: CallId) -> Option<CallProgress> {
+        Shared::progress(self, call)
     }
 
     fn end_lease(&self, conn: u64) {

@@ -32,8 +32,9 @@ use crate::backoff::ConnectBackoff;
 use crate::completion::Completion;
 use crate::config::PoolConfig;
 use crate::effects::Effects;
-use crate::error::PoolError;
+use crate::error::{Busy, PoolError};
 use crate::framing::Reply;
+use crate::progress::{CallPhase, CallState};
 use crate::request::{CallId, Job, Request};
 
 /// The moment a transition happens: for deadlines, and for the wall-clock times a lease shows.
@@ -52,6 +53,8 @@ pub(crate) struct InFlight {
     pub(crate) command: String,
     /// When the request was handed to the socket.
     pub(crate) since: Instant,
+    /// When the first bytes of its reply arrived: Blender is done with it from then on.
+    pub(crate) replying_since: Option<Instant>,
     /// The call's own deadline (`timeout` option), if any.
     pub(crate) deadline: Option<Instant>,
     /// Whether the connection goes back to a lease (rather than the pool) afterwards.
@@ -234,7 +237,15 @@ impl State {
                 tracing::debug!(conn = id, command, bytes = bytes.len(), "sending");
                 cfg.framing.frame_request(&mut bytes);
                 done.served_by(id);
-                entry.phase = Phase::Busy(InFlight { done, call, command, since: now.at, deadline, leased: false });
+                entry.phase = Phase::Busy(InFlight {
+                    done,
+                    call,
+                    command,
+                    since: now.at,
+                    replying_since: None,
+                    deadline,
+                    leased: false,
+                });
                 if deadline.is_some_and(|d| d < now.at + cfg.socket_timeout) {
                     fx.wakes.push(id);
                 }
@@ -369,7 +380,13 @@ impl State {
         let expected = self.in_flight(id);
         match verdict {
             Verdict::Pending { stray: None } => true,
-            Verdict::Pending { stray: Some(_) } if expected => true,
+            Verdict::Pending { stray: Some(_) } if expected => {
+                // The reply has begun: Blender has finished that command.
+                if let Some(Phase::Busy(flight)) = self.conns.get_mut(&id).map(|c| &mut c.phase) {
+                    let _ = flight.replying_since.get_or_insert(now.at);
+                }
+                true
+            }
             Verdict::Pending { stray: Some(err) } => {
                 self.discard(cfg, now, id, err, fx);
                 false
@@ -501,7 +518,9 @@ impl State {
                     Some(d) if d <= quiet_deadline => d - flight.since,
                     _ => cfg.socket_timeout,
                 };
-                self.discard(cfg, now, id, PoolError::ResponseTimeout(after), fx);
+                // Silent because Blender was busy with an earlier command? Then say which.
+                let busy = self.holder(Some(flight.since), flight.call, now.at);
+                self.discard(cfg, now, id, PoolError::ResponseTimeout(after, busy), fx);
                 None
             }
             // Look again soon enough: the lease may be given back without the task hearing of
@@ -718,7 +737,7 @@ impl State {
                 {
                     PoolError::Connect { addr: cfg.addr(), reason: format!("timed out after {waited_ms} ms") }
                 }
-                None => PoolError::PoolTimeout,
+                None => PoolError::PoolTimeout(self.holder(None, waiter.call, now.at)),
             };
             tracing::debug!(code = err.code(), waited_ms, "caller gave up waiting for a connection");
             fx.fail(waiter.job, err);
@@ -756,6 +775,46 @@ impl State {
         }
         self.maintenance_due = Some(next);
         Some(next)
+    }
+
+    /// The command holding Blender, as far as this pool knows: of its requests still waiting
+    /// for their first reply byte (other than `except`'s, and sent before `before` if given), the
+    /// oldest. Blender runs commands one at a time, in about the order they arrive.
+    pub(crate) fn holder(&self, before: Option<Instant>, except: CallId, now: Instant) -> Option<Busy> {
+        self.conns
+            .values()
+            .filter_map(|c| match &c.phase {
+                Phase::Busy(f) if f.call != except && f.replying_since.is_none() => Some(f),
+                _ => None,
+            })
+            .filter(|f| before.is_none_or(|b| f.since < b))
+            .min_by_key(|f| f.since)
+            .map(|f| Busy { command: f.command.clone(), running: now.saturating_duration_since(f.since) })
+    }
+
+    /// Where call `call` stands, for its progress reports; `None` once it is settled.
+    pub(crate) fn call_state(&self, call: CallId, now: Instant) -> Option<CallState> {
+        if let Some(w) = self.waiters.iter().find(|w| w.call == call) {
+            return Some(CallState {
+                phase: CallPhase::Waiting,
+                since: w.queued_at,
+                conn: None,
+                busy: self.holder(None, call, now),
+            });
+        }
+        let (&id, flight) = self.conns.iter().find_map(|(id, c)| match &c.phase {
+            Phase::Busy(f) if f.call == call => Some((id, f)),
+            _ => None,
+        })?;
+        Some(match flight.replying_since {
+            Some(since) => CallState { phase: CallPhase::Receiving, since, conn: Some(id), busy: None },
+            None => CallState {
+                phase: CallPhase::Sent,
+                since: flight.since,
+                conn: Some(id),
+                busy: self.holder(Some(flight.since), call, now),
+            },
+        })
     }
 
     /// What a lease shows of connection `id`: when it opened and was last used (wall ms), and

@@ -77,7 +77,7 @@ async fn a_server_that_never_replies_fails_with_err_response_timeout() {
     let started = Instant::now();
     let outcome = fault_then_recover(Reply::Never, |c| c.socket_timeout = Duration::from_millis(200)).await;
     let err = outcome.unwrap_err();
-    assert_eq!(err, PoolError::ResponseTimeout(Duration::from_millis(200)));
+    assert_eq!(err, PoolError::ResponseTimeout(Duration::from_millis(200), None));
     assert_eq!(err.code(), "ERR_RESPONSE_TIMEOUT");
     assert!(started.elapsed() >= Duration::from_millis(200));
 }

@@ -75,7 +75,7 @@ async fn a_waiter_times_out_with_err_pool_timeout_when_every_connection_is_busy(
     let started = Instant::now();
     let err = pool.execute(req("echo", json!(1))).await.unwrap_err();
     let waited = started.elapsed();
-    assert_eq!(err, PoolError::PoolTimeout);
+    assert_eq!(err, PoolError::PoolTimeout(None));
     assert_eq!(err.code(), "ERR_POOL_TIMEOUT");
     assert!(waited >= Duration::from_millis(200), "{waited:?}");
     assert!(waited < Duration::from_secs(2), "{waited:?}");

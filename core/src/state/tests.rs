@@ -290,7 +290,7 @@ fn the_reply_timeout_restarts_with_progress_and_fires_on_silence() {
     let now = clock.advance(Duration::from_millis(100));
     assert_eq!(st.on_timer(&cfg, now, id, sent_at + Duration::from_millis(80), &mut alive, &mut fx), None);
     let answers = answered(&mut fx, &rx);
-    assert_eq!(answers[0].1.as_ref().unwrap_err(), &PoolError::ResponseTimeout(Duration::from_millis(100)));
+    assert_eq!(answers[0].1.as_ref().unwrap_err(), &PoolError::ResponseTimeout(Duration::from_millis(100), None));
     assert_eq!(fx.closes, vec![(id, "ERR_RESPONSE_TIMEOUT")]);
 }
 
