@@ -19,6 +19,8 @@ export declare class NativeLease {
    * pool's id of the call, for `cancel`.
    */
   submit(id: number, command: string, body: string, timeout?: number | undefined | null): number
+  /** Where a call made on this lease stands, or `null` once it is settled. */
+  progress(call: number): JsCallProgress | null
   /** Aborts a call made on this lease; its connection is discarded. */
   cancel(call: number): void
   /** The connection's details. */
@@ -47,6 +49,8 @@ export declare class NativePool {
   acquire(id: number, timeout?: number | undefined | null): number
   /** Aborts a call (waiting: it leaves the queue; in flight: its connection is discarded). */
   cancel(call: number): void
+  /** Where a call stands (its `submit`/`acquire` id), or `null` once it is settled. */
+  progress(call: number): JsCallProgress | null
   /** Starts shutting down; settles call `id` once every socket is closed. */
   shutdown(id: number): void
   /** A snapshot of the pool's counts. */
@@ -73,6 +77,20 @@ export declare function __setFailpoint(name: string, on: boolean): void
  * unknown value is reported by the first pool created with it, to its own logger.
  */
 export declare function initLogging(level?: string | undefined | null, format?: string | undefined | null): void
+
+/** A call in progress, as `NativePool#progress` and `NativeLease#progress` return it. */
+export interface JsCallProgress {
+  /** `waiting` (for a connection), `sent` (no reply byte yet) or `receiving`. */
+  phase: string
+  /** Milliseconds spent in that phase so far. */
+  phaseMs: number
+  /** Bytes of the reply received so far. */
+  bytesReceived: number
+  /** The command keeping Blender busy ahead of this call, if any. */
+  busyCommand?: string
+  /** How long that command has been running, in milliseconds. */
+  busyMs?: number
+}
 
 /** One Prometheus metric family (what prom-client's `Metric.get()` describes). */
 export interface JsFamily {
