@@ -118,12 +118,16 @@ export type LoggerStyle = 'message-fields' | 'fields-message' | 'message-error-f
  */
 export interface PoolLogger {
   /** Per-request detail (with `LOG_LEVEL=debug`). */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   debug(...args: any[]): unknown
   /** Lifecycle: shutdown, Blender reachable again. */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   info(...args: any[]): unknown
   /** Failures the pool recovered from: Blender unreachable, bad replies, timeouts. */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   warn(...args: any[]): unknown
   /** Panics and internal errors: bugs of the pool, please report them. */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   error(...args: any[]): unknown
 }
 

@@ -218,7 +218,8 @@ function detectLoggerStyle(logger) {
  */
 function hostLogSink(logger, style) {
   if (logger === undefined || logger === null) {
-    if (style !== undefined) throw invalidArg('Invalid ConnectionPool config: loggerStyle is only meaningful with a logger')
+    if (style !== undefined)
+      throw invalidArg('Invalid ConnectionPool config: loggerStyle is only meaningful with a logger')
     return undefined
   }
   if (typeof logger !== 'object' && typeof logger !== 'function') {
@@ -226,10 +227,14 @@ function hostLogSink(logger, style) {
   }
   const missing = LOG_LEVELS.filter((level) => typeof logger[level] !== 'function')
   if (missing.length > 0) {
-    throw invalidArg(`Invalid ConnectionPool config: logger must have debug, info, warn and error methods (missing: ${missing.join(', ')})`)
+    throw invalidArg(
+      `Invalid ConnectionPool config: logger must have debug, info, warn and error methods (missing: ${missing.join(', ')})`,
+    )
   }
   if (style !== undefined && !LOGGER_STYLES.includes(style)) {
-    const err = new RangeError(`Invalid ConnectionPool config: loggerStyle must be one of ${LOGGER_STYLES.join(', ')}, got ${describe(style)}`)
+    const err = new RangeError(
+      `Invalid ConnectionPool config: loggerStyle must be one of ${LOGGER_STYLES.join(', ')}, got ${describe(style)}`,
+    )
     err.code = 'ERR_OUT_OF_RANGE'
     throw err
   }
@@ -309,7 +314,11 @@ function createCallTable(pool) {
       if (call.signal !== undefined) call.signal.removeEventListener('abort', call.onAbort)
       if (call.diag !== undefined) publishOutcome(call.diag, code, text, conn)
       if (code !== null) {
-        call.reject(code === 'ABORT_ERR' && call.signal !== undefined ? abortError(call.signal) : new BlenderPoolError(code, text))
+        call.reject(
+          code === 'ABORT_ERR' && call.signal !== undefined
+            ? abortError(call.signal)
+            : new BlenderPoolError(code, text),
+        )
         return
       }
       switch (call.kind) {
@@ -318,7 +327,9 @@ function createCallTable(pool) {
             call.resolve(JSON.parse(text))
           } catch (cause) {
             // The native side validated this text; reaching here is a bug, not a bad reply.
-            call.reject(new BlenderPoolError('ERR_INTERNAL', `Reply passed validation but not JSON.parse: ${cause.message}`))
+            call.reject(
+              new BlenderPoolError('ERR_INTERNAL', `Reply passed validation but not JSON.parse: ${cause.message}`),
+            )
           }
           return
         case 'text':
@@ -342,7 +353,7 @@ function createCallTable(pool) {
  */
 function start(table, target, kind, options, begin, cancel, diag = undefined) {
   const { signal } = options
-  if (signal !== undefined && signal.aborted) {
+  if (signal?.aborted) {
     const err = abortError(signal)
     if (diag !== undefined) publishOutcome(diag, err.code, null, null)
     return Promise.reject(err)
@@ -382,10 +393,19 @@ function command(table, target, kind, type, params, options) {
   } catch (err) {
     return Promise.reject(err)
   }
-  const diag = channels.start.hasSubscribers || channels.end.hasSubscribers || channels.error.hasSubscribers
-    ? commandStarted(table.pool, type, body)
-    : undefined
-  return start(table, target, kind, checked, (id) => target.submit(id, type, body, checked.timeout), (call) => target.cancel(call), diag)
+  const diag =
+    channels.start.hasSubscribers || channels.end.hasSubscribers || channels.error.hasSubscribers
+      ? commandStarted(table.pool, type, body)
+      : undefined
+  return start(
+    table,
+    target,
+    kind,
+    checked,
+    (id) => target.submit(id, type, body, checked.timeout),
+    (call) => target.cancel(call),
+    diag,
+  )
 }
 
 /** Publishes `command:start`; returns what `command:end` / `command:error` will need. */
@@ -413,7 +433,9 @@ function connectionEvents(pool) {
   return (kind, conn, reason) => {
     const channel = kind === 'open' ? channels.open : channels.close
     if (!channel.hasSubscribers) return
-    channel.publish(kind === 'open' ? { pool, connectionId: `conn-${conn}` } : { pool, connectionId: `conn-${conn}`, reason })
+    channel.publish(
+      kind === 'open' ? { pool, connectionId: `conn-${conn}` } : { pool, connectionId: `conn-${conn}`, reason },
+    )
   }
 }
 
@@ -433,6 +455,7 @@ class PooledConnection {
   #lease
   #table
   /** The native pool: a held connection keeps its pool from being collected (and shut down). */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held, never read: it keeps the pool alive
   #pool
 
   constructor(lease, table, pool) {
@@ -537,13 +560,22 @@ class ConnectionPool {
       return Promise.reject(err)
     }
     const native = this.#native
-    return start(this.#table, native, 'lease', checked, (id) => native.acquire(id, checked.timeout), (call) => native.cancel(call))
+    return start(
+      this.#table,
+      native,
+      'lease',
+      checked,
+      (id) => native.acquire(id, checked.timeout),
+      (call) => native.cancel(call),
+    )
   }
 
   /** Gives a leased connection back. Idempotent. */
   release(connection) {
     if (!(connection instanceof PooledConnection)) {
-      return Promise.reject(invalidArg(`release: expected a PooledConnection from acquire(), got ${describe(connection)}`))
+      return Promise.reject(
+        invalidArg(`release: expected a PooledConnection from acquire(), got ${describe(connection)}`),
+      )
     }
     PooledConnection.lease(connection).release()
     return Promise.resolve()

@@ -34,7 +34,9 @@ function registerPoolMetrics(pool, registry) {
   const name = pool.config.name
   const existing = pools.get(name)?.deref()
   if (existing !== undefined && existing !== pool) {
-    throw new Error(`registerPoolMetrics: a pool named ${JSON.stringify(name)} is already registered with this registry; give each pool its own \`name\``)
+    throw new Error(
+      `registerPoolMetrics: a pool named ${JSON.stringify(name)} is already registered with this registry; give each pool its own \`name\``,
+    )
   }
   pools.set(name, new WeakRef(pool))
 }

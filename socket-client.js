@@ -82,7 +82,14 @@ function commandError(err, pool) {
   if (!(err instanceof BlenderPoolError)) return err
   switch (err.code) {
     case 'ERR_RESPONSE_TIMEOUT':
-      return reworded(err, withDetail('Response timeout - no complete JSON received within timeout period', 'Response timeout', err.message))
+      return reworded(
+        err,
+        withDetail(
+          'Response timeout - no complete JSON received within timeout period',
+          'Response timeout',
+          err.message,
+        ),
+      )
     case 'ERR_CONNECTION_CLOSED':
       return reworded(err, withDetail('Connection closed before complete response', 'Connection closed', err.message))
     case 'ERR_RESPONSE_TOO_LARGE': {
@@ -134,13 +141,25 @@ class BlenderSocketClient {
 
   constructor(host, port, timeout) {
     if (host !== undefined && (typeof host !== 'string' || host === '')) {
-      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `BlenderSocketClient: host must be a non-empty string, got ${typeof host}`)
+      throw argError(
+        TypeError,
+        'ERR_INVALID_ARG_TYPE',
+        `BlenderSocketClient: host must be a non-empty string, got ${typeof host}`,
+      )
     }
     if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
-      throw argError(RangeError, 'ERR_OUT_OF_RANGE', `BlenderSocketClient: port must be a whole number from 1 to 65535, got ${port}`)
+      throw argError(
+        RangeError,
+        'ERR_OUT_OF_RANGE',
+        `BlenderSocketClient: port must be a whole number from 1 to 65535, got ${port}`,
+      )
     }
     if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && timeout <= 2147483647)) {
-      throw argError(RangeError, 'ERR_OUT_OF_RANGE', `BlenderSocketClient: timeout must be a positive number of ms up to 2147483647, got ${timeout}`)
+      throw argError(
+        RangeError,
+        'ERR_OUT_OF_RANGE',
+        `BlenderSocketClient: timeout must be a positive number of ms up to 2147483647, got ${timeout}`,
+      )
     }
     const explicit = host !== undefined || port !== undefined
     this.#host = host ?? envHost()

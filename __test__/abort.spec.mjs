@@ -1,6 +1,7 @@
 // Per-call options: an AbortSignal and a timeout.
-import { describe, expect, it } from 'vitest'
+
 import { getEventListeners } from 'node:events'
+import { describe, expect, it } from 'vitest'
 
 import { AbortError, BlenderPoolError } from '../index.mjs'
 import { mockBlender, poolFor, rejection, until } from './helpers.mjs'

@@ -5,9 +5,8 @@
 // Without Blender these tests are skipped (with a warning), except under CI, where a missing
 // Blender fails the run: there they must run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-
-import { BlenderPoolError, ConnectionPool } from '../index.mjs'
 import { findBlender, killBlender, restartOnSamePort, startBlender } from '../blender/launch.mjs'
+import { BlenderPoolError, ConnectionPool } from '../index.mjs'
 import { rejection } from './helpers.mjs'
 
 const blender = findBlender()
@@ -25,14 +24,18 @@ it.runIf(missingInCi)('Blender is installed (required when CI is set)', () => {
 /** The factory start-up scene. */
 const FACTORY_OBJECTS = ['Camera', 'Cube', 'Light']
 
-const listObjects = "import bpy; print(sorted(o.name for o in bpy.data.objects))"
+const listObjects = 'import bpy; print(sorted(o.name for o in bpy.data.objects))'
 
 /** Python's repr of a sorted list of names, as `print(sorted(...))` writes it. */
-const pyList = (names) => `[${[...names].sort().map((n) => `'${n}'`).join(', ')}]\n`
+const pyList = (names) =>
+  `[${[...names]
+    .sort()
+    .map((n) => `'${n}'`)
+    .join(', ')}]\n`
 
 /** Code that tells the test (on Blender's real stdout) it is running, then sleeps. */
 const announceThenSleep = (marker, seconds) =>
-  `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(${seconds})\nprint('woke')`
+  `import sys, time\nsys.__stdout__.write(${JSON.stringify(`${marker}\n`)})\nsys.__stdout__.flush()\ntime.sleep(${seconds})\nprint('woke')`
 
 /**
  * The same end-to-end tests for both framings. `framing` is the server's; the pool is built by
@@ -70,11 +73,14 @@ function endToEnd(framing, makePool) {
     const info = await pool.execute('get_object_info', { name: 'E2E_Cube' })
     expect(info.status).toBe('success')
     expect(info.result).toMatchObject({ name: 'E2E_Cube', type: 'MESH', rotation: [0, 0, 0], scale: [1, 1, 1] })
-    info.result.location.forEach((c, i) => expect(c).toBeCloseTo([1, 2, 3][i], 6))
-    info.result.dimensions.forEach((c) => expect(c).toBeCloseTo(2, 6)) // the default cube is 2 m
+    for (const [i, c] of info.result.location.entries()) expect(c).toBeCloseTo([1, 2, 3][i], 6)
+    for (const c of info.result.dimensions) expect(c).toBeCloseTo(2, 6) // the default cube is 2 m
 
     const scene = await pool.execute('execute_code', { code: listObjects })
-    expect(scene).toEqual({ status: 'success', result: { executed: true, result: pyList([...FACTORY_OBJECTS, 'E2E_Cube']) } })
+    expect(scene).toEqual({
+      status: 'success',
+      result: { executed: true, result: pyList([...FACTORY_OBJECTS, 'E2E_Cube']) },
+    })
 
     await expect(pool.execute('delete_object', { name: 'E2E_Cube' })).resolves.toEqual({
       status: 'success',
@@ -121,7 +127,9 @@ function endToEnd(framing, makePool) {
     const code = (token) =>
       `import threading\nprint(${JSON.stringify(token)}, threading.current_thread() is threading.main_thread())`
     const replies = await Promise.all(tokens.map((token) => pool.execute('execute_code', { code: code(token) })))
-    replies.forEach((reply, i) => expect(reply).toEqual({ status: 'success', result: { executed: true, result: `${tokens[i]} True\n` } }))
+    for (const [i, reply] of replies.entries()) {
+      expect(reply).toEqual({ status: 'success', result: { executed: true, result: `${tokens[i]} True\n` } })
+    }
 
     // 16 distinct objects, each at its own place, read back concurrently
     const names = Array.from({ length: n }, (_, i) => `E2E_Par_${i}`)
@@ -137,55 +145,73 @@ function endToEnd(framing, makePool) {
     })
     expect(setup.status).toBe('success')
     const infos = await Promise.all(names.map((name) => pool.execute('get_object_info', { name })))
-    infos.forEach((info, i) => {
+    for (const [i, info] of infos.entries()) {
       expect(info.status).toBe('success')
       expect(info.result.name).toBe(names[i])
       expect(info.result.type).toBe('EMPTY')
-      info.result.location.forEach((c, k) => expect(c).toBeCloseTo([i, -i, 0.5 * i][k], 6))
-    })
+      for (const [k, c] of info.result.location.entries()) expect(c).toBeCloseTo([i, -i, 0.5 * i][k], 6)
+    }
     const deleted = await Promise.all(names.map((name) => pool.execute('delete_object', { name })))
-    deleted.forEach((reply, i) => expect(reply).toEqual({ status: 'success', result: { deleted: names[i] } }))
+    for (const [i, reply] of deleted.entries())
+      expect(reply).toEqual({ status: 'success', result: { deleted: names[i] } })
 
     // the calls really overlapped: the pool needed more than one connection
     expect(pool.getStats().connectionsOpened).toBeGreaterThan(1)
     expect(pool.getStats().totalConnections).toBeLessThanOrEqual(16)
   })
 
-  it('Blender killed mid-command: that call fails ERR_CONNECTION_CLOSED; a new Blender on the same port serves the same pool', async () => {
-    const failedBefore = pool.getStats().failedRequests
-    const port = current.port
-    const marker = `E2E_SLEEPING_${framing}`
-    const sleeping = current.waitForOutput(new RegExp(`^${marker}$`), 15_000)
-    // rejection() attaches its handler now: the call fails while the test awaits the kill
-    const failure = rejection(pool.execute('execute_code', { code: announceThenSleep(marker, 5) }))
-    await sleeping // the command is running on Blender's main thread
-    const { signal } = await killBlender(current)
-    expect(signal).toBe('SIGKILL')
+  it(
+    'Blender killed mid-command: that call fails ERR_CONNECTION_CLOSED; a new Blender on the same port serves the same pool',
+    async () => {
+      const failedBefore = pool.getStats().failedRequests
+      const port = current.port
+      const marker = `E2E_SLEEPING_${framing}`
+      const sleeping = current.waitForOutput(new RegExp(`^${marker}$`), 15_000)
+      // rejection() attaches its handler now: the call fails while the test awaits the kill
+      const failure = rejection(pool.execute('execute_code', { code: announceThenSleep(marker, 5) }))
+      await sleeping // the command is running on Blender's main thread
+      const { signal } = await killBlender(current)
+      expect(signal).toBe('SIGKILL')
 
-    // The kernel closes a dead process's sockets at once (FIN: the request had been read, so
-    // nothing unread forces a RST): the pool sees the close, not a silence.
-    const err = await failure
-    expect(err).toBeInstanceOf(BlenderPoolError)
-    expect(err.code).toBe('ERR_CONNECTION_CLOSED')
-    expect(err.message).toMatch(/^Connection closed/)
-    expect(pool.getStats().failedRequests).toBe(failedBefore + 1)
+      // The kernel closes a dead process's sockets at once (FIN: the request had been read, so
+      // nothing unread forces a RST): the pool sees the close, not a silence.
+      const err = await failure
+      expect(err).toBeInstanceOf(BlenderPoolError)
+      expect(err.code).toBe('ERR_CONNECTION_CLOSED')
+      expect(err.message).toMatch(/^Connection closed/)
+      expect(pool.getStats().failedRequests).toBe(failedBefore + 1)
 
-    // A call made while Blender is down waits (connects are retried, within connectRetryTimeout) ...
-    const whileDown = pool.execute('ping')
-    current = await restartOnSamePort(port, framing)
-    expect(current.port).toBe(port)
-    // ... and is served by the new Blender, as is the next one: no reset of the pool.
-    await expect(whileDown).resolves.toEqual({ status: 'success', result: { pong: true } })
-    const fresh = await pool.execute('execute_code', { code: listObjects })
-    expect(fresh).toEqual({ status: 'success', result: { executed: true, result: pyList(FACTORY_OBJECTS) } })
-    await expect(pool.execute('get_scene_info')).resolves.toMatchObject({ status: 'success', result: { object_count: 3 } })
-  }, START_TIMEOUT)
+      // A call made while Blender is down waits (connects are retried, within connectRetryTimeout) ...
+      const whileDown = pool.execute('ping')
+      current = await restartOnSamePort(port, framing)
+      expect(current.port).toBe(port)
+      // ... and is served by the new Blender, as is the next one: no reset of the pool.
+      await expect(whileDown).resolves.toEqual({ status: 'success', result: { pong: true } })
+      const fresh = await pool.execute('execute_code', { code: listObjects })
+      expect(fresh).toEqual({ status: 'success', result: { executed: true, result: pyList(FACTORY_OBJECTS) } })
+      await expect(pool.execute('get_scene_info')).resolves.toMatchObject({
+        status: 'success',
+        result: { object_count: 3 },
+      })
+    },
+    START_TIMEOUT,
+  )
 }
 
 describe.skipIf(!blender)('real Blender, json framing (the add-on protocol)', () => {
   // connectRetryTimeout: a restarted Blender takes seconds to listen again; the restart test's
   // caller rides it out (the default, 2 s, fails it fast instead).
-  endToEnd('json', (port) => new ConnectionPool({ host: '127.0.0.1', port, minConnections: 0, maxConnections: 16, connectRetryTimeout: 60_000 }))
+  endToEnd(
+    'json',
+    (port) =>
+      new ConnectionPool({
+        host: '127.0.0.1',
+        port,
+        minConnections: 0,
+        maxConnections: 16,
+        connectRetryTimeout: 60_000,
+      }),
+  )
 })
 
 // Newer add-ons frame every message with a 4-byte big-endian length. The pool's `framing`
@@ -193,6 +219,14 @@ describe.skipIf(!blender)('real Blender, json framing (the add-on protocol)', ()
 describe.skipIf(!blender)('real Blender, length-prefixed framing', () => {
   endToEnd(
     'length-prefixed',
-    (port) => new ConnectionPool({ host: '127.0.0.1', port, framing: 'length-prefixed', minConnections: 0, maxConnections: 16, connectRetryTimeout: 60_000 }),
+    (port) =>
+      new ConnectionPool({
+        host: '127.0.0.1',
+        port,
+        framing: 'length-prefixed',
+        minConnections: 0,
+        maxConnections: 16,
+        connectRetryTimeout: 60_000,
+      }),
   )
 })

@@ -1,10 +1,11 @@
 // The CLI (bin/blender-mcp-pool.mjs), run as a child process against servers in this process.
 // Children are spawned asynchronously: the servers answer from this process's event loop.
-import { afterEach, describe, expect, it } from 'vitest'
+
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
 
 import { deadEndpoint, mockBlender } from './helpers.mjs'
 
@@ -19,8 +20,12 @@ function cli(args, env = {}) {
     const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d })
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d })
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d
+    })
     child.on('error', reject)
     child.on('close', (code) => resolve({ code, stdout, stderr }))
   })
@@ -156,7 +161,11 @@ describe('blender-mcp-pool doctor', () => {
     const report = JSON.parse(stdout)
     expect(report).toMatchObject({ ok: true, exitCode: 0, framing: 'json', port: mock.port })
     expect(report.checks.map((c) => [c.name, c.status])).toEqual([
-      ['resolve', 'ok'], ['connect', 'ok'], ['framing', 'ok'], ['latency', 'ok']])
+      ['resolve', 'ok'],
+      ['connect', 'ok'],
+      ['framing', 'ok'],
+      ['latency', 'ok'],
+    ])
     expect(report.latency.count).toBe(5)
     expect(report.latency.min).toBeLessThanOrEqual(report.latency.median)
     expect(report.latency.median).toBeLessThanOrEqual(report.latency.max)
@@ -167,8 +176,12 @@ describe('blender-mcp-pool doctor', () => {
     const { code, stdout } = await cli(['doctor', '--host', 'localhost', '--port', String(mock.port), '--count', '3'])
     expect(code).toBe(0)
     const lines = stdout.trimEnd().split('\n')
-    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual(
-      ['ok resolve:', 'ok connect:', 'ok framing:', 'ok latency:'])
+    expect(lines.map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual([
+      'ok resolve:',
+      'ok connect:',
+      'ok framing:',
+      'ok latency:',
+    ])
     expect(lines[2]).toMatch(/framing: json/)
     expect(lines[3]).toMatch(/over 3 round trips/)
   })
@@ -181,7 +194,11 @@ describe('blender-mcp-pool doctor', () => {
     expect(stdout).toMatch(/nothing listens on .*is Blender running with the MCP add-on started/)
     const json = JSON.parse((await cli(['doctor', '--json', '--host', dead.host, '--port', String(dead.port)])).stdout)
     expect(json).toMatchObject({ ok: false, exitCode: 4, framing: null })
-    expect(json.checks.at(-1)).toMatchObject({ name: 'connect', status: 'fail', advice: expect.stringMatching(/add-on/) })
+    expect(json.checks.at(-1)).toMatchObject({
+      name: 'connect',
+      status: 'fail',
+      advice: expect.stringMatching(/add-on/),
+    })
   })
 
   it('accepts but never replies: exit 5, mentions the busy main thread', async () => {
@@ -221,12 +238,18 @@ describe('blender-mcp-pool doctor', () => {
   })
 
   it('a server that answers garbage: unknown framing, exit 6', async () => {
-    const server = await rawServer((socket) => socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n')))
+    const server = await rawServer((socket) =>
+      socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n')),
+    )
     const { code, stdout } = await cli(['doctor', '--json', '--timeout', '500', ...at(server)])
     expect(code).toBe(6)
     const report = JSON.parse(stdout)
     expect(report.framing).toBe(null)
-    expect(report.checks.at(-1)).toMatchObject({ name: 'framing', status: 'fail', detail: expect.stringMatching(/^unknown/) })
+    expect(report.checks.at(-1)).toMatchObject({
+      name: 'framing',
+      status: 'fail',
+      detail: expect.stringMatching(/^unknown/),
+    })
   })
 })
 
@@ -239,8 +262,14 @@ describe('usage', () => {
   })
 
   it.each([
-    [[]], [['bogus']], [['ping', '--port', '0']], [['ping', '--nope']], [['exec']],
-    [['ping', '--framing', 'xml']], [['doctor', '--timeout', 'soon']], [['ping', 'extra']],
+    [[]],
+    [['bogus']],
+    [['ping', '--port', '0']],
+    [['ping', '--nope']],
+    [['exec']],
+    [['ping', '--framing', 'xml']],
+    [['doctor', '--timeout', 'soon']],
+    [['ping', 'extra']],
   ])('%j: exit 2, nothing on stdout', async (args) => {
     const { code, stdout, stderr } = await cli(args)
     expect(code).toBe(2)

@@ -1,6 +1,7 @@
 // node:diagnostics_channel: what a tracing or APM tool sees without any option.
-import { afterEach, describe, expect, it } from 'vitest'
+
 import diagnostics from 'node:diagnostics_channel'
+import { afterEach, describe, expect, it } from 'vitest'
 
 import { mockBlender, poolFor, rejection, until } from './helpers.mjs'
 
@@ -35,21 +36,40 @@ describe('diagnostics_channel', () => {
     // Command events come in order, and so do connection events; the two streams travel apart
     // (a connection's close and its call's failure may arrive in either order).
     const names = seen.map(([name]) => name)
-    expect(names.filter((n) => n.startsWith('command:'))).toEqual(['command:start', 'command:end', 'command:start', 'command:error'])
+    expect(names.filter((n) => n.startsWith('command:'))).toEqual([
+      'command:start',
+      'command:end',
+      'command:start',
+      'command:error',
+    ])
     expect(names.filter((n) => n.startsWith('connection:'))).toEqual(['connection:open', 'connection:close'])
     expect(names.indexOf('connection:open')).toBeLessThan(names.indexOf('command:end'))
     const event = (name, nth = 0) => seen.filter(([n]) => n === name)[nth][1]
-    const [start, open, end, error, close] = [event('command:start'), event('connection:open'), event('command:end'), event('command:error'), event('connection:close')]
+    const [start, open, end, error, close] = [
+      event('command:start'),
+      event('connection:open'),
+      event('command:end'),
+      event('command:error'),
+      event('connection:close'),
+    ]
     const request = JSON.stringify({ type: 'echo', params: { key: secret } })
     expect(start).toEqual({ pool: 'scene', type: 'echo', requestBytes: request.length })
     expect(open).toEqual({ pool: 'scene', connectionId: 'conn-1' })
     expect(end).toEqual({
-      pool: 'scene', type: 'echo', requestBytes: request.length,
+      pool: 'scene',
+      type: 'echo',
+      requestBytes: request.length,
       replyLength: JSON.stringify({ status: 'success', result: { key: secret } }).length,
-      durationMs: expect.any(Number), connectionId: 'conn-1',
+      durationMs: expect.any(Number),
+      connectionId: 'conn-1',
     })
     expect(end.durationMs).toBeGreaterThan(0)
-    expect(error).toMatchObject({ pool: 'scene', type: 'get_scene_info', code: 'ERR_INVALID_RESPONSE', connectionId: 'conn-1' })
+    expect(error).toMatchObject({
+      pool: 'scene',
+      type: 'get_scene_info',
+      code: 'ERR_INVALID_RESPONSE',
+      connectionId: 'conn-1',
+    })
     expect(close).toEqual({ pool: 'scene', connectionId: 'conn-1', reason: 'ERR_INVALID_RESPONSE' })
     // Never a body: not the params, not the reply.
     expect(JSON.stringify(seen)).not.toContain(secret)

@@ -5,21 +5,28 @@
 // 2001:db8::1/64, and a hosts file over /etc/hosts naming `dual.test` 2001:db8::2, 127.0.0.1.
 // A connect to 2001:db8::2 there fails only after about a second (ENETUNREACH). Skipped, with
 // the reason printed, where such namespaces cannot be made.
-import { describe, expect, it } from 'vitest'
+
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
 
 import { runScript } from './helpers.mjs'
 
-const SETUP = 'ip link set lo up && ip -6 addr add 2001:db8::1/64 dev lo nodad && mount --bind "$0" /etc/hosts && exec "$@"'
+const SETUP =
+  'ip link set lo up && ip -6 addr add 2001:db8::1/64 dev lo nodad && mount --bind "$0" /etc/hosts && exec "$@"'
 
 function namespacesUnavailable() {
   if (process.platform !== 'linux') return 'network namespaces are Linux-only'
-  const probe = spawnSync('unshare', ['-nm', 'sh', '-c', 'ip link set lo up && ip -6 addr add 2001:db8::1/64 dev lo nodad'], { encoding: 'utf8' })
+  const probe = spawnSync(
+    'unshare',
+    ['-nm', 'sh', '-c', 'ip link set lo up && ip -6 addr add 2001:db8::1/64 dev lo nodad'],
+    { encoding: 'utf8' },
+  )
   if (probe.error) return `unshare not runnable: ${probe.error.message}`
-  if (probe.status !== 0) return `cannot make a network namespace here: ${probe.stderr.trim() || `exit ${probe.status}`}`
+  if (probe.status !== 0)
+    return `cannot make a network namespace here: ${probe.stderr.trim() || `exit ${probe.status}`}`
   return null
 }
 
@@ -55,7 +62,11 @@ describe.skipIf(skipReason)('a name whose first address fails slowly', () => {
         await pool.shutdown()
         await mock.stop()
         process.stdout.write(JSON.stringify({ order, reply, events, directOutcome, connectFailures: stats.connectFailures, served: mock.requests }))`
-      const run = await runScript(script, { LOG_LEVEL: 'silent' }, { prefix: ['unshare', '-nm', 'sh', '-c', SETUP, hosts] })
+      const run = await runScript(
+        script,
+        { LOG_LEVEL: 'silent' },
+        { prefix: ['unshare', '-nm', 'sh', '-c', SETUP, hosts] },
+      )
       expect(run.code, run.stderr).toBe(0)
       const seen = JSON.parse(run.stdout)
       // The set-up is as described: the unreachable address first, and it does fail.

@@ -1,7 +1,8 @@
 // Every rejection has a stable code; a bad reply fails that one call, and the connection it
 // came on is discarded, never reused out of step.
-import { describe, expect, it } from 'vitest'
+
 import net from 'node:net'
+import { describe, expect, it } from 'vitest'
 
 import { BlenderPoolError } from '../index.mjs'
 import { deadEndpoint, mockBlender, poolFor, rejection } from './helpers.mjs'

@@ -8,7 +8,9 @@ describe('execute', () => {
     const pool = poolFor(mock)
     const reply = await pool.execute('echo', { id: 7, text: 'héllo "quoted" {braces}' })
     expect(reply).toEqual({ status: 'success', result: { id: 7, text: 'héllo "quoted" {braces}' } })
-    expect(mock.requestLog).toEqual([{ connectionId: 1, type: 'echo', params: { id: 7, text: 'héllo "quoted" {braces}' } }])
+    expect(mock.requestLog).toEqual([
+      { connectionId: 1, type: 'echo', params: { id: 7, text: 'héllo "quoted" {braces}' } },
+    ])
   })
 
   it('omits the params key when params are not given', async () => {
@@ -33,7 +35,7 @@ describe('execute', () => {
     const pool = poolFor(mock, { maxConnections: 5 })
     const ids = Array.from({ length: 200 }, (_, i) => i)
     const replies = await Promise.all(ids.map((id) => pool.execute('echo', { id, pad: 'x'.repeat(id * 13) })))
-    replies.forEach((reply, id) => expect(reply.result).toEqual({ id, pad: 'x'.repeat(id * 13) }))
+    for (const [id, reply] of replies.entries()) expect(reply.result).toEqual({ id, pad: 'x'.repeat(id * 13) })
     expect(mock.requests).toBe(200)
     expect(mock.maxOpenConnections).toBeLessThanOrEqual(5)
   })
@@ -50,7 +52,10 @@ describe('execute', () => {
     const mock = await mockBlender()
     const pool = poolFor(mock)
     mock.setFault('trickle')
-    await expect(pool.execute('echo', { a: [1, { b: '}' }] })).resolves.toEqual({ status: 'success', result: { a: [1, { b: '}' }] } })
+    await expect(pool.execute('echo', { a: [1, { b: '}' }] })).resolves.toEqual({
+      status: 'success',
+      result: { a: [1, { b: '}' }] },
+    })
     await expect(pool.execute('echo', { next: true })).resolves.toEqual({ status: 'success', result: { next: true } })
     expect(mock.connectionsOpened).toBe(1)
   })
@@ -97,4 +102,3 @@ describe('execute', () => {
     expect(reply.result.text).toBe(text)
   })
 })
-

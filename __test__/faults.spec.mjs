@@ -74,7 +74,9 @@ describe('faults', () => {
     const { err, mock, elapsed } = await faultThenRecover({ fault: 'half-reset', config: { socketTimeout: 60_000 } })
     expect(err.code).toBe('ERR_CONNECTION_CLOSED')
     // Linux reports the reset after the bytes; Windows (here: wine) may report the close.
-    expect(err.message).toMatch(/^Connection closed \((read failed: |Blender closed the connection after \d+ bytes of an incomplete reply)/)
+    expect(err.message).toMatch(
+      /^Connection closed \((read failed: |Blender closed the connection after \d+ bytes of an incomplete reply)/,
+    )
     expect(elapsed).toBeLessThan(30_000)
     expect(mock.resets).toBe(1)
   })
@@ -164,7 +166,10 @@ describe('faults', () => {
     await Promise.all([1, 2, 3].map((i) => pool.execute('sleep', { ms: 2, i })))
     await mock.restart()
     // No waiting for the pool to notice: the very next call must succeed.
-    await expect(pool.execute('echo', { after: 'restart' })).resolves.toEqual({ status: 'success', result: { after: 'restart' } })
+    await expect(pool.execute('echo', { after: 'restart' })).resolves.toEqual({
+      status: 'success',
+      result: { after: 'restart' },
+    })
     expect(mock.requestLog.filter((r) => r.type === 'echo')).toHaveLength(1)
     expect(pool.getStats().failedRequests).toBe(0)
   })

@@ -1,6 +1,7 @@
 // The length-prefixed framing of newer add-ons, against a small length-prefixed server.
-import { afterEach, describe, expect, it } from 'vitest'
+
 import net from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
 
 import { ConnectionPool } from '../index.mjs'
 import { rejection } from './helpers.mjs'
@@ -42,7 +43,13 @@ afterEach(async () => {
 
 async function setUp(reply, config = {}) {
   const server = await lengthPrefixedServer(reply)
-  const pool = new ConnectionPool({ host: '127.0.0.1', port: server.port, minConnections: 0, framing: 'length-prefixed', ...config })
+  const pool = new ConnectionPool({
+    host: '127.0.0.1',
+    port: server.port,
+    minConnections: 0,
+    framing: 'length-prefixed',
+    ...config,
+  })
   open.push(server.close, () => pool.shutdown())
   return { server, pool }
 }
@@ -51,7 +58,10 @@ describe("framing: 'length-prefixed'", () => {
   it('frames requests with a 4-byte big-endian length and reads framed replies', async () => {
     const { server, pool } = await setUp()
     expect(pool.config.framing).toBe('length-prefixed')
-    await expect(pool.execute('echo', { n: 1, s: 'é' })).resolves.toEqual({ status: 'success', result: { n: 1, s: 'é' } })
+    await expect(pool.execute('echo', { n: 1, s: 'é' })).resolves.toEqual({
+      status: 'success',
+      result: { n: 1, s: 'é' },
+    })
     const wire = Buffer.concat(server.seen.bytes)
     const body = Buffer.from(JSON.stringify({ type: 'echo', params: { n: 1, s: 'é' } }))
     expect(wire.readUInt32BE(0)).toBe(body.length)

@@ -48,7 +48,10 @@ describe('connection lifecycle', () => {
     expect(pool.getStats().totalConnections).toBe(2)
     await mock.closeAllConnections() // Blender restarted
     await until(() => pool.getStats().totalConnections === 0)
-    await expect(pool.execute('echo', { after: 'restart' })).resolves.toEqual({ status: 'success', result: { after: 'restart' } })
+    await expect(pool.execute('echo', { after: 'restart' })).resolves.toEqual({
+      status: 'success',
+      result: { after: 'restart' },
+    })
     expect(pool.getStats()).toMatchObject({ totalConnections: 1, failedRequests: 0 })
   })
 })
@@ -73,9 +76,21 @@ describe('getStats', () => {
     const queued = pool.execute('echo')
     await mock.waitFor((m) => m.requests === 1)
     await until(() => pool.getStats().activeConnections === 1)
-    expect(pool.getStats()).toMatchObject({ totalConnections: 1, activeConnections: 1, idleConnections: 0, pendingRequests: 1, totalRequests: 0 })
+    expect(pool.getStats()).toMatchObject({
+      totalConnections: 1,
+      activeConnections: 1,
+      idleConnections: 0,
+      pendingRequests: 1,
+      totalRequests: 0,
+    })
     await Promise.all([slow, queued])
-    expect(pool.getStats()).toMatchObject({ totalConnections: 1, activeConnections: 0, idleConnections: 1, pendingRequests: 0, totalRequests: 2 })
+    expect(pool.getStats()).toMatchObject({
+      totalConnections: 1,
+      activeConnections: 0,
+      idleConnections: 1,
+      pendingRequests: 0,
+      totalRequests: 2,
+    })
   })
 
   it('counts status:error replies as completed requests and pool failures as failed', async () => {

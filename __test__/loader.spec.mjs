@@ -5,8 +5,6 @@ import { describe, expect, it } from 'vitest'
 
 import {
   BINARY,
-  PACKAGE,
-  TARGETS,
   checkLibraryPathOverride,
   checkLocalBinary,
   checkMissingBinary,
@@ -15,6 +13,8 @@ import {
   checkUnsupportedPlatform,
   checkVersionMismatch,
   hostBinary,
+  PACKAGE,
+  TARGETS,
 } from '../scripts/check-loader.mjs'
 
 describe('native loader (binding.js)', () => {

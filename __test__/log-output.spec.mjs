@@ -37,7 +37,12 @@ describe('log output', () => {
       expect(Math.abs(r.time - Date.now())).toBeLessThan(60_000)
     }
     const reply = records.find((r) => r.msg === 'reply')
-    expect(reply).toMatchObject({ level: 20, conn: expect.any(Number), bytes: expect.any(Number), micros: expect.any(Number) })
+    expect(reply).toMatchObject({
+      level: 20,
+      conn: expect.any(Number),
+      bytes: expect.any(Number),
+      micros: expect.any(Number),
+    })
     expect(records.find((r) => r.msg === 'shutting down pool')).toMatchObject({ level: 30 })
   })
 
@@ -47,14 +52,21 @@ describe('log output', () => {
     expect(run.code).toBe(0)
     const [line] = lines(run.stderr)
     const today = new Date().toISOString().slice(0, 10)
-    expect(line).toMatch(new RegExp(`^${today}T\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z INFO  blender-mcp-pool: shutting down pool pool=\\d+ poolName=default connections=1 waiting=0$`))
+    expect(line).toMatch(
+      new RegExp(
+        `^${today}T\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z INFO  blender-mcp-pool: shutting down pool pool=\\d+ poolName=default connections=1 waiting=0$`,
+      ),
+    )
   })
 
   it('LOG_LEVEL is read when the pool is created (a .env loaded after import counts), with aliases', async () => {
     const mock = await mockBlender()
     const counts = {}
     for (const level of ['debug', 'trace', 'verbose', 'info', 'warn', 'error', 'fatal', 'silent']) {
-      const run = await withPool(mock, { lateEnv: { LOG_LEVEL: level, LOG_FORMAT: 'json' }, body: "await pool.execute('echo', { n: 1 }); await pool.execute('bad').catch(() => {})" })
+      const run = await withPool(mock, {
+        lateEnv: { LOG_LEVEL: level, LOG_FORMAT: 'json' },
+        body: "await pool.execute('echo', { n: 1 }); await pool.execute('bad').catch(() => {})",
+      })
       expect(run.code).toBe(0)
       counts[level] = lines(run.stderr).map((l) => JSON.parse(l).level)
     }
@@ -77,7 +89,14 @@ describe('log output', () => {
     })
     expect(run.code).toBe(0)
     const records = lines(run.stderr).map((l) => JSON.parse(l))
-    expect(records).toEqual([expect.objectContaining({ level: 40, variable: 'LOG_LEVEL', value: 'loud', msg: 'unknown LOG_LEVEL value; using the default' })])
+    expect(records).toEqual([
+      expect.objectContaining({
+        level: 40,
+        variable: 'LOG_LEVEL',
+        value: 'loud',
+        msg: 'unknown LOG_LEVEL value; using the default',
+      }),
+    ])
   })
 
   it('a panic is a record like the others: in the chosen format, never raw on stderr', async () => {
@@ -95,7 +114,11 @@ describe('log output', () => {
     expect(run.stderr).not.toMatch(/panicked at/)
     const records = lines(run.stderr).map((l) => JSON.parse(l))
     const panic = records.find((r) => r.msg.startsWith('panic'))
-    expect(panic).toMatchObject({ level: 50, pool: expect.any(Number), location: expect.stringMatching(/failpoint\.rs:\d+$/) })
+    expect(panic).toMatchObject({
+      level: 50,
+      pool: expect.any(Number),
+      location: expect.stringMatching(/failpoint\.rs:\d+$/),
+    })
     expect(panic.msg).toMatch(/failpoint PanicOnReply hit \(a panic injected by a test: expected\)/)
   })
 })

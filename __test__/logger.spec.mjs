@@ -25,7 +25,10 @@ describe('logger option', () => {
     expect(run.code).toBe(0)
     const records = JSON.parse(run.stdout)
     const reply = records.find((r) => r.message === 'reply')
-    expect(reply).toMatchObject({ level: 'debug', fields: { conn: expect.any(Number), bytes: expect.any(Number), pool: expect.any(Number) } })
+    expect(reply).toMatchObject({
+      level: 'debug',
+      fields: { conn: expect.any(Number), bytes: expect.any(Number), pool: expect.any(Number) },
+    })
     expect(records.some((r) => r.message === 'sending' && r.fields.command === 'echo')).toBe(true)
     expect(run.stdout).not.toContain(secret)
     // Nothing of this pool reached stderr.
@@ -49,7 +52,11 @@ describe('logger option', () => {
     expect(run.code).toBe(0)
     expect(run.stderr).toBe('')
     const records = JSON.parse(run.stdout)
-    expect(records[0]).toMatchObject({ level: 'debug', message: 'pool created', fields: { addr: `127.0.0.1:${mock.port}`, max: 5 } })
+    expect(records[0]).toMatchObject({
+      level: 'debug',
+      message: 'pool created',
+      fields: { addr: `127.0.0.1:${mock.port}`, max: 5 },
+    })
     expect(records.some((r) => r.message === 'connected')).toBe(true)
   })
 
@@ -58,7 +65,12 @@ describe('logger option', () => {
     // path is the fallback, or what the variable asks for (npm test runs the suite both ways).
     const mock = await mockBlender()
     const records = []
-    const logger = Object.fromEntries(['debug', 'info', 'warn', 'error'].map((level) => [level, (message, fields) => records.push({ message, fields })]))
+    const logger = Object.fromEntries(
+      ['debug', 'info', 'warn', 'error'].map((level) => [
+        level,
+        (message, fields) => records.push({ message, fields }),
+      ]),
+    )
     const pool = loggedPool(mock, logger)
     const created = await recordWhere(records, (r) => r.message === 'pool created')
     expect(created.fields.watched).toBe(process.env.BLENDER_POOL_IO_THREAD_READS !== '1')
@@ -71,7 +83,12 @@ describe('logger option', () => {
     const boom = () => {
       throw new Error('logger down')
     }
-    const pool = new ConnectionPool({ host: '127.0.0.1', port: mock.port, minConnections: 0, logger: { debug: boom, info: boom, warn: boom, error: boom } })
+    const pool = new ConnectionPool({
+      host: '127.0.0.1',
+      port: mock.port,
+      minConnections: 0,
+      logger: { debug: boom, info: boom, warn: boom, error: boom },
+    })
     mock.setFault('garbage')
     expect((await rejection(pool.execute('echo'))).code).toBe('ERR_INVALID_RESPONSE')
     await expect(pool.execute('echo', { ok: 1 })).resolves.toMatchObject({ result: { ok: 1 } })
@@ -136,7 +153,13 @@ describe('logger shapes', () => {
     const pool = loggedPool(mock, logger)
     await pool.execute('echo', { n: 1 })
     const reply = await recordWhere(lines, (l) => l.msg === 'reply')
-    expect(reply).toMatchObject({ level: 20, conn: expect.any(Number), bytes: expect.any(Number), pool: expect.any(Number), poolName: 'default' })
+    expect(reply).toMatchObject({
+      level: 20,
+      conn: expect.any(Number),
+      bytes: expect.any(Number),
+      pool: expect.any(Number),
+      poolName: 'default',
+    })
     const sending = await recordWhere(lines, (l) => l.msg === 'sending')
     expect(sending.command).toBe('echo')
     await pool.shutdown()
@@ -145,13 +168,23 @@ describe('logger shapes', () => {
   it('a bunyan logger, passed as it is, gets (fields, message): the fields arrive', async () => {
     const { default: bunyan } = await import('bunyan')
     const records = []
-    const logger = bunyan.createLogger({ name: 'host', level: 'debug', streams: [{ type: 'raw', level: 'debug', stream: { write: (r) => records.push(r) } }] })
+    const logger = bunyan.createLogger({
+      name: 'host',
+      level: 'debug',
+      streams: [{ type: 'raw', level: 'debug', stream: { write: (r) => records.push(r) } }],
+    })
     const mock = await mockBlender()
     const pool = loggedPool(mock, logger)
     mock.setFault('garbage')
     await pool.execute('echo').catch(() => {})
     const bad = await recordWhere(records, (r) => /discarding connection/.test(r.msg))
-    expect(bad).toMatchObject({ level: bunyan.WARN, code: 'ERR_INVALID_RESPONSE', command: 'echo', conn: expect.any(Number), pool: expect.any(Number) })
+    expect(bad).toMatchObject({
+      level: bunyan.WARN,
+      code: 'ERR_INVALID_RESPONSE',
+      command: 'echo',
+      conn: expect.any(Number),
+      pool: expect.any(Number),
+    })
     await pool.shutdown()
   })
 
@@ -191,7 +224,9 @@ describe('logger shapes', () => {
     expect(message).toBe('reply')
     expect(fields).toMatchObject({ conn: expect.any(Number) })
     await pool.shutdown()
-    expect(() => new ConnectionPool({ logger, loggerStyle: 'fields-first' })).toThrow(/loggerStyle must be one of message-fields, fields-message, message-error-fields/)
+    expect(() => new ConnectionPool({ logger, loggerStyle: 'fields-first' })).toThrow(
+      /loggerStyle must be one of message-fields, fields-message, message-error-fields/,
+    )
     expect(() => new ConnectionPool({ loggerStyle: 'message-fields' })).toThrow(/only meaningful with a logger/)
   })
 })

@@ -13,7 +13,9 @@ import { startMcpFixture, textOf } from './fixtures/mcp-client.mjs'
 const blender = findBlender()
 const missingInCi = !blender && Boolean(process.env.CI)
 if (!blender && !missingInCi) {
-  console.warn("skipping MCP tests against real Blender: blender not found (set BLENDER_BIN or install Debian's blender)")
+  console.warn(
+    "skipping MCP tests against real Blender: blender not found (set BLENDER_BIN or install Debian's blender)",
+  )
 }
 
 const START_TIMEOUT = 70_000 // startBlender waits up to 60 s for the listening line
@@ -24,7 +26,7 @@ it.runIf(missingInCi)('Blender is installed (required when CI is set)', () => {
 
 /** Code that tells the test (on Blender's real stdout) it is running, then sleeps. */
 const announceThenSleep = (marker, seconds) =>
-  `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(${seconds})\nprint('woke')`
+  `import sys, time\nsys.__stdout__.write(${JSON.stringify(`${marker}\n`)})\nsys.__stdout__.flush()\ntime.sleep(${seconds})\nprint('woke')`
 
 const round = (ms) => Math.round(ms)
 
@@ -48,7 +50,9 @@ describe.skipIf(!blender)('an MCP server on blender-mcp-pool/socket-client, agai
 
   it('16 concurrent execute_code tool calls each get their own output', async () => {
     const tokens = Array.from({ length: 16 }, (_, i) => `tok-${i}-${Math.random().toString(36).slice(2)}`)
-    const calls = await Promise.all(tokens.map((token) => server.call('execute_code', { code: `print(${JSON.stringify(token)})` })))
+    const calls = await Promise.all(
+      tokens.map((token) => server.call('execute_code', { code: `print(${JSON.stringify(token)})` })),
+    )
     const correct = calls.filter(({ result }, i) => !result.isError && textOf(result) === `${tokens[i]}\n`).length
     figures.concurrentCorrect = `${correct}/16`
     expect(correct).toBe(16)
@@ -79,21 +83,27 @@ describe.skipIf(!blender)('an MCP server on blender-mcp-pool/socket-client, agai
     const small = server.call('get_scene_info').then((outcome) => ({ ...outcome, at: performance.now() }))
     const [b, s] = await Promise.all([big, small])
     expect(textOf(b.result).length).toBe(20_000_001)
-    expect(JSON.parse(textOf(s.result)).result.objects.map((o) => o.name)).toEqual(expect.arrayContaining(['Camera', 'Cube', 'Light']))
+    expect(JSON.parse(textOf(s.result)).result.objects.map((o) => o.name)).toEqual(
+      expect.arrayContaining(['Camera', 'Cube', 'Light']),
+    )
     // Over stdio the small answer may queue behind the 20 MB message the SDK is still reading.
     expect(s.at - b.at).toBeLessThan(2000)
     figures.smallDuringBig = { smallMs: round(s.ms), bigMs: round(b.ms), smallAfterBigMs: round(s.at - b.at) }
   }, 60_000)
 
-  it('Blender restarted between calls: the next call is answered by the new Blender', async () => {
-    expect((await server.call('get_scene_info')).result.isError).toBeUndefined()
-    await current.stop()
-    current = await restartOnSamePort(port)
-    const { result, ms } = await server.call('execute_code', { code: 'print(1 + 1)' })
-    expect(result.isError).toBeUndefined()
-    expect(textOf(result)).toBe('2\n')
-    figures.firstCallAfterRestartMs = round(ms)
-  }, START_TIMEOUT)
+  it(
+    'Blender restarted between calls: the next call is answered by the new Blender',
+    async () => {
+      expect((await server.call('get_scene_info')).result.isError).toBeUndefined()
+      await current.stop()
+      current = await restartOnSamePort(port)
+      const { result, ms } = await server.call('execute_code', { code: 'print(1 + 1)' })
+      expect(result.isError).toBeUndefined()
+      expect(textOf(result)).toBe('2\n')
+      figures.firstCallAfterRestartMs = round(ms)
+    },
+    START_TIMEOUT,
+  )
 
   it('Blender killed under a running call: that call fails as the connection closed', async () => {
     const marker = 'MCP_E2E_SLEEPING'
@@ -119,11 +129,15 @@ describe.skipIf(!blender)('an MCP server on blender-mcp-pool/socket-client, agai
     expect(ms).toBeLessThan(4000)
   }, 30_000)
 
-  it('Blender started again after the kill: the next call is answered', async () => {
-    current = await restartOnSamePort(port)
-    const { result, ms } = await server.call('get_scene_info')
-    expect(result.isError).toBeUndefined()
-    figures.firstCallAfterKillMs = round(ms)
-    expect(server.errors).toEqual([])
-  }, START_TIMEOUT)
+  it(
+    'Blender started again after the kill: the next call is answered',
+    async () => {
+      current = await restartOnSamePort(port)
+      const { result, ms } = await server.call('get_scene_info')
+      expect(result.isError).toBeUndefined()
+      figures.firstCallAfterKillMs = round(ms)
+      expect(server.errors).toEqual([])
+    },
+    START_TIMEOUT,
+  )
 })

@@ -3,9 +3,8 @@
 // big replies, a small call during a big one, Blender restarts, Blender closed, and a stdout
 // that carries MCP frames only. The same against real Blender: mcp-blender.spec.mjs.
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-
-import { mockBlender } from './helpers.mjs'
 import { startMcpFixture, textOf } from './fixtures/mcp-client.mjs'
+import { mockBlender } from './helpers.mjs'
 
 const figures = {}
 const servers = []
@@ -34,17 +33,23 @@ describe('an MCP server on blender-mcp-pool/socket-client, against the mock', ()
     const { tools } = await server.client.listTools()
     expect(tools.map((t) => t.name)).toEqual(['get_scene_info', 'execute_code', 'command', 'health'])
     const { result } = await server.call('get_scene_info')
-    expect(JSON.parse(textOf(result))).toEqual({ status: 'success', result: { name: 'Scene', object_count: 3, objects: ['Cube', 'Camera', 'Light'] } })
+    expect(JSON.parse(textOf(result))).toEqual({
+      status: 'success',
+      result: { name: 'Scene', object_count: 3, objects: ['Cube', 'Camera', 'Light'] },
+    })
     const health = await server.call('health')
     expect(health.result.isError).toBeUndefined()
     expect(mock.requests).toBe(2)
     // The pool did log its commands (to stderr), and nothing but frames reached the client.
-    const poolLines = server.stderr().split('\n').filter((line) => !line.startsWith('mcp-fixture: '))
+    const poolLines = server
+      .stderr()
+      .split('\n')
+      .filter((line) => !line.startsWith('mcp-fixture: '))
     expect(poolLines.some((line) => line.includes('get_scene_info'))).toBe(true)
     expect(server.errors).toEqual([])
   })
 
-  it('a client notices a stray line on the server\'s stdout (the check above can fail)', async () => {
+  it("a client notices a stray line on the server's stdout (the check above can fail)", async () => {
     const mock = await mockBlender()
     const server = await serverFor(mock, { FIXTURE_STDOUT_NOISE: '1' })
     await server.call('get_scene_info') // a round trip after the stray line: it has been read
@@ -61,7 +66,12 @@ describe('an MCP server on blender-mcp-pool/socket-client, against the mock', ()
     const correct = calls.filter(({ result }, i) => JSON.parse(textOf(result)).result?.token === tokens[i]).length
     figures.concurrentCorrect = `${correct}/16`
     expect(correct).toBe(16)
-    expect(mock.requestLog.filter((r) => r.type === 'echo').map((r) => r.params.token).sort()).toEqual([...tokens].sort())
+    expect(
+      mock.requestLog
+        .filter((r) => r.type === 'echo')
+        .map((r) => r.params.token)
+        .sort(),
+    ).toEqual([...tokens].sort())
     expect(mock.maxOpenConnections).toBeGreaterThan(1)
     expect(mock.maxOpenConnections).toBeLessThanOrEqual(5) // the pool's maxConnections
   })
@@ -81,12 +91,20 @@ describe('an MCP server on blender-mcp-pool/socket-client, against the mock', ()
 
   it('a small tool call sent while a 20 MB reply arrives is answered before it', async () => {
     // The 20 MB reply comes in 1 MiB chunks 100 ms apart (about 2 s in all).
-    const mock = await mockBlender({ script: ({ type }) => (type === 'render' ? { fault: 'huge', bytes: 20_000_000, chunkDelayMs: 100 } : null) })
+    const mock = await mockBlender({
+      script: ({ type }) => (type === 'render' ? { fault: 'huge', bytes: 20_000_000, chunkDelayMs: 100 } : null),
+    })
     const server = await serverFor(mock)
     const order = []
-    const big = server.call('command', { type: 'render' }).then((outcome) => (order.push('big'), outcome))
+    const big = server.call('command', { type: 'render' }).then((outcome) => {
+      order.push('big')
+      return outcome
+    })
     await mock.waitFor((m) => m.hugeBytesSent > 0, 10_000)
-    const small = server.call('get_scene_info').then((outcome) => (order.push('small'), outcome))
+    const small = server.call('get_scene_info').then((outcome) => {
+      order.push('small')
+      return outcome
+    })
     const [bigOutcome, smallOutcome] = await Promise.all([big, small])
     expect(order).toEqual(['small', 'big'])
     expect(JSON.parse(textOf(smallOutcome.result)).result.object_count).toBe(3)

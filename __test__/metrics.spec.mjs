@@ -1,6 +1,7 @@
 // getMetrics(), metricsText() and prom-client: counters, latency histograms and gauges.
-import { describe, expect, it } from 'vitest'
+
 import { spawnSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
 
 import { registerPoolMetrics } from '../index.mjs'
 import { mockBlender, poolFor, rejection } from './helpers.mjs'
@@ -82,23 +83,57 @@ describe.runIf(parser || process.env.CI)('Prometheus exposition', () => {
     const families = new Map(parsePrometheus(pool.metricsText()).map((f) => [f.name, f]))
     // The parser strips _total from counter family names.
     const sample = (family, name, labels = {}) =>
-      families.get(family).samples.find((s) => s[0] === name && Object.entries(labels).every(([k, v]) => s[1][k] === v))?.[2]
+      families
+        .get(family)
+        .samples.find((s) => s[0] === name && Object.entries(labels).every(([k, v]) => s[1][k] === v))?.[2]
     expect(families.get('blender_mcp_pool_requests').type).toBe('counter')
     expect(sample('blender_mcp_pool_requests', 'blender_mcp_pool_requests_total')).toBe(4)
-    expect(sample('blender_mcp_pool_failures', 'blender_mcp_pool_failures_total', { code: 'ERR_INVALID_RESPONSE' })).toBe(1)
+    expect(
+      sample('blender_mcp_pool_failures', 'blender_mcp_pool_failures_total', { code: 'ERR_INVALID_RESPONSE' }),
+    ).toBe(1)
     const execute = families.get('blender_mcp_pool_execute_seconds')
     expect(execute.type).toBe('histogram')
     const buckets = execute.samples.filter((s) => s[0].endsWith('_bucket'))
-    expect(buckets.map((s) => s[1].le)).toEqual(['0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05',
-      '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '300', '600', '+Inf'])
+    expect(buckets.map((s) => s[1].le)).toEqual([
+      '0.0001',
+      '0.00025',
+      '0.0005',
+      '0.001',
+      '0.0025',
+      '0.005',
+      '0.01',
+      '0.025',
+      '0.05',
+      '0.1',
+      '0.25',
+      '0.5',
+      '1',
+      '2.5',
+      '5',
+      '10',
+      '30',
+      '60',
+      '120',
+      '300',
+      '600',
+      '+Inf',
+    ])
     const counts = buckets.map((s) => s[2])
     expect(counts).toEqual([...counts].sort((a, b) => a - b))
     expect(counts.at(-1)).toBe(4)
     expect(sample('blender_mcp_pool_execute_seconds', 'blender_mcp_pool_execute_seconds_count')).toBe(4)
-    for (const gauge of ['connections_open', 'connections_idle', 'connections_busy', 'connections_opening', 'requests_pending']) {
+    for (const gauge of [
+      'connections_open',
+      'connections_idle',
+      'connections_busy',
+      'connections_opening',
+      'requests_pending',
+    ]) {
       expect(families.get(`blender_mcp_pool_${gauge}`).type, gauge).toBe('gauge')
     }
-    expect(sample('blender_mcp_pool_connections_open', 'blender_mcp_pool_connections_open')).toBe(pool.getStats().totalConnections)
+    expect(sample('blender_mcp_pool_connections_open', 'blender_mcp_pool_connections_open')).toBe(
+      pool.getStats().totalConnections,
+    )
     for (const f of families.values()) for (const s of f.samples) expect(s[1].pool, s[0]).toBe('main')
   })
 
@@ -116,9 +151,14 @@ describe.runIf(parser || process.env.CI)('Prometheus exposition', () => {
     await b.execute('echo')
     const families = new Map(parsePrometheus(await registry.metrics()).map((f) => [f.name, f]))
     const successes = families.get('blender_mcp_pool_successes').samples.map((s) => [s[1].pool, s[2]])
-    expect(successes).toEqual([['scene', 1], ['render', 2]])
+    expect(successes).toEqual([
+      ['scene', 1],
+      ['render', 2],
+    ])
     expect(families.get('blender_mcp_pool_wait_seconds').type).toBe('histogram')
-    expect(() => registerPoolMetrics(poolFor(mock, { name: 'scene' }), registry)).toThrow(/a pool named "scene" is already registered/)
+    expect(() => registerPoolMetrics(poolFor(mock, { name: 'scene' }), registry)).toThrow(
+      /a pool named "scene" is already registered/,
+    )
     expect(() => registerPoolMetrics({}, registry)).toThrow(TypeError)
   })
 })

@@ -12,7 +12,8 @@ const children = []
 
 afterEach(() => {
   // Each child leads its own process group (detached): nothing it started outlives the test.
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL')
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL')
 })
 
 /** Runs the command in its own process group; `exited` resolves with { code, signal, stdout, stderr }. */
@@ -32,7 +33,9 @@ function mockCommand(args) {
     child.on('exit', () => reject(new Error(`exited before listening: ${stderr}`)))
   })
   listening.catch(() => {})
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  )
   return { child, listening, exited }
 }
 

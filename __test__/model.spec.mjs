@@ -13,15 +13,12 @@
 //   MODEL_OPS=5000                                             operations per seed (default 2000)
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-
-import { FAST_FAULTS, mulberry32 } from '../mock/blender-mock.mjs'
 import { AbortError, BlenderPoolError } from '../index.mjs'
+import { FAST_FAULTS, mulberry32 } from '../mock/blender-mock.mjs'
 import { mockBlender, poolFor } from './helpers.mjs'
 
 const DEFAULT_SEEDS = [0x5eed0001, 20250611, 977]
-const SEEDS = process.env.MODEL_SEED
-  ? process.env.MODEL_SEED.split(',').map((s) => Number(s.trim()))
-  : DEFAULT_SEEDS
+const SEEDS = process.env.MODEL_SEED ? process.env.MODEL_SEED.split(',').map((s) => Number(s.trim())) : DEFAULT_SEEDS
 const OPS = Number(process.env.MODEL_OPS ?? 2000)
 
 const MAX = 3
@@ -37,14 +34,32 @@ const BUSY_MS = SOCKET_TIMEOUT + 100
 const STALL_MS = 10_000
 
 /** Every code a rejection may carry (README, "Errors"), plus ABORT_ERR. ERR_INTERNAL is a bug. */
-const DOCUMENTED = new Set(['ERR_POOL_TIMEOUT', 'ERR_CONNECT', 'ERR_RESPONSE_TIMEOUT', 'ERR_CONNECTION_CLOSED',
-  'ERR_INVALID_RESPONSE', 'ERR_RESPONSE_TOO_LARGE', 'ERR_POOL_SHUTDOWN', 'ERR_CONNECTION_RELEASED',
-  'ERR_CONNECTION_BUSY', 'ABORT_ERR'])
+const DOCUMENTED = new Set([
+  'ERR_POOL_TIMEOUT',
+  'ERR_CONNECT',
+  'ERR_RESPONSE_TIMEOUT',
+  'ERR_CONNECTION_CLOSED',
+  'ERR_INVALID_RESPONSE',
+  'ERR_RESPONSE_TOO_LARGE',
+  'ERR_POOL_SHUTDOWN',
+  'ERR_CONNECTION_RELEASED',
+  'ERR_CONNECTION_BUSY',
+  'ABORT_ERR',
+])
 /**
  * Faults after which the request can never succeed. `delay` can; so can `two-documents`: the
  * first document is the reply, and the connection is then discarded (errors.spec.mjs).
  */
-const FATAL_FAULTS = new Set(['close', 'garbage', 'non-object', 'bad-status', 'half-reply', 'half-reset', 'reset', 'no-reply'])
+const FATAL_FAULTS = new Set([
+  'close',
+  'garbage',
+  'non-object',
+  'bad-status',
+  'half-reply',
+  'half-reset',
+  'reset',
+  'no-reply',
+])
 /**
  * The faults drawn from: the fast ones, plus (rarer) `no-reply` to exercise reply timeouts and
  * `half-reset` (part of a reply and a reset together, as when Blender crashes mid-reply).
@@ -78,8 +93,19 @@ function busyFor(ms) {
   }
 }
 
-const TCP_STATES = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2',
-  '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING' }
+const TCP_STATES = {
+  '01': 'ESTABLISHED',
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
+}
 
 /** Inodes of the sockets this process has a descriptor for, now: /proc/self/fd, read at once. */
 function socketInodes() {
@@ -133,13 +159,17 @@ describe('randomised model', () => {
       try {
         report = await runModel(seed)
       } catch (err) {
-        console.error(`model test FAILED with seed ${seed}; reproduce with MODEL_SEED=${seed} npx vitest run __test__/model.spec.mjs`)
+        console.error(
+          `model test FAILED with seed ${seed}; reproduce with MODEL_SEED=${seed} npx vitest run __test__/model.spec.mjs`,
+        )
         throw err
       }
       if (report.violations.length > 0) {
-        console.error(`model test FAILED with seed ${seed}; reproduce with MODEL_SEED=${seed} npx vitest run __test__/model.spec.mjs\n`
-          + `violations (${report.violations.length}, first 20):\n  ${report.violations.slice(0, 20).join('\n  ')}\n`
-          + `last events:\n  ${report.trace.join('\n  ')}`)
+        console.error(
+          `model test FAILED with seed ${seed}; reproduce with MODEL_SEED=${seed} npx vitest run __test__/model.spec.mjs\n` +
+            `violations (${report.violations.length}, first 20):\n  ${report.violations.slice(0, 20).join('\n  ')}\n` +
+            `last events:\n  ${report.trace.join('\n  ')}`,
+        )
       } else if (process.env.MODEL_VERBOSE) {
         console.log(`seed ${seed}: ${JSON.stringify(report.summary)}`)
       }
@@ -213,11 +243,13 @@ async function runModel(seed) {
   // The server's count, checked at every server event (connection, close, request): the
   // predicate runs synchronously in the mock's event handlers and never resolves the wait.
   let watching = true
-  const serverWatch = mock.waitFor(() => {
-    if (!watching) return true
-    checkServerCount('server event')
-    return false
-  }, 600_000).catch(() => {})
+  const serverWatch = mock
+    .waitFor(() => {
+      if (!watching) return true
+      checkServerCount('server event')
+      return false
+    }, 600_000)
+    .catch(() => {})
 
   const pool = poolFor(mock, config)
   log(`seed ${seed} config ${JSON.stringify(config)}`)
@@ -285,15 +317,19 @@ async function runModel(seed) {
       clientFdsOverCap.push(clientStates.join(','))
     }
     if (clientLive > MAX) {
-      violation(`${where}: the client holds ${clientLive} live connections to the server > ${MAX} `
-        + `(client sockets with a descriptor: ${clientStates.join(',')}; mock counts ${mock.openConnections})`)
+      violation(
+        `${where}: the client holds ${clientLive} live connections to the server > ${MAX} ` +
+          `(client sockets with a descriptor: ${clientStates.join(',')}; mock counts ${mock.openConnections})`,
+      )
     }
   }
 
   function checkInvariants(where) {
     const s = pool.getStats()
     if (s.activeConnections + s.idleConnections !== s.totalConnections) {
-      violation(`${where}: stats active ${s.activeConnections} + idle ${s.idleConnections} != total ${s.totalConnections}`)
+      violation(
+        `${where}: stats active ${s.activeConnections} + idle ${s.idleConnections} != total ${s.totalConnections}`,
+      )
     }
     if (s.totalConnections > MAX) violation(`${where}: stats totalConnections ${s.totalConnections} > ${MAX}`)
     if (s.totalConnections + s.openingConnections > MAX) {
@@ -325,7 +361,8 @@ async function runModel(seed) {
       return code
     }
     if (code === 'ABORT_ERR') {
-      if (!(err instanceof AbortError) || err.name !== 'AbortError') violation(`${where}: ABORT_ERR but not an AbortError`)
+      if (!(err instanceof AbortError) || err.name !== 'AbortError')
+        violation(`${where}: ABORT_ERR but not an AbortError`)
       if (!ctx.signal?.aborted) violation(`${where}: ABORT_ERR although its signal was not aborted`)
     } else if (!(err instanceof BlenderPoolError) || err.name !== 'BlenderPoolError') {
       violation(`${where}: ${code} is not a BlenderPoolError (${err.name})`)
@@ -339,22 +376,30 @@ async function runModel(seed) {
     // ERR_CONNECT is legitimate; it is counted.
     const connectTimedOut = code === 'ERR_CONNECT' && /: timed out after \d+ ms \(/.test(err.message)
     if (connectTimedOut) connectTimeouts++
-    if ((code === 'ERR_CONNECT' && !connectTimedOut) || (code === 'ERR_RESPONSE_TOO_LARGE' && ctx.limit !== 'over')
-      || (code === 'ERR_POOL_SHUTDOWN' && !shuttingDown)) {
+    if (
+      (code === 'ERR_CONNECT' && !connectTimedOut) ||
+      (code === 'ERR_RESPONSE_TOO_LARGE' && ctx.limit !== 'over') ||
+      (code === 'ERR_POOL_SHUTDOWN' && !shuttingDown)
+    ) {
       violation(`${where}: unexpected ${code}: ${err.message}`)
     }
     if (ctx.limit === 'over' && code === 'ERR_RESPONSE_TOO_LARGE') overRefused++
-    if (ctx.limit === 'exact' && code === 'ERR_RESPONSE_TOO_LARGE') violation(`${where}: a reply of exactly maxResponseBytes was refused as too large`)
+    if (ctx.limit === 'exact' && code === 'ERR_RESPONSE_TOO_LARGE')
+      violation(`${where}: a reply of exactly maxResponseBytes was refused as too large`)
     // A reply this big can also miss the short socketTimeout on a starved machine (the mock
     // writes it on this thread); what may never happen is the wrong verdict on its size.
     if (ctx.limit !== undefined && code !== 'ERR_RESPONSE_TOO_LARGE' && code !== 'ERR_RESPONSE_TIMEOUT') {
-      violation(`${where}: a reply ${ctx.limit === 'exact' ? 'of exactly' : 'one byte over'} maxResponseBytes rejected ${code}`)
+      violation(
+        `${where}: a reply ${ctx.limit === 'exact' ? 'of exactly' : 'one byte over'} maxResponseBytes rejected ${code}`,
+      )
     }
     if (ctx.busyId !== undefined && busyIds.get(ctx.busyId)) {
       violation(`${where}: its reply was on the socket before the JS thread went busy, yet it was rejected ${code}`)
     }
-    if (code === 'ERR_CONNECTION_RELEASED' && !ctx.afterRelease) violation(`${where}: ERR_CONNECTION_RELEASED on a held lease`)
-    if (code === 'ERR_CONNECTION_BUSY' && !ctx.busyProbe) violation(`${where}: ERR_CONNECTION_BUSY with no other command running`)
+    if (code === 'ERR_CONNECTION_RELEASED' && !ctx.afterRelease)
+      violation(`${where}: ERR_CONNECTION_RELEASED on a held lease`)
+    if (code === 'ERR_CONNECTION_BUSY' && !ctx.busyProbe)
+      violation(`${where}: ERR_CONNECTION_BUSY with no other command running`)
     if (code === 'ERR_POOL_TIMEOUT' && ctx.onLease) violation(`${where}: ERR_POOL_TIMEOUT on a leased connection`)
     return code
   }
@@ -377,9 +422,15 @@ async function runModel(seed) {
     }
     const keys = reply?.result !== null && typeof reply?.result === 'object' ? Object.keys(reply.result).length : -1
     const padOk = ctx.pad === undefined ? keys === 1 : keys === 2 && reply.result.pad?.length === ctx.pad
-    const fine = reply !== null && typeof reply === 'object' && reply.status === 'success'
-      && reply.result !== null && typeof reply.result === 'object'
-      && Object.keys(reply).length === 2 && padOk && reply.result.id === id
+    const fine =
+      reply !== null &&
+      typeof reply === 'object' &&
+      reply.status === 'success' &&
+      reply.result !== null &&
+      typeof reply.result === 'object' &&
+      Object.keys(reply).length === 2 &&
+      padOk &&
+      reply.result.id === id
     if (!fine) {
       violation(`${where}: wrong reply ${JSON.stringify(reply).slice(0, 120)} (reply of id ${reply?.result?.id}?)`)
       return
@@ -392,8 +443,10 @@ async function runModel(seed) {
     log(`op ${ctx.op} ${ctx.what} id ${id} ok`)
     if (ctx.abortedBeforeCall) violation(`${where}: succeeded although its signal was aborted before the call`)
     const fault = faultOf.get(id)
-    if (fault !== undefined && FATAL_FAULTS.has(fault)) violation(`${where}: succeeded although the server applied '${fault}'`)
-    if (serverSeen.get(id) !== 1) violation(`${where}: succeeded but the server received it ${serverSeen.get(id) ?? 0} times`)
+    if (fault !== undefined && FATAL_FAULTS.has(fault))
+      violation(`${where}: succeeded although the server applied '${fault}'`)
+    if (serverSeen.get(id) !== 1)
+      violation(`${where}: succeeded but the server received it ${serverSeen.get(id) ?? 0} times`)
   }
 
   /** Per-call options from a plan: { options, signal, abortedBeforeCall, arm() }. */
@@ -446,9 +499,16 @@ async function runModel(seed) {
   async function opExecute(op, plan) {
     const id = plan.id
     const c = callOptions(plan)
-    const ctx = { op, what: plan.raw ? 'executeRaw' : 'execute', signal: c.signal, abortedBeforeCall: c.abortedBeforeCall }
+    const ctx = {
+      op,
+      what: plan.raw ? 'executeRaw' : 'execute',
+      signal: c.signal,
+      abortedBeforeCall: c.abortedBeforeCall,
+    }
     if (c.abortedBeforeCall) neverSent.add(id)
-    log(`op ${op} ${ctx.what} id ${id} abort=${plan.abort}${plan.abort === 'delay' ? `(${plan.abortMs}ms)` : ''} timeout=${plan.timeout}${plan.limit ? ` limit=${plan.limit}` : ''}${plan.busy ? ' busy' : ''}`)
+    log(
+      `op ${op} ${ctx.what} id ${id} abort=${plan.abort}${plan.abort === 'delay' ? `(${plan.abortMs}ms)` : ''} timeout=${plan.timeout}${plan.limit ? ` limit=${plan.limit}` : ''}${plan.busy ? ' busy' : ''}`,
+    )
     // Some replies are big (past the 256 KiB at which the event loop hands a reply to the I/O
     // thread and takes the socket back afterwards); some are exactly maxResponseBytes long, or
     // one byte more, after leading whitespace (the limit counts the reply, not the whitespace).
@@ -479,13 +539,16 @@ async function runModel(seed) {
       const lid = lease.id
       if (held.has(lid)) violation(`op ${op}: acquired ${lid}, which op ${held.get(lid)} still holds`)
       if (draining.has(lid)) {
-        violation(`op ${op}: acquired ${lid} while op ${draining.get(lid)}'s command still runs on it after its release`)
+        violation(
+          `op ${op}: acquired ${lid} while op ${draining.get(lid)}'s command still runs on it after its release`,
+        )
       }
       held.set(lid, op)
       liveHeld.add(lid)
       leaseObjects.set(lid, lease)
       log(`op ${op} acquired ${lid}`)
-      if (liveLeases() > MAX) violation(`op ${op}: ${liveLeases()} leases hold live connections at once > ${MAX}: ${[...liveHeld].join(' ')}`)
+      if (liveLeases() > MAX)
+        violation(`op ${op}: ${liveLeases()} leases hold live connections at once > ${MAX}: ${[...liveHeld].join(' ')}`)
       return lease
     })
   }
@@ -501,7 +564,9 @@ async function runModel(seed) {
   async function opLease(op, plan) {
     const c = callOptions(plan.acquire)
     const ctx = { op, what: 'acquire', signal: c.signal, abortedBeforeCall: c.abortedBeforeCall }
-    log(`op ${op} acquire abort=${plan.acquire.abort} timeout=${plan.acquire.timeout} cmds=${plan.cmds.length} release=${plan.release}`)
+    log(
+      `op ${op} acquire abort=${plan.acquire.abort} timeout=${plan.acquire.timeout} cmds=${plan.cmds.length} release=${plan.release}`,
+    )
     const acquiring = acquireChecked(op, c.options)
     c.arm()
     let lease
@@ -523,13 +588,22 @@ async function runModel(seed) {
       if (cmd.delay > 0) await sleep(cmd.delay)
       const id = cmd.id
       const cc = callOptions(cmd)
-      const cctx = { op, what: `lease ${lid} cmd ${i}`, signal: cc.signal, abortedBeforeCall: cc.abortedBeforeCall, onLease: true }
+      const cctx = {
+        op,
+        what: `lease ${lid} cmd ${i}`,
+        signal: cc.signal,
+        abortedBeforeCall: cc.abortedBeforeCall,
+        onLease: true,
+      }
       if (cc.abortedBeforeCall) neverSent.add(id)
       log(`op ${op} ${lid} cmd ${i} id ${id} abort=${cmd.abort} timeout=${cmd.timeout}`)
       const running = cmd.raw ? lease.executeRaw('echo', { id }, cc.options) : lease.execute('echo', { id }, cc.options)
       // Held until it settles if the lease is released while it runs: tracked from the very
       // settlement (a handler attached now runs before any later-resolved acquire's handler).
-      const settledRun = running.then(() => true, () => false)
+      const settledRun = running.then(
+        () => true,
+        () => false,
+      )
       cc.arm()
       let probe = null
       if (cmd.busyProbe && !cc.abortedBeforeCall) {
@@ -540,7 +614,8 @@ async function runModel(seed) {
             violation(`op ${op}: second command on busy lease ${lid} resolved ${JSON.stringify(v)}`)
             return null
           },
-          (err) => checkRejection(err, { op, what: `lease ${lid} busy probe`, busyProbe: true, onLease: true }))
+          (err) => checkRejection(err, { op, what: `lease ${lid} busy probe`, busyProbe: true, onLease: true }),
+        )
       }
       const last = i === plan.cmds.length - 1
       if (last && plan.release === 'during') {
@@ -571,7 +646,8 @@ async function runModel(seed) {
           broken = true
           liveHeld.delete(lid)
         }
-        if (code === 'ERR_CONNECTION_RELEASED' && !releasedDuring) violation(`op ${op}: lease ${lid} says released while held`)
+        if (code === 'ERR_CONNECTION_RELEASED' && !releasedDuring)
+          violation(`op ${op}: lease ${lid} says released while held`)
       } finally {
         cc.disarm()
       }
@@ -585,7 +661,8 @@ async function runModel(seed) {
         }
       }
       if (broken) {
-        if (!releasedDuring && lease.inUse !== false) violation(`op ${op}: lease ${lid} still inUse after its connection failed`)
+        if (!releasedDuring && lease.inUse !== false)
+          violation(`op ${op}: lease ${lid} still inUse after its connection failed`)
         if (plan.probeAfterFailure && !releasedDuring) {
           const probeId = plan.failProbeId
           neverSent.add(probeId)
@@ -594,7 +671,8 @@ async function runModel(seed) {
             violation(`op ${op}: lease ${lid} ran a command after its connection failed: ${JSON.stringify(v)}`)
           } catch (err) {
             const code = checkRejection(err, { op, what: `lease ${lid} after failure`, onLease: true })
-            if (code !== 'ERR_CONNECTION_CLOSED') violation(`op ${op}: lease ${lid} after failure rejected ${code}, expected ERR_CONNECTION_CLOSED`)
+            if (code !== 'ERR_CONNECTION_CLOSED')
+              violation(`op ${op}: lease ${lid} after failure rejected ${code}, expected ERR_CONNECTION_CLOSED`)
           }
         }
         break
@@ -613,7 +691,8 @@ async function runModel(seed) {
         violation(`op ${op}: lease ${lid} ran a command after release: ${JSON.stringify(v)}`)
       } catch (err) {
         const code = checkRejection(err, { op, what: `lease ${lid} after release`, afterRelease: true, onLease: true })
-        if (code !== 'ERR_CONNECTION_RELEASED') violation(`op ${op}: use of ${lid} after release rejected ${code}, expected ERR_CONNECTION_RELEASED`)
+        if (code !== 'ERR_CONNECTION_RELEASED')
+          violation(`op ${op}: use of ${lid} after release rejected ${code}, expected ERR_CONNECTION_RELEASED`)
       }
     }
   }
@@ -621,9 +700,11 @@ async function runModel(seed) {
   /** Waits for every outstanding op, then checks what must hold when nothing runs. */
   function checkQuiescent(where) {
     const s = pool.getStats()
-    if (s.activeConnections !== 0) violation(`${where}: quiescent but activeConnections = ${s.activeConnections} (${JSON.stringify(s)})`)
+    if (s.activeConnections !== 0)
+      violation(`${where}: quiescent but activeConnections = ${s.activeConnections} (${JSON.stringify(s)})`)
     if (s.pendingRequests !== 0) violation(`${where}: quiescent but pendingRequests = ${s.pendingRequests}`)
-    if (held.size !== 0 || draining.size !== 0) violation(`${where}: quiescent but leases held ${[...held.keys()]} / draining ${[...draining.keys()]}`)
+    if (held.size !== 0 || draining.size !== 0)
+      violation(`${where}: quiescent but leases held ${[...held.keys()]} / draining ${[...draining.keys()]}`)
   }
 
   // ---- the driver ----
@@ -654,7 +735,9 @@ async function runModel(seed) {
         log(`op ${op} quiesce`)
         const settledAll = Promise.allSettled([...inflight])
         let timer
-        const stall = new Promise((resolve) => { timer = setTimeout(() => resolve('stall'), STALL_MS) })
+        const stall = new Promise((resolve) => {
+          timer = setTimeout(() => resolve('stall'), STALL_MS)
+        })
         if ((await Promise.race([settledAll, stall])) === 'stall') {
           violation(`op ${op}: ops still pending after ${STALL_MS} ms`)
           break
@@ -673,12 +756,14 @@ async function runModel(seed) {
         run = () => opExecute(op, plan)
       } else {
         const n = int(1, 4)
-        const cmds = Array.from({ length: n }, () => callPlan({
-          id: nextId++,
-          probeId: nextId++,
-          delay: chance(0.3) ? int(0, 4) : 0,
-          busyProbe: chance(0.08),
-        }))
+        const cmds = Array.from({ length: n }, () =>
+          callPlan({
+            id: nextId++,
+            probeId: nextId++,
+            delay: chance(0.3) ? int(0, 4) : 0,
+            busyProbe: chance(0.08),
+          }),
+        )
         plan = {
           acquire: callPlan({ abort: chance(0.12) ? pick(['before', 'sync', 'micro', 'delay']) : null }),
           cmds,
@@ -690,12 +775,14 @@ async function runModel(seed) {
         }
         run = () => opLease(op, plan)
       }
-      const p = run().catch((err) => violation(`op ${op}: the test's own op threw: ${err?.stack ?? err}`)).finally(() => {
-        inflight.delete(p)
-        settledOps++
-        lastSettleAt = Date.now()
-        checkInvariants(`after op ${op}`)
-      })
+      const p = run()
+        .catch((err) => violation(`op ${op}: the test's own op threw: ${err?.stack ?? err}`))
+        .finally(() => {
+          inflight.delete(p)
+          settledOps++
+          lastSettleAt = Date.now()
+          checkInvariants(`after op ${op}`)
+        })
       inflight.add(p)
       all.push(p)
       if (chance(0.3)) await new Promise((resolve) => setImmediate(resolve))
@@ -705,7 +792,9 @@ async function runModel(seed) {
 
     // ---- every promise settles ----
     let timer
-    const stall = new Promise((resolve) => { timer = setTimeout(() => resolve('stall'), STALL_MS) })
+    const stall = new Promise((resolve) => {
+      timer = setTimeout(() => resolve('stall'), STALL_MS)
+    })
     if ((await Promise.race([Promise.allSettled(all), stall])) === 'stall') {
       violation(`${inflight.size} ops never settled (last settle ${Date.now() - lastSettleAt} ms ago)`)
     }
@@ -743,8 +832,10 @@ async function runModel(seed) {
   }
 
   // ---- what the server saw ----
-  for (const [id, n] of serverSeen) if (n > 1) violation(`request id ${id} reached the server ${n} times (written more than once)`)
-  for (const id of neverSent) if (serverSeen.has(id)) violation(`request id ${id} reached the server although it must not have been sent`)
+  for (const [id, n] of serverSeen)
+    if (n > 1) violation(`request id ${id} reached the server ${n} times (written more than once)`)
+  for (const id of neverSent)
+    if (serverSeen.has(id)) violation(`request id ${id} reached the server although it must not have been sent`)
   const stats = pool.getStats()
   // Every valid reply the pool counted was delivered as a success, and vice versa.
   if (stats.totalRequests !== ok) violation(`stats.totalRequests ${stats.totalRequests} != ${ok} successful calls`)
@@ -753,7 +844,13 @@ async function runModel(seed) {
   shuttingDown = true
   await pool.shutdown()
   const after = pool.getStats()
-  for (const k of ['totalConnections', 'activeConnections', 'idleConnections', 'pendingRequests', 'openingConnections']) {
+  for (const k of [
+    'totalConnections',
+    'activeConnections',
+    'idleConnections',
+    'pendingRequests',
+    'openingConnections',
+  ]) {
     if (after[k] !== 0) violation(`after shutdown: stats.${k} = ${after[k]}`)
   }
   try {
@@ -765,7 +862,8 @@ async function runModel(seed) {
     await pool.execute('echo', { id: nextId++ })
     violation('after shutdown: execute resolved')
   } catch (err) {
-    if (err?.code !== 'ERR_POOL_SHUTDOWN') violation(`after shutdown: execute rejected ${err?.code}, expected ERR_POOL_SHUTDOWN`)
+    if (err?.code !== 'ERR_POOL_SHUTDOWN')
+      violation(`after shutdown: execute rejected ${err?.code}, expected ERR_POOL_SHUTDOWN`)
   }
 
   watching = false
@@ -773,10 +871,24 @@ async function runModel(seed) {
   await serverWatch
 
   const summary = {
-    ops: OPS, settledOps, ok, bigOk, exactOk, overRefused, busySpells, connectTimeouts, codes, ms: Date.now() - started, faults: mock.snapshot().faultsInjected,
-    serverRequests: mock.requests, connectionsOpened: mock.connectionsOpened,
-    mockMaxOpen: mock.maxOpenConnections, mockCountOverCap: serverOverCount, kernelChecks,
-    maxClientFds, clientFdsOverCap: clientFdsOverCap.slice(0, 5),
+    ops: OPS,
+    settledOps,
+    ok,
+    bigOk,
+    exactOk,
+    overRefused,
+    busySpells,
+    connectTimeouts,
+    codes,
+    ms: Date.now() - started,
+    faults: mock.snapshot().faultsInjected,
+    serverRequests: mock.requests,
+    connectionsOpened: mock.connectionsOpened,
+    mockMaxOpen: mock.maxOpenConnections,
+    mockCountOverCap: serverOverCount,
+    kernelChecks,
+    maxClientFds,
+    clientFdsOverCap: clientFdsOverCap.slice(0, 5),
     stats,
   }
   log(`summary ${JSON.stringify(summary)}`)

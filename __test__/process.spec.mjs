@@ -1,9 +1,10 @@
 // The pool in a real process: it exits without shutdown(), stays alive while a call is in
 // flight, keeps stdout clean (the consumer's MCP channel), never logs bodies, and works in
 // worker threads.
-import { describe, expect, it } from 'vitest'
+
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { describe, expect, it } from 'vitest'
 
 import { getConnectionPool } from '../index.mjs'
 import { mockBlender, runScript } from './helpers.mjs'
@@ -53,7 +54,10 @@ describe('in a process', () => {
     )
     expect(run.code).toBe(0)
     expect(run.stdout).toBe('')
-    const records = run.stderr.trim().split('\n').map((line) => JSON.parse(line))
+    const records = run.stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
     expect(records.length).toBeGreaterThan(3)
     expect(records.some((r) => r.command === 'execute_code')).toBe(true)
     expect(run.stderr).not.toContain(secret)
@@ -96,7 +100,10 @@ describe('in a process', () => {
       const pool = new ConnectionPool({ host: '127.0.0.1', port: workerData.port, minConnections: 0 })
       parentPort.postMessage('started')
       pool.execute(workerData.type, workerData.params).then((reply) => parentPort.postMessage(reply))`
-    const slow = new Worker(source, { eval: true, workerData: { entry: cjsEntry, port: mock.port, type: 'sleep', params: { ms: 300 } } })
+    const slow = new Worker(source, {
+      eval: true,
+      workerData: { entry: cjsEntry, port: mock.port, type: 'sleep', params: { ms: 300 } },
+    })
     await mock.waitFor((m) => m.requestLog.some((r) => r.type === 'sleep'))
     await slow.terminate()
     // The reply to the terminated worker's request arrives after its JS context is gone.
@@ -105,7 +112,10 @@ describe('in a process', () => {
       [1, 2].map(
         (n) =>
           new Promise((resolve, reject) => {
-            const w = new Worker(source, { eval: true, workerData: { entry: cjsEntry, port: mock.port, type: 'echo', params: { n } } })
+            const w = new Worker(source, {
+              eval: true,
+              workerData: { entry: cjsEntry, port: mock.port, type: 'echo', params: { n } },
+            })
             w.on('message', (m) => m !== 'started' && resolve(m))
             w.once('error', reject)
           }),
@@ -114,4 +124,3 @@ describe('in a process', () => {
     expect(others.map((r) => r.result.n)).toEqual([1, 2])
   })
 })
-

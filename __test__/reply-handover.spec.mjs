@@ -1,8 +1,9 @@
 // How a reply reaches JavaScript: whatever goes wrong turning it into a JS value fails that one
 // call; a reply that reached the socket in time is delivered even when the JS thread was busy;
 // what JSON.parse accepts, the pool accepts.
-import { describe, expect, it } from 'vitest'
+
 import { constants } from 'node:buffer'
+import { describe, expect, it } from 'vitest'
 
 import { ConnectionPool } from '../index.mjs'
 import { mockBlender, poolFor, runScript } from './helpers.mjs'
@@ -51,7 +52,9 @@ describe('handing replies to JavaScript', () => {
     const out = JSON.parse(run.stdout)
     expect(out.uncaught).toEqual([])
     expect(out).toMatchObject({ name: 'BlenderPoolError', code: 'ERR_INTERNAL' })
-    expect(out.message).toMatch(/^Internal error in blender-mcp-pool: could not hand the outcome to JavaScript: Invalid string length/)
+    expect(out.message).toMatch(
+      /^Internal error in blender-mcp-pool: could not hand the outcome to JavaScript: Invalid string length/,
+    )
     // The reply itself was fine: the connection carries on.
     expect(out.after).toEqual({ status: 'success', result: { after: 1 } })
     expect(mock.connectionsOpened).toBe(1)

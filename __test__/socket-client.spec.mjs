@@ -13,7 +13,12 @@ import { deadEndpoint, mockBlender, rejection, runScript } from './helpers.mjs'
 // (and of its default pool) beside the one socket-client.js requires.
 const require = createRequire(import.meta.url)
 const { BlenderPoolError, configureConnectionPool, getConnectionPool } = require('../index.js')
-const { BlenderSocketClient, BufferOverflowError, ChunkCountExceededError, getBlenderClient } = require('../socket-client.js')
+const {
+  BlenderSocketClient,
+  BufferOverflowError,
+  ChunkCountExceededError,
+  getBlenderClient,
+} = require('../socket-client.js')
 
 const MB50 = 50 * 1024 * 1024
 
@@ -54,7 +59,10 @@ describe('blender-mcp-pool/socket-client', () => {
     await expect(running).resolves.toEqual({ status: 'success', result: { slept: 200 } })
     expect(getConnectionPool().getStats().totalConnections).toBeGreaterThan(0)
     expect(getBlenderClient().validateConnection()).toBe(true)
-    await expect(getBlenderClient().sendCommand('echo', { after: 'health' })).resolves.toEqual({ status: 'success', result: { after: 'health' } })
+    await expect(getBlenderClient().sendCommand('echo', { after: 'health' })).resolves.toEqual({
+      status: 'success',
+      result: { after: 'health' },
+    })
   })
 
   it('clients of another address share one pool, which closes when the last of them disconnects', async () => {
@@ -86,7 +94,9 @@ describe('blender-mcp-pool/socket-client', () => {
     const other = await mockBlender()
     const client = new BlenderSocketClient(other.host, other.port)
     const done = []
-    const long = Array.from({ length: 6 }, () => client.sendCommand('sleep', { ms: 100 }).then(() => done.push('command')))
+    const long = Array.from({ length: 6 }, () =>
+      client.sendCommand('sleep', { ms: 100 }).then(() => done.push('command')),
+    )
     await other.waitFor((m) => m.requestLog.filter((r) => r.type === 'sleep').length === 5) // maxConnections
     await client.connect()
     done.push('connect')
@@ -99,7 +109,12 @@ describe('blender-mcp-pool/socket-client', () => {
     const other = await mockBlender()
     const client = new BlenderSocketClient(other.host, other.port, 300)
     const cases = [
-      ['no-reply', 'ERR_RESPONSE_TIMEOUT', /^Response timeout - no complete JSON received within timeout period \(/, true],
+      [
+        'no-reply',
+        'ERR_RESPONSE_TIMEOUT',
+        /^Response timeout - no complete JSON received within timeout period \(/,
+        true,
+      ],
       ['close', 'ERR_CONNECTION_CLOSED', /^Connection closed before complete response \(/, true],
       ['reset', 'ERR_CONNECTION_CLOSED', /^Connection closed before complete response \(/, true],
       ['garbage', 'ERR_INVALID_RESPONSE', /^Invalid response structure from Blender\. /, false], // the pool's own, already the server's
@@ -111,7 +126,10 @@ describe('blender-mcp-pool/socket-client', () => {
       expect([fault, err.code]).toEqual([fault, code])
       expect(err.message).toMatch(message)
       if (reworded) expect(err.cause).toMatchObject({ name: 'BlenderPoolError', code }) // the pool's own wording
-      await expect(client.sendCommand('echo', { after: fault })).resolves.toEqual({ status: 'success', result: { after: fault } })
+      await expect(client.sendCommand('echo', { after: fault })).resolves.toEqual({
+        status: 'success',
+        result: { after: fault },
+      })
     }
     await client.disconnect()
   })
@@ -122,7 +140,13 @@ describe('blender-mcp-pool/socket-client', () => {
     other.setFault('huge', { bytes: MB50 + 1 })
     const err = await rejection(client.sendCommand('get_scene_info'))
     expect(err).toBeInstanceOf(BufferOverflowError)
-    expect(err).toMatchObject({ name: 'BufferOverflowError', code: 'ERR_RESPONSE_TOO_LARGE', maxSize: MB50, totalBytes: MB50 + 1, chunkCount: 0 })
+    expect(err).toMatchObject({
+      name: 'BufferOverflowError',
+      code: 'ERR_RESPONSE_TOO_LARGE',
+      maxSize: MB50,
+      totalBytes: MB50 + 1,
+      chunkCount: 0,
+    })
     expect(err.message).toMatch(/^Buffer exceeded maximum size: 52428800 bytes \(Response too large/)
     await expect(client.sendCommand('echo', { after: 'huge' })).resolves.toMatchObject({ result: { after: 'huge' } })
     await client.disconnect()
@@ -157,15 +181,24 @@ describe('blender-mcp-pool/socket-client', () => {
   it("the error classes take the server's arguments and give its messages and fields", () => {
     const overflow = new BufferOverflowError(60_000_000, 50_000_000, 100)
     expect(overflow).toBeInstanceOf(Error)
-    expect(overflow).toMatchObject({ name: 'BufferOverflowError', totalBytes: 60_000_000, maxSize: 50_000_000, chunkCount: 100 })
-    expect(overflow.message).toBe('Buffer exceeded maximum size: 50000000 bytes (received 60000000 bytes after 100 chunks)')
+    expect(overflow).toMatchObject({
+      name: 'BufferOverflowError',
+      totalBytes: 60_000_000,
+      maxSize: 50_000_000,
+      chunkCount: 100,
+    })
+    expect(overflow.message).toBe(
+      'Buffer exceeded maximum size: 50000000 bytes (received 60000000 bytes after 100 chunks)',
+    )
     const chunks = new ChunkCountExceededError(10001, 10000)
     expect(chunks).toMatchObject({ name: 'ChunkCountExceededError', chunkCount: 10001, maxChunks: 10000 })
     expect(chunks.message).toBe('Exceeded maximum chunk count: 10000 (received 10001 chunks)')
   })
 
-  it('configureConnectionPool() before first use sets the shared pools\' cap; afterwards it throws', async () => {
-    expect(() => configureConnectionPool({ maxResponseBytes: 1000 })).toThrow(expect.objectContaining({ code: 'ERR_POOL_ALREADY_CONFIGURED' }))
+  it("configureConnectionPool() before first use sets the shared pools' cap; afterwards it throws", async () => {
+    expect(() => configureConnectionPool({ maxResponseBytes: 1000 })).toThrow(
+      expect.objectContaining({ code: 'ERR_POOL_ALREADY_CONFIGURED' }),
+    )
     const entry = new URL('../index.mjs', import.meta.url).href
     const client = new URL('../socket-client.mjs', import.meta.url).href
     const mock = new URL('../mock/blender-mock.mjs', import.meta.url).href
@@ -189,6 +222,12 @@ describe('blender-mcp-pool/socket-client', () => {
       await home.stop(); await other.stop()`)
     expect(stderr).toBe('')
     expect(code).toBe(0)
-    expect(JSON.parse(stdout)).toEqual({ same: true, cap: 1000, caps: [1000, 1000], otherAddressConnections: 1, again: 'ERR_POOL_ALREADY_CONFIGURED' })
+    expect(JSON.parse(stdout)).toEqual({
+      same: true,
+      cap: 1000,
+      caps: [1000, 1000],
+      otherAddressConnections: 1,
+      again: 'ERR_POOL_ALREADY_CONFIGURED',
+    })
   })
 })

@@ -63,12 +63,14 @@ describe('Blender not running', () => {
        await pool.shutdown()
        process.stdout.write(JSON.stringify({ codes, records }))`,
       { LOG_LEVEL: 'debug' },
-      { onStdout: async (text, child) => {
-        if (text.includes('"codes"') && !text.includes('records')) {
-          await mock.setAcceptMode('normal')
-          child.stdin.write('go\n')
-        }
-      } },
+      {
+        onStdout: async (text, child) => {
+          if (text.includes('"codes"') && !text.includes('records')) {
+            await mock.setAcceptMode('normal')
+            child.stdin.write('go\n')
+          }
+        },
+      },
     )
     expect(run.code).toBe(0)
     const { codes, records } = JSON.parse(run.stdout.trim().split('\n').pop())
@@ -79,8 +81,16 @@ describe('Blender not running', () => {
       ['warn', 'Blender is not reachable; calls fail with ERR_CONNECT after connectRetryTimeout until it is back'],
       ['info', 'Blender reachable again'],
     ])
-    expect(loud[0].fields).toMatchObject({ addr: `127.0.0.1:${mock.port}`, reason: 'connection refused', retry_ms: 300 })
-    expect(loud[1].fields).toMatchObject({ addr: `127.0.0.1:${mock.port}`, failures: expect.any(Number), outage_ms: expect.any(Number) })
+    expect(loud[0].fields).toMatchObject({
+      addr: `127.0.0.1:${mock.port}`,
+      reason: 'connection refused',
+      retry_ms: 300,
+    })
+    expect(loud[1].fields).toMatchObject({
+      addr: `127.0.0.1:${mock.port}`,
+      failures: expect.any(Number),
+      outage_ms: expect.any(Number),
+    })
     const retries = records.filter((r) => r.message === 'connect retry failed')
     expect(retries.length).toBeGreaterThan(2)
     expect(retries.every((r) => r.level === 'debug')).toBe(true)

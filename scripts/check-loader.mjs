@@ -9,7 +9,16 @@
 //   node scripts/check-loader.mjs        -> "ok - ..." lines, then "N passed, N failed"
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -31,7 +40,11 @@ export const TARGETS = [
   { triple: 'aarch64-unknown-linux-musl', suffix: 'linux-arm64-musl', platform: 'linux', arch: 'arm64', libc: 'musl' },
   { triple: 'aarch64-pc-windows-msvc', suffix: 'win32-arm64-msvc', platform: 'win32', arch: 'arm64' },
 ]
-assert.deepEqual(pkg.napi.targets, TARGETS.map((t) => t.triple), 'TARGETS must follow package.json napi.targets')
+assert.deepEqual(
+  pkg.napi.targets,
+  TARGETS.map((t) => t.triple),
+  'TARGETS must follow package.json napi.targets',
+)
 
 const binaryFile = (suffix) => `${BINARY}.${suffix}.node`
 const packageName = (suffix) => `${PACKAGE}-${suffix}`
@@ -142,13 +155,19 @@ export function sandbox({ entries = false, local = [], packages = [] } = {}) {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'blender-mcp-pool-loader-')))
   const files = ['binding.js', ...(entries ? ['index.js', 'index.mjs'] : [])]
   for (const f of files) copyFileSync(join(ROOT, f), join(dir, f))
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: PACKAGE, version: VERSION, private: true, napi: pkg.napi }))
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: PACKAGE, version: VERSION, private: true, napi: pkg.napi }),
+  )
   for (const suffix of local) copyFileSync(host.path, join(dir, binaryFile(suffix)))
   for (const { suffix, version = VERSION } of packages) {
     const pkgDir = join(dir, 'node_modules', packageName(suffix))
     mkdirSync(pkgDir, { recursive: true })
     const main = binaryFile(suffix)
-    writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: packageName(suffix), version, main, files: [main] }))
+    writeFileSync(
+      join(pkgDir, 'package.json'),
+      JSON.stringify({ name: packageName(suffix), version, main, files: [main] }),
+    )
     copyFileSync(host.path, join(pkgDir, main))
   }
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
@@ -167,7 +186,11 @@ const loaded = (report) => report.loaded.map((p) => p.split(sep).join('/'))
 const endsWith = (suffix) => (p) => p.endsWith(suffix)
 
 function assertLoaded(report, what) {
-  assert.equal(report.ok, true, `${what}: the loader failed: ${report.message}\n  ${(report.causes ?? []).join('\n  ')}`)
+  assert.equal(
+    report.ok,
+    true,
+    `${what}: the loader failed: ${report.message}\n  ${(report.causes ?? []).join('\n  ')}`,
+  )
   assert.equal(report.nativePool, 'function', `${what}: NativePool is not exported (exports: ${report.exports})`)
 }
 
@@ -176,7 +199,10 @@ function assertNotFound(report, suffix, what) {
   assert.equal(report.name, 'Error')
   assert.match(report.message, /^Cannot find native binding\./)
   const text = [report.message, ...report.causes].join('\n')
-  assert.ok(text.includes(`Cannot find module '${packageName(suffix)}'`), `${what}: no mention of ${packageName(suffix)}:\n${text}`)
+  assert.ok(
+    text.includes(`Cannot find module '${packageName(suffix)}'`),
+    `${what}: no mention of ${packageName(suffix)}:\n${text}`,
+  )
   assert.ok(text.includes(`'./${binaryFile(suffix)}'`), `${what}: no mention of ./${binaryFile(suffix)}:\n${text}`)
 }
 
@@ -215,21 +241,33 @@ export async function checkMissingBinary() {
     const viaIndex = await probe(dir, { entry: './index.js' })
     assert.equal(viaIndex.ok, false)
     assert.match(viaIndex.message, new RegExp(`^blender-mcp-pool: no native binary could be loaded for ${suffix}\\. `))
-    assert.ok(viaIndex.message.includes(`Supported platforms: ${TARGETS.map((t) => t.suffix).join(', ')}.`), viaIndex.message)
+    assert.ok(
+      viaIndex.message.includes(`Supported platforms: ${TARGETS.map((t) => t.suffix).join(', ')}.`),
+      viaIndex.message,
+    )
     assert.ok(viaIndex.message.includes(`blender-mcp-pool-${suffix}`), viaIndex.message)
     // A copy from npm has no sources to build: no advice to build it.
     assert.ok(!viaIndex.message.includes('npm run build'), viaIndex.message)
     // A source checkout (it has the Rust sources) is told to build.
     writeFileSync(join(dir, 'Cargo.toml'), '')
     const inCheckout = await probe(dir, { entry: './index.js' })
-    assert.match(inCheckout.message, /This is a source checkout: build the binary with a Rust toolchain \(npm run build\)\./)
+    assert.match(
+      inCheckout.message,
+      /This is a source checkout: build the binary with a Rust toolchain \(npm run build\)\./,
+    )
     rmSync(join(dir, 'Cargo.toml'))
-    assert.ok(viaIndex.causes.some((c) => c.includes(viaBinding.message)), viaIndex.causes.join('\n'))
+    assert.ok(
+      viaIndex.causes.some((c) => c.includes(viaBinding.message)),
+      viaIndex.causes.join('\n'),
+    )
     // What a user sees: the uncaught error as node prints it, causes included.
-    const uncaught = await runNode(['--input-type=module', '-e', `import ${JSON.stringify(pathToFileURL(join(dir, 'index.mjs')).href)}`], {
-      cwd: dir,
-      env: cleanEnv(),
-    })
+    const uncaught = await runNode(
+      ['--input-type=module', '-e', `import ${JSON.stringify(pathToFileURL(join(dir, 'index.mjs')).href)}`],
+      {
+        cwd: dir,
+        env: cleanEnv(),
+      },
+    )
     assert.equal(uncaught.code, 1)
     assert.ok(uncaught.stderr.includes(`no native binary could be loaded for ${suffix}`), uncaught.stderr)
     assert.ok(uncaught.stderr.includes(`Cannot find module '${packageName(suffix)}'`), uncaught.stderr)
@@ -248,7 +286,10 @@ export async function checkLibraryPathOverride() {
     const bad = await probe(dir, { env: { NAPI_RS_NATIVE_LIBRARY_PATH: missing } })
     assert.equal(bad.ok, false)
     assert.match(bad.message, /^Cannot find native binding\./)
-    assert.ok(bad.causes.some((c) => c.includes(missing)), bad.causes.join('\n'))
+    assert.ok(
+      bad.causes.some((c) => c.includes(missing)),
+      bad.causes.join('\n'),
+    )
     return { report, bad }
   })
 }
@@ -261,7 +302,9 @@ export async function checkVersionMismatch() {
     const report = await probe(dir, { env: { NAPI_RS_ENFORCE_VERSION_CHECK: '1' } })
     assert.equal(report.ok, false)
     assert.ok(
-      report.causes.some((c) => c.includes(`Native binding package version mismatch, expected ${VERSION} but got 0.0.0-other`)),
+      report.causes.some((c) =>
+        c.includes(`Native binding package version mismatch, expected ${VERSION} but got 0.0.0-other`),
+      ),
       report.causes.join('\n'),
     )
     return report
@@ -280,7 +323,10 @@ export async function checkSimulatedTarget(target) {
     assertLoaded(report, `simulated ${target.suffix}`)
     const paths = loaded(report)
     assert.equal(paths.length, 1, paths.join('\n'))
-    assert.ok(paths.every(endsWith(`/node_modules/${packageName(target.suffix)}/${binaryFile(target.suffix)}`)), paths.join('\n'))
+    assert.ok(
+      paths.every(endsWith(`/node_modules/${packageName(target.suffix)}/${binaryFile(target.suffix)}`)),
+      paths.join('\n'),
+    )
     return report
   })
   const missing = await inSandbox({ local: [decoy] }, async (dir) => {
@@ -302,8 +348,16 @@ export async function checkUnsupportedPlatform() {
     // Through the package: the supported platforms, and where to ask for this one.
     const viaIndex = await probe(dir, { entry: './index.js', simulate: { platform: 'aix', arch: 'ppc64' } })
     assert.equal(viaIndex.ok, false)
-    assert.ok(viaIndex.message.includes(`Supported platforms: ${TARGETS.map((t) => t.suffix).join(', ')}.`), viaIndex.message)
-    assert.ok(viaIndex.message.includes('There is no prebuilt binary for aix-ppc64: ask for one at https://github.com/claudekit/blender-mcp-pool/issues.'), viaIndex.message)
+    assert.ok(
+      viaIndex.message.includes(`Supported platforms: ${TARGETS.map((t) => t.suffix).join(', ')}.`),
+      viaIndex.message,
+    )
+    assert.ok(
+      viaIndex.message.includes(
+        'There is no prebuilt binary for aix-ppc64: ask for one at https://github.com/claudekit/blender-mcp-pool/issues.',
+      ),
+      viaIndex.message,
+    )
     assert.ok(!viaIndex.message.includes('npm run build'), viaIndex.message)
     return report
   })
@@ -335,7 +389,10 @@ export const CHECKS = [
   ['no binary for the platform: a clear error naming the package it looked for', checkMissingBinary],
   ['NAPI_RS_NATIVE_LIBRARY_PATH is honoured', checkLibraryPathOverride],
   ['NAPI_RS_ENFORCE_VERSION_CHECK rejects a platform package of another version', checkVersionMismatch],
-  ...TARGETS.map((t) => [`simulated ${t.suffix}: loads ${packageName(t.suffix)}, or names it when missing`, () => checkSimulatedTarget(t)]),
+  ...TARGETS.map((t) => [
+    `simulated ${t.suffix}: loads ${packageName(t.suffix)}, or names it when missing`,
+    () => checkSimulatedTarget(t),
+  ]),
   ['an unsupported platform is named in the error', checkUnsupportedPlatform],
   ['the package answers a request (mock Blender)', checkSmoke],
 ]

@@ -27,10 +27,16 @@ import { startMockBlender } from '../mock/blender-mock.mjs'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
-  options: { baseline: { type: 'boolean' }, 'no-suite': { type: 'boolean' }, targets: { type: 'string', default: 'mock,blender' } },
+  options: {
+    baseline: { type: 'boolean' },
+    'no-suite': { type: 'boolean' },
+    targets: { type: 'string', default: 'mock,blender' },
+  },
 })
 if (positionals.length !== 1) {
-  process.stderr.write('usage: node scripts/claudekit-check.mjs <checkout> [--baseline] [--no-suite] [--targets mock,blender]\n')
+  process.stderr.write(
+    'usage: node scripts/claudekit-check.mjs <checkout> [--baseline] [--no-suite] [--targets mock,blender]\n',
+  )
   process.exit(2)
 }
 const checkout = resolve(positionals[0])
@@ -38,7 +44,8 @@ if (checkout.startsWith(resolve(root))) throw new Error('the checkout must be ou
 const summary = { checkout, migrated: !opts.baseline, steps: {}, figures: {} }
 let failed = false
 
-const run = (cmd, args, options = {}) => execFileSync(cmd, args, { cwd: checkout, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options })
+const run = (cmd, args, options = {}) =>
+  execFileSync(cmd, args, { cwd: checkout, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options })
 const log = (line) => process.stdout.write(`${line}\n`)
 
 function step(name, fn) {
@@ -64,7 +71,9 @@ const REEXPORT = "export * from 'blender-mcp-pool/socket-client';\n"
 if (!opts.baseline) {
   step('pack and install blender-mcp-pool', () => {
     const dir = mkdtempSync(join(tmpdir(), 'claudekit-check-'))
-    const [{ filename }] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir, root], { encoding: 'utf8' }))
+    const [{ filename }] = JSON.parse(
+      execFileSync('npm', ['pack', '--json', '--pack-destination', dir, root], { encoding: 'utf8' }),
+    )
     run('npm', ['install', '--no-audit', '--no-fund', join(dir, filename)])
     rmSync(dir, { recursive: true, force: true })
     return { tarball: filename }
@@ -72,7 +81,8 @@ if (!opts.baseline) {
   step('apply the two changes', () => {
     const metrics = readFileSync(METRICS, 'utf8')
     if (!metrics.includes(POOL_IMPORT_AFTER)) {
-      if (metrics.split(POOL_IMPORT_BEFORE).length !== 2) throw new Error(`expected one "${POOL_IMPORT_BEFORE}" in metrics.ts`)
+      if (metrics.split(POOL_IMPORT_BEFORE).length !== 2)
+        throw new Error(`expected one "${POOL_IMPORT_BEFORE}" in metrics.ts`)
       writeFileSync(METRICS, metrics.replace(POOL_IMPORT_BEFORE, POOL_IMPORT_AFTER))
     }
     writeFileSync(SOCKET_CLIENT, REEXPORT)
@@ -90,14 +100,27 @@ if (!opts['no-suite']) {
   step('its own suite (vitest run)', () => {
     const out = join(tmpdir(), `claudekit-vitest-${process.pid}.json`)
     try {
-      run(process.execPath, [join(checkout, 'node_modules/vitest/vitest.mjs'), 'run', '--reporter=json', `--outputFile=${out}`])
+      run(process.execPath, [
+        join(checkout, 'node_modules/vitest/vitest.mjs'),
+        'run',
+        '--reporter=json',
+        `--outputFile=${out}`,
+      ])
     } catch (err) {
       if (!existsSync(out)) throw err
     }
     const r = JSON.parse(readFileSync(out, 'utf8'))
     rmSync(out, { force: true })
-    const failures = r.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName))
-    const detail = { files: r.testResults.length, tests: r.numTotalTests, passed: r.numPassedTests, failed: r.numFailedTests, failures }
+    const failures = r.testResults.flatMap((f) =>
+      f.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName),
+    )
+    const detail = {
+      files: r.testResults.length,
+      tests: r.numTotalTests,
+      passed: r.numPassedTests,
+      failed: r.numFailedTests,
+      failures,
+    }
     if (r.numFailedTests > 0) throw Object.assign(new Error(JSON.stringify(detail)), { detail })
     return detail
   })
@@ -112,7 +135,11 @@ function mockExecuteCode({ code }) {
   const literal = /^print\(("(?:[^"\\]|\\.)*")\)$/.exec(code)
   if (literal) return { executed: true, result: `${JSON.parse(literal[1])}\n` }
   const sleep = /time\.sleep\(([\d.]+)\)/.exec(code)
-  if (sleep) return new Promise((done) => setTimeout(done, Number(sleep[1]) * 1000).unref()).then(() => ({ executed: true, result: 'woke\n' }))
+  if (sleep)
+    return new Promise((done) => setTimeout(done, Number(sleep[1]) * 1000).unref()).then(() => ({
+      executed: true,
+      result: 'woke\n',
+    }))
   return { executed: true, result: '' }
 }
 
@@ -156,14 +183,20 @@ async function connect(port) {
     args: [join(checkout, 'dist/index.js')],
     cwd: checkout,
     env: {
-      BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(port), LOG_LEVEL: 'debug',
-      RATE_LIMIT_ENABLED: 'false', CACHE_ENABLED: 'false', HEALTH_CHECK_INTERVAL_MS: '3600000',
+      BLENDER_HOST: '127.0.0.1',
+      BLENDER_PORT: String(port),
+      LOG_LEVEL: 'debug',
+      RATE_LIMIT_ENABLED: 'false',
+      CACHE_ENABLED: 'false',
+      HEALTH_CHECK_INTERVAL_MS: '3600000',
     },
     stderr: 'pipe',
     maxBufferSize: 64 * 1024 * 1024,
   })
   const watchers = new Set()
-  readline.createInterface({ input: transport.stderr }).on('line', (line) => { for (const w of watchers) w(line) })
+  readline.createInterface({ input: transport.stderr }).on('line', (line) => {
+    for (const w of watchers) w(line)
+  })
   const errors = []
   const client = new Client({ name: 'claudekit-check', version: '1.0.0' })
   client.onerror = (e) => errors.push(e)
@@ -177,11 +210,21 @@ async function connect(port) {
       return { error, ms: performance.now() - t0, text: `(no answer: ${error.message})` }
     }
   }
-  const stderrLine = (regex, timeoutMs) => new Promise((done, fail) => {
-    const timer = setTimeout(() => { watchers.delete(w); fail(new Error(`no stderr line ${regex} in ${timeoutMs} ms`)) }, timeoutMs)
-    const w = (line) => { if (regex.test(line)) { clearTimeout(timer); watchers.delete(w); done(line) } }
-    watchers.add(w)
-  })
+  const stderrLine = (regex, timeoutMs) =>
+    new Promise((done, fail) => {
+      const timer = setTimeout(() => {
+        watchers.delete(w)
+        fail(new Error(`no stderr line ${regex} in ${timeoutMs} ms`))
+      }, timeoutMs)
+      const w = (line) => {
+        if (regex.test(line)) {
+          clearTimeout(timer)
+          watchers.delete(w)
+          done(line)
+        }
+      }
+      watchers.add(w)
+    })
   return { client, call, errors, stderrLine, close: () => client.close() }
 }
 
@@ -218,7 +261,9 @@ function inClient(port) {
     })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
-    child.on('close', (status) => (status === 0 ? done(JSON.parse(out)) : fail(new Error(`in-client run exited ${status}`))))
+    child.on('close', (status) =>
+      status === 0 ? done(JSON.parse(out)) : fail(new Error(`in-client run exited ${status}`)),
+    )
   })
 }
 
@@ -232,7 +277,7 @@ async function drive(kind) {
   const f = { stdoutErrors: 0 }
   const blender = await target(kind)
   const ok = (c) => !c.error && !c.result.isError
-  const scenario = async (mcp, name, fn) => {
+  const scenario = async (name, fn) => {
     try {
       f[name] = await fn()
     } catch (err) {
@@ -242,8 +287,8 @@ async function drive(kind) {
   const group = async (name, fn) => {
     const mcp = await connect(blender.port)
     try {
-      await scenario(mcp, `${name}WarmUp`, async () => ok(await mcp.call('blender_get_scene_info', {}, 30_000)))
-      await fn(mcp, (scenarioName, body) => scenario(mcp, scenarioName, body))
+      await scenario(`${name}WarmUp`, async () => ok(await mcp.call('blender_get_scene_info', {}, 30_000)))
+      await fn(mcp, (scenarioName, body) => scenario(scenarioName, body))
     } finally {
       f.stdoutErrors += mcp.errors.length
       await mcp.close()
@@ -254,7 +299,9 @@ async function drive(kind) {
       for (const n of [12, 16]) {
         await scenario(`parallel${n}Correct`, async () => {
           const tokens = Array.from({ length: n }, (_, i) => `tok-${i}-${Math.random().toString(36).slice(2, 8)}`)
-          const calls = await Promise.all(tokens.map((t) => mcp.call('blender_execute_code', { code: `print(${JSON.stringify(t)})` }, 30_000)))
+          const calls = await Promise.all(
+            tokens.map((t) => mcp.call('blender_execute_code', { code: `print(${JSON.stringify(t)})` }, 30_000)),
+          )
           return `${calls.filter((c, i) => printed(c.text) === `${tokens[i]}\n`).length}/${n}`
         })
       }
@@ -272,14 +319,21 @@ async function drive(kind) {
       await scenario('smallDuringBig20MB', async () => {
         const sending = mcp.stderrLine(/Executing code/, 15_000)
         let bigAt = null
-        const big = mcp.call('blender_execute_code', { code: code(20_000_000) }).then((c) => ((bigAt = performance.now()), c))
+        const big = mcp.call('blender_execute_code', { code: code(20_000_000) }).then((c) => {
+          bigAt = performance.now()
+          return c
+        })
         await sending
         const small = await mcp.call('blender_get_scene_info', {}, 15_000)
         const smallAt = performance.now()
         const bigDone = await big
         return {
-          smallMs: round(small.ms), smallOk: ok(small), smallText: small.text.slice(0, 80),
-          smallBeforeBig: bigAt === null || smallAt < bigAt, bigMs: round(bigDone.ms), bigWhole: printed(bigDone.text)?.length === 20_000_001,
+          smallMs: round(small.ms),
+          smallOk: ok(small),
+          smallText: small.text.slice(0, 80),
+          smallBeforeBig: bigAt === null || smallAt < bigAt,
+          bigMs: round(bigDone.ms),
+          bigWhole: printed(bigDone.text)?.length === 20_000_001,
         }
       })
     })
@@ -293,7 +347,7 @@ async function drive(kind) {
       await scenario('killedUnderCall', async () => {
         const running = blender.running(marker)
         const sleeping = mcp.call('blender_execute_code', {
-          code: `import sys, time\nsys.__stdout__.write(${JSON.stringify(marker + '\n')})\nsys.__stdout__.flush()\ntime.sleep(30)\nprint('woke')`,
+          code: `import sys, time\nsys.__stdout__.write(${JSON.stringify(`${marker}\n`)})\nsys.__stdout__.flush()\ntime.sleep(30)\nprint('woke')`,
         })
         try {
           await running

@@ -7,14 +7,25 @@
 // that `napi prepublish` gives the root package exactly the optionalDependencies the loader asks
 // for.
 import { execFile, execFileSync } from 'node:child_process'
-import { promisify } from 'node:util'
-import { accessSync, constants, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  constants,
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 import { startMockBlender } from '../mock/blender-mock.mjs'
-import { TARGETS, hostBinary } from './check-loader.mjs'
+import { hostBinary, TARGETS } from './check-loader.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'blender-mcp-pool-pack-'))
@@ -47,16 +58,31 @@ function pathWithoutRust() {
     }
   }
   const exes = process.platform === 'win32' ? ['cargo.exe', 'rustc.exe'] : ['cargo', 'rustc']
-  return (process.env.PATH ?? '').split(delimiter).filter((d) => d && !exes.some((e) => has(d, e))).join(delimiter)
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((d) => d && !exes.some((e) => has(d, e)))
+    .join(delimiter)
 }
 
 try {
   const [{ filename, files }] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir, root]))
   const shipped = files.map((f) => f.path).sort()
   await check('the root tarball ships the package files and no binary', () => {
-    const unexpected = shipped.filter((p) => !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|prom-client\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(p))
+    const unexpected = shipped.filter(
+      (p) =>
+        !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|prom-client\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(
+          p,
+        ),
+    )
     if (unexpected.length > 0) throw new Error(`unexpected files: ${unexpected.join(', ')}`)
-    const subpaths = ['socket-client.js', 'socket-client.mjs', 'socket-client.d.ts', 'socket-client.d.mts', 'mock/blender-mock.mjs', 'mock/blender-mock.d.mts']
+    const subpaths = [
+      'socket-client.js',
+      'socket-client.mjs',
+      'socket-client.d.ts',
+      'socket-client.d.mts',
+      'mock/blender-mock.mjs',
+      'mock/blender-mock.d.mts',
+    ]
     for (const needed of ['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'package.json', ...subpaths]) {
       if (!shipped.includes(needed)) throw new Error(`missing ${needed}`)
     }
@@ -83,8 +109,18 @@ try {
     copyFileSync(join(root, 'package.json'), join(copy, 'package.json'))
     cpSync(join(root, 'npm'), join(copy, 'npm'), { recursive: true })
     for (const { suffix } of TARGETS) writeFileSync(join(copy, 'npm', suffix, `blender-mcp-pool.${suffix}.node`), '')
-    execFileSync(process.execPath, [join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'prepublish', '-t', 'npm',
-      '--skip-optional-publish', '--no-gh-release'], { cwd: copy, encoding: 'utf8', stdio: 'pipe' })
+    execFileSync(
+      process.execPath,
+      [
+        join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'),
+        'prepublish',
+        '-t',
+        'npm',
+        '--skip-optional-publish',
+        '--no-gh-release',
+      ],
+      { cwd: copy, encoding: 'utf8', stdio: 'pipe' },
+    )
     const { version, optionalDependencies } = JSON.parse(readFileSync(join(copy, 'package.json'), 'utf8'))
     const want = Object.fromEntries(TARGETS.map((t) => [`blender-mcp-pool-${t.suffix}`, version]))
     if (JSON.stringify(optionalDependencies) !== JSON.stringify(want)) {
@@ -98,8 +134,11 @@ try {
 
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
   const PATH = pathWithoutRust()
-  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(dir, filename), join(dir, platformPack.filename)],
-    { env: { ...process.env, PATH } })
+  run(
+    'npm',
+    ['install', '--no-audit', '--no-fund', '--ignore-scripts', join(dir, filename), join(dir, platformPack.filename)],
+    { env: { ...process.env, PATH } },
+  )
   const env = { ...process.env, PATH, BLENDER_HOST: '127.0.0.1', BLENDER_PORT: String(mock.port), LOG_LEVEL: 'silent' }
   await check('the consumer has no Rust toolchain on PATH', () => {
     for (const exe of ['cargo', 'rustc']) {
@@ -124,9 +163,13 @@ try {
   )
   await check('ESM import works, with the binary from the platform package', async () => {
     await runNode(['esm.mjs'], env)
-    const where = await runNode(['-p', `require('blender-mcp-pool'); Object.keys(require.cache).filter((k) => k.endsWith('.node')).join()`], env)
+    const where = await runNode(
+      ['-p', `require('blender-mcp-pool'); Object.keys(require.cache).filter((k) => k.endsWith('.node')).join()`],
+      env,
+    )
     const loaded = where.stdout.trim()
-    if (!loaded.includes(join('node_modules', `blender-mcp-pool-${host.suffix}`, host.file))) throw new Error(`loaded ${loaded}`)
+    if (!loaded.includes(join('node_modules', `blender-mcp-pool-${host.suffix}`, host.file)))
+      throw new Error(`loaded ${loaded}`)
   })
 
   writeFileSync(
@@ -140,17 +183,29 @@ try {
   await check('CJS require works', () => runNode(['cjs.cjs'], env))
 
   await check('ESM and CJS share one module instance', () =>
-    runNode(['--input-type=module', '-e', `
+    runNode(
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { createRequire } from 'node:module'
       import * as esm from 'blender-mcp-pool'
       import * as esmClient from 'blender-mcp-pool/socket-client'
       const require = createRequire(import.meta.url)
       const cjs = require('blender-mcp-pool')
       if (esm.ConnectionPool !== cjs.ConnectionPool) throw new Error('two copies')
-      if (esmClient.BlenderSocketClient !== require('blender-mcp-pool/socket-client').BlenderSocketClient) throw new Error('two socket clients')`], env))
+      if (esmClient.BlenderSocketClient !== require('blender-mcp-pool/socket-client').BlenderSocketClient) throw new Error('two socket clients')`,
+      ],
+      env,
+    ),
+  )
 
-  await check('socket-client (ESM) runs on getConnectionPool()\'s pool', () =>
-    runNode(['--input-type=module', '-e', `
+  await check("socket-client (ESM) runs on getConnectionPool()'s pool", () =>
+    runNode(
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { getBlenderClient, BlenderSocketClient, BufferOverflowError, ChunkCountExceededError } from 'blender-mcp-pool/socket-client'
       import { getConnectionPool } from 'blender-mcp-pool'
       if (typeof BufferOverflowError !== 'function' || typeof ChunkCountExceededError !== 'function') throw new Error('missing export')
@@ -160,17 +215,32 @@ try {
       const health = new BlenderSocketClient(process.env.BLENDER_HOST, Number(process.env.BLENDER_PORT), 5000)
       await health.connect()
       await health.disconnect()
-      if (!getBlenderClient().validateConnection()) throw new Error('disconnect closed the shared pool')`], env))
+      if (!getBlenderClient().validateConnection()) throw new Error('disconnect closed the shared pool')`,
+      ],
+      env,
+    ),
+  )
 
   await check('socket-client (CJS) works', () =>
-    runNode(['-e', `
+    runNode(
+      [
+        '-e',
+        `
       const { getBlenderClient } = require('blender-mcp-pool/socket-client')
       getBlenderClient().sendCommand('echo', { via: 'cjs' }).then((reply) => {
         if (reply.result.via !== 'cjs') throw new Error(JSON.stringify(reply))
-      })`], env))
+      })`,
+      ],
+      env,
+    ),
+  )
 
   await check('mock (ESM) starts, answers and stops', () =>
-    runNode(['--input-type=module', '-e', `
+    runNode(
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { startMockBlender } from 'blender-mcp-pool/mock'
       import { ConnectionPool } from 'blender-mcp-pool'
       const mock = await startMockBlender()
@@ -178,15 +248,27 @@ try {
       const reply = await pool.execute('get_scene_info')
       if (reply.result.object_count !== 3 || mock.requests !== 1) throw new Error(JSON.stringify(reply))
       await pool.shutdown()
-      await mock.stop()`], env))
+      await mock.stop()`,
+      ],
+      env,
+    ),
+  )
 
   writeFileSync(
     join(dir, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: {
+    JSON.stringify({
+      compilerOptions: {
         // As the consumer (an MCP server on Node) compiles: Node16 modules, strict, Node's types.
-        module: 'Node16', moduleResolution: 'Node16', target: 'ES2022', strict: true, noEmit: true,
-        types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
-      }, files: ['consumer.mts', 'consumer.cts'] }),
+        module: 'Node16',
+        moduleResolution: 'Node16',
+        target: 'ES2022',
+        strict: true,
+        noEmit: true,
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules', '@types')],
+      },
+      files: ['consumer.mts', 'consumer.cts'],
+    }),
   )
   const tsBody = `
     const pool: ConnectionPool = getConnectionPool()
@@ -221,7 +303,8 @@ try {
     }
     void main
   `
-  const names = 'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle'
+  const names =
+    'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle'
   const clientBody = `
     const client: BlenderSocketClient = getBlenderClient()
     const health = new BlenderSocketClient('localhost', 9876, 5000)
@@ -257,11 +340,19 @@ try {
     }
     void useMock
   `
-  const mockImports = "import { startMockBlender, seededFaultScript, type MockBlender, type MockSnapshot } from 'blender-mcp-pool/mock'\n"
-  writeFileSync(join(dir, 'consumer.mts'), `import { ${names} } from 'blender-mcp-pool'\n${clientImports}${mockImports}${tsBody}${clientBody}${mockBody}`)
-  writeFileSync(join(dir, 'consumer.cts'), `import { ${names} } from 'blender-mcp-pool'\n${clientImports}${tsBody}${clientBody}`)
+  const mockImports =
+    "import { startMockBlender, seededFaultScript, type MockBlender, type MockSnapshot } from 'blender-mcp-pool/mock'\n"
+  writeFileSync(
+    join(dir, 'consumer.mts'),
+    `import { ${names} } from 'blender-mcp-pool'\n${clientImports}${mockImports}${tsBody}${clientBody}${mockBody}`,
+  )
+  writeFileSync(
+    join(dir, 'consumer.cts'),
+    `import { ${names} } from 'blender-mcp-pool'\n${clientImports}${tsBody}${clientBody}`,
+  )
   await check('TypeScript (Node16, strict) type-checks an ESM and a CJS consumer', () =>
-    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']))
+    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']),
+  )
 
   // The ClaudeKit server's surface: its socket-client.ts replaced by the re-export, the uses its
   // files make of it, compiled as the server compiles (ESM package, Node16, strict), then run.
@@ -270,14 +361,29 @@ try {
   writeFileSync(join(surface, 'package.json'), JSON.stringify({ name: 'surface', private: true, type: 'module' }))
   writeFileSync(
     join(surface, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: {
-        module: 'Node16', moduleResolution: 'Node16', target: 'ES2022', strict: true, outDir: 'dist', rootDir: 'src',
-        declaration: true, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
-      }, include: ['src/**/*'] }),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'Node16',
+        moduleResolution: 'Node16',
+        target: 'ES2022',
+        strict: true,
+        outDir: 'dist',
+        rootDir: 'src',
+        declaration: true,
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules', '@types')],
+      },
+      include: ['src/**/*'],
+    }),
   )
   await check("the server's socket-client surface type-checks against the subpath (Node16, strict)", () =>
-    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: surface }))
-  await check("the server's uses of the surface run against the mock", () => runNode([join(surface, 'dist', 'usage.js')], env))
+    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+      cwd: surface,
+    }),
+  )
+  await check("the server's uses of the surface run against the mock", () =>
+    runNode([join(surface, 'dist', 'usage.js')], env),
+  )
 
   // The README's vitest example, as written there, against the installed package (vitest: this
   // repository's own copy, linked in).
@@ -287,7 +393,10 @@ try {
     if (!example) throw new Error('no vitest example found in README.md')
     writeFileSync(join(dir, 'readme.test.mjs'), example)
     symlinkSync(join(root, 'node_modules', 'vitest'), join(dir, 'node_modules', 'vitest'), 'dir')
-    await runNode([join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', dir, 'readme.test.mjs'], { ...process.env, LOG_LEVEL: 'silent' })
+    await runNode([join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', dir, 'readme.test.mjs'], {
+      ...process.env,
+      LOG_LEVEL: 'silent',
+    })
   })
 } finally {
   await mock.stop()

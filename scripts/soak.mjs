@@ -38,7 +38,8 @@ import { fileURLToPath } from 'node:url'
 process.env.LOG_LEVEL ??= 'error'
 const { ConnectionPool } = await import('../index.mjs')
 
-const USAGE = 'usage: node --expose-gc [--min-semi-space-size=16 --max-semi-space-size=16] scripts/soak.mjs [--requests N] [--concurrency C] [--fault-rate R] [--seed S]'
+const USAGE =
+  'usage: node --expose-gc [--min-semi-space-size=16 --max-semi-space-size=16] scripts/soak.mjs [--requests N] [--concurrency C] [--fault-rate R] [--seed S]'
 const RSS_LIMIT_MB = 20
 const MAX_CONNECTIONS = 5
 const SOCKET_TIMEOUT = 300
@@ -48,7 +49,12 @@ const EXPECTED_CODES = new Set(['ERR_CONNECTION_CLOSED', 'ERR_INVALID_RESPONSE']
 
 function parseArgs(argv) {
   const opts = { requests: 1_000_000, concurrency: 16, faultRate: 0.01, seed: 1 }
-  const names = { '--requests': 'requests', '--concurrency': 'concurrency', '--fault-rate': 'faultRate', '--seed': 'seed' }
+  const names = {
+    '--requests': 'requests',
+    '--concurrency': 'concurrency',
+    '--fault-rate': 'faultRate',
+    '--seed': 'seed',
+  }
   for (let i = 0; i < argv.length; i++) {
     const eq = argv[i].indexOf('=')
     const flag = eq < 0 ? argv[i] : argv[i].slice(0, eq)
@@ -102,8 +108,11 @@ function openFds() {
 /** Starts the mock as a child process; resolves once it listens. */
 async function startMock() {
   const script = fileURLToPath(new URL('../mock/blender-mock.mjs', import.meta.url))
-  const child = spawn(process.execPath, [script, '--port', '0', '--fault-rate', String(opts.faultRate), '--seed', String(opts.seed)],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(
+    process.execPath,
+    [script, '--port', '0', '--fault-rate', String(opts.faultRate), '--seed', String(opts.seed)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
   // stderr: the listening line comes first, then SIGUSR2 snapshots (one JSON line each) are
   // kept; anything else is passed through.
   const snapshots = []
@@ -115,7 +124,9 @@ async function startMock() {
       try {
         snapshots.push(JSON.parse(line))
         return
-      } catch { /* not a snapshot */ }
+      } catch {
+        /* not a snapshot */
+      }
     }
     process.stderr.write(`[mock] ${line}\n`)
   })
@@ -160,8 +171,10 @@ const mockExited = once(mock.child, 'exit').then(([code, signal]) => {
   return [code, signal]
 })
 const config = { host: mock.host, port: mock.port, maxConnections: MAX_CONNECTIONS, socketTimeout: SOCKET_TIMEOUT }
-console.log(`soak: ${opts.requests} requests, concurrency ${opts.concurrency}, fault rate ${opts.faultRate}, seed ${opts.seed}, `
-  + `mock pid ${mock.child.pid} at ${mock.host}:${mock.port}, gc ${hasGc ? 'exposed' : 'NOT exposed (run node with --expose-gc)'}`)
+console.log(
+  `soak: ${opts.requests} requests, concurrency ${opts.concurrency}, fault rate ${opts.faultRate}, seed ${opts.seed}, ` +
+    `mock pid ${mock.child.pid} at ${mock.host}:${mock.port}, gc ${hasGc ? 'exposed' : 'NOT exposed (run node with --expose-gc)'}`,
+)
 
 // The process-wide I/O runtime of the addon starts with the first pool and lives for the
 // process (its epoll and wake-up descriptors are not the pool's): a throw-away pool starts it
@@ -171,7 +184,8 @@ let warmupFailed = 0
 {
   const warm = new ConnectionPool({ ...config, minConnections: 0 })
   await warm.execute('get_scene_info').catch((err) => {
-    if (EXPECTED_CODES.has(err.code)) warmupFailed = 1 // a fault drawn for the server's request 0
+    if (EXPECTED_CODES.has(err.code))
+      warmupFailed = 1 // a fault drawn for the server's request 0
     else console.error(`warm-up request failed: ${err.code}: ${err.message}`)
   })
   await warm.shutdown()
@@ -202,8 +216,13 @@ async function worker() {
     try {
       const reply = await pool.execute('echo', { id })
       const result = reply?.result
-      if (reply?.status === 'success' && result !== null && typeof result === 'object' && result.id === id
-        && Object.keys(result).length === 1) {
+      if (
+        reply?.status === 'success' &&
+        result !== null &&
+        typeof result === 'object' &&
+        result.id === id &&
+        Object.keys(result).length === 1
+      ) {
         ok++
       } else {
         mismatches++
@@ -230,8 +249,10 @@ async function worker() {
       const rss = rssMb()
       const { heapUsed, heapTotal, external } = process.memoryUsage()
       const m = (n) => (n / 1048576).toFixed(1)
-      console.error(`  ${completed} / ${opts.requests} (${Math.round(completed / s)} req/s, rss ${rss.toFixed(1)} MB, `
-        + `heap ${m(heapUsed)} of ${m(heapTotal)} MB, external ${m(external)} MB)`)
+      console.error(
+        `  ${completed} / ${opts.requests} (${Math.round(completed / s)} req/s, rss ${rss.toFixed(1)} MB, ` +
+          `heap ${m(heapUsed)} of ${m(heapTotal)} MB, external ${m(external)} MB)`,
+      )
     }
   }
 }
@@ -259,7 +280,10 @@ try {
   console.error(err.message)
 }
 const diedEarly = mockExit
-if (diedEarly) console.error(`the mock Blender exited during the run (code ${diedEarly.code}, signal ${diedEarly.signal}): run stopped`)
+if (diedEarly)
+  console.error(
+    `the mock Blender exited during the run (code ${diedEarly.code}, signal ${diedEarly.signal}): run stopped`,
+  )
 else mock.child.kill('SIGTERM')
 const [exitCode, exitSignal] = await mockExited
 
@@ -268,46 +292,93 @@ const fatalInjected = snap ? FATAL_FAULTS.reduce((n, f) => n + (snap.faultsInjec
 const rssGrowth = rssStart === null ? NaN : rssEnd - rssStart
 
 check('no unhandled rejection or uncaught exception', unhandled.length === 0, unhandled.slice(0, 3).join('\n'))
-check('every request settled', completed === opts.requests && ok + failed + mismatches === opts.requests,
-  `${completed} settled of ${opts.requests}`)
-check('every successful reply carries its own request id', mismatches === 0,
-  `${mismatches} mismatches${mismatchSamples.length > 0 ? `: ${mismatchSamples.join('; ')}` : ''}`)
-check('failures have expected codes only (ERR_CONNECTION_CLOSED, ERR_INVALID_RESPONSE)',
-  Object.keys(unexpected).length === 0, JSON.stringify(unexpected))
-check('the server received every request exactly once', snap !== null && snap.requests === opts.requests + warmupRequests,
-  snap ? `server received ${snap.requests}, sent ${opts.requests} (+${warmupRequests} warm-up)` : 'no snapshot from the mock')
-check('failures are exactly the requests the server answered with a fatal fault', failed + warmupFailed === fatalInjected,
-  `${failed} failed (+${warmupFailed} warm-up), ${fatalInjected} fatal faults injected`)
-check(`RSS growth after warm-up < ${RSS_LIMIT_MB} MB`, rssGrowth < RSS_LIMIT_MB,
-  `${rssGrowth.toFixed(1)} MB${hasGc ? '' : ' (no --expose-gc: sampled without GC)'}`)
-check('open file descriptors after shutdown() back to the baseline', fdsAfter <= fdsBefore,
-  `before ${fdsBefore}, after ${fdsAfter}${fdsAfter > fdsBefore ? `, ${fdsLater} after waiting up to 2 s` : ''}`)
+check(
+  'every request settled',
+  completed === opts.requests && ok + failed + mismatches === opts.requests,
+  `${completed} settled of ${opts.requests}`,
+)
+check(
+  'every successful reply carries its own request id',
+  mismatches === 0,
+  `${mismatches} mismatches${mismatchSamples.length > 0 ? `: ${mismatchSamples.join('; ')}` : ''}`,
+)
+check(
+  'failures have expected codes only (ERR_CONNECTION_CLOSED, ERR_INVALID_RESPONSE)',
+  Object.keys(unexpected).length === 0,
+  JSON.stringify(unexpected),
+)
+check(
+  'the server received every request exactly once',
+  snap !== null && snap.requests === opts.requests + warmupRequests,
+  snap
+    ? `server received ${snap.requests}, sent ${opts.requests} (+${warmupRequests} warm-up)`
+    : 'no snapshot from the mock',
+)
+check(
+  'failures are exactly the requests the server answered with a fatal fault',
+  failed + warmupFailed === fatalInjected,
+  `${failed} failed (+${warmupFailed} warm-up), ${fatalInjected} fatal faults injected`,
+)
+check(
+  `RSS growth after warm-up < ${RSS_LIMIT_MB} MB`,
+  rssGrowth < RSS_LIMIT_MB,
+  `${rssGrowth.toFixed(1)} MB${hasGc ? '' : ' (no --expose-gc: sampled without GC)'}`,
+)
+check(
+  'open file descriptors after shutdown() back to the baseline',
+  fdsAfter <= fdsBefore,
+  `before ${fdsBefore}, after ${fdsAfter}${fdsAfter > fdsBefore ? `, ${fdsLater} after waiting up to 2 s` : ''}`,
+)
 const gauges = ['totalConnections', 'activeConnections', 'idleConnections', 'pendingRequests', 'openingConnections']
-check('pool gauges all zero after shutdown()', gauges.every((k) => statsAfter[k] === 0),
-  JSON.stringify(Object.fromEntries(gauges.map((k) => [k, statsAfter[k]]))))
-check('stats.totalRequests equals the successful replies', statsAfter.totalRequests === ok + mismatches,
-  `totalRequests ${statsAfter.totalRequests}, ok ${ok}`)
-check('stats.failedRequests equals the failed requests', statsAfter.failedRequests === failed,
-  `failedRequests ${statsAfter.failedRequests}, failed ${failed}`)
-check('the mock stayed up and exited cleanly when asked', !diedEarly && exitCode === 0,
-  `${diedEarly ? 'died during the run; ' : ''}code ${exitCode}, signal ${exitSignal}`)
+check(
+  'pool gauges all zero after shutdown()',
+  gauges.every((k) => statsAfter[k] === 0),
+  JSON.stringify(Object.fromEntries(gauges.map((k) => [k, statsAfter[k]]))),
+)
+check(
+  'stats.totalRequests equals the successful replies',
+  statsAfter.totalRequests === ok + mismatches,
+  `totalRequests ${statsAfter.totalRequests}, ok ${ok}`,
+)
+check(
+  'stats.failedRequests equals the failed requests',
+  statsAfter.failedRequests === failed,
+  `failedRequests ${statsAfter.failedRequests}, failed ${failed}`,
+)
+check(
+  'the mock stayed up and exited cleanly when asked',
+  !diedEarly && exitCode === 0,
+  `${diedEarly ? 'died during the run; ' : ''}code ${exitCode}, signal ${exitSignal}`,
+)
 
 const fmt = (n) => n.toLocaleString('en-US')
 console.log('')
-console.log(`requests      ${fmt(opts.requests)} (concurrency ${opts.concurrency}, maxConnections ${MAX_CONNECTIONS}, socketTimeout ${SOCKET_TIMEOUT} ms)`)
+console.log(
+  `requests      ${fmt(opts.requests)} (concurrency ${opts.concurrency}, maxConnections ${MAX_CONNECTIONS}, socketTimeout ${SOCKET_TIMEOUT} ms)`,
+)
 console.log(`ok            ${fmt(ok)}`)
 console.log(`failures      ${fmt(failed)} ${JSON.stringify(failures)}`)
 if (snap) {
-  console.log(`faults        ${JSON.stringify(snap.faultsInjected)} (server: ${fmt(snap.requests)} requests, `
-    + `${fmt(snap.connectionsOpened)} connections, at most ${snap.maxOpenConnections} open by its own count)`)
+  console.log(
+    `faults        ${JSON.stringify(snap.faultsInjected)} (server: ${fmt(snap.requests)} requests, ` +
+      `${fmt(snap.connectionsOpened)} connections, at most ${snap.maxOpenConnections} open by its own count)`,
+  )
 }
 console.log(`throughput    ${fmt(Math.round(completed / durationS))} req/s`)
-console.log(`duration      ${durationS.toFixed(1)} s (warm-up ${tWarm === null ? '?' : ((tWarm - started) / 1000).toFixed(1)} s)`)
-console.log(`rss           start ${rssStart?.toFixed(1) ?? '?'} MB (after ${fmt(warmupAt)} requests), end ${rssEnd.toFixed(1)} MB, growth ${rssGrowth.toFixed(1)} MB`)
+console.log(
+  `duration      ${durationS.toFixed(1)} s (warm-up ${tWarm === null ? '?' : ((tWarm - started) / 1000).toFixed(1)} s)`,
+)
+console.log(
+  `rss           start ${rssStart?.toFixed(1) ?? '?'} MB (after ${fmt(warmupAt)} requests), end ${rssEnd.toFixed(1)} MB, growth ${rssGrowth.toFixed(1)} MB`,
+)
 const mb = (n) => (n / 1048576).toFixed(1)
-console.log(`js heap       used ${heapStart ? mb(heapStart.heapUsed) : '?'} -> ${mb(heapEnd.heapUsed)} MB, `
-  + `total ${heapStart ? mb(heapStart.heapTotal) : '?'} -> ${mb(heapEnd.heapTotal)} MB, external ${heapStart ? mb(heapStart.external) : '?'} -> ${mb(heapEnd.external)} MB`)
-console.log(`fds           before pool ${fdsBefore}, after shutdown ${fdsAfter} (before the addon's runtime started: ${fdsBeforeRuntime})`)
+console.log(
+  `js heap       used ${heapStart ? mb(heapStart.heapUsed) : '?'} -> ${mb(heapEnd.heapUsed)} MB, ` +
+    `total ${heapStart ? mb(heapStart.heapTotal) : '?'} -> ${mb(heapEnd.heapTotal)} MB, external ${heapStart ? mb(heapStart.external) : '?'} -> ${mb(heapEnd.external)} MB`,
+)
+console.log(
+  `fds           before pool ${fdsBefore}, after shutdown ${fdsAfter} (before the addon's runtime started: ${fdsBeforeRuntime})`,
+)
 console.log(`pool stats    before shutdown ${JSON.stringify(statsBefore)}`)
 console.log(`seed          ${opts.seed}`)
 console.log('')

@@ -37,7 +37,10 @@ async function check(name, fn) {
 async function setup(config = {}) {
   const mock = await startMockBlender()
   const pool = new ConnectionPool({ host: '127.0.0.1', port: mock.port, minConnections: 0, ...config })
-  cleanups.push(() => mock.stop(), () => pool.shutdown())
+  cleanups.push(
+    () => mock.stop(),
+    () => pool.shutdown(),
+  )
   return { mock, pool }
 }
 
@@ -76,13 +79,19 @@ console.log(`smoke: node ${process.version} ${process.platform}-${process.arch}`
 await check('execute: a reply, and the request as the server saw it', async () => {
   const { mock, pool } = await setup()
   assert.deepEqual(await pool.execute('echo', { a: 1, s: 'é' }), { status: 'success', result: { a: 1, s: 'é' } })
-  assert.deepEqual(mock.requestLog.map((r) => [r.type, r.params]), [['echo', { a: 1, s: 'é' }]])
+  assert.deepEqual(
+    mock.requestLog.map((r) => [r.type, r.params]),
+    [['echo', { a: 1, s: 'é' }]],
+  )
 })
 
 await check('32 parallel calls over 5 connections: each its own reply, at most 5 sockets', async () => {
   const { mock, pool } = await setup({ maxConnections: 5 })
   const replies = await Promise.all(Array.from({ length: 32 }, (_, i) => pool.execute('sleep', { ms: 5, i })))
-  assert.deepEqual(replies.map((r) => r.result.slept), Array(32).fill(5))
+  assert.deepEqual(
+    replies.map((r) => r.result.slept),
+    Array(32).fill(5),
+  )
   assert.equal(mock.requests, 32)
   assert.ok(mock.maxOpenConnections <= 5, `server saw ${mock.maxOpenConnections} connections`)
   assert.equal(pool.getStats().totalRequests, 32)
@@ -132,7 +141,7 @@ await check('abort: a waiting call leaves unsent, a call in flight rejects at on
   assert.ok(!mock.requestLog.some((r) => r.params?.never))
 })
 
-await check('per-call timeout: ERR_RESPONSE_TIMEOUT at the call\'s own deadline', async () => {
+await check("per-call timeout: ERR_RESPONSE_TIMEOUT at the call's own deadline", async () => {
   const { pool } = await setup()
   const started = Date.now()
   const err = await rejection(pool.execute('sleep', { ms: 3000 }, { timeout: 200 }))
@@ -154,7 +163,10 @@ await check('restart while idle: the next call succeeds and is sent once', async
   const { mock, pool } = await setup({ maxConnections: 3 })
   await Promise.all([1, 2, 3].map((i) => pool.execute('sleep', { ms: 2, i })))
   await mock.restart()
-  assert.deepEqual(await pool.execute('echo', { after: 'restart' }), { status: 'success', result: { after: 'restart' } })
+  assert.deepEqual(await pool.execute('echo', { after: 'restart' }), {
+    status: 'success',
+    result: { after: 'restart' },
+  })
   assert.equal(mock.requestLog.filter((r) => r.type === 'echo').length, 1)
 })
 
@@ -205,7 +217,10 @@ await check('accepted and never read: ERR_RESPONSE_TIMEOUT', async () => {
   assert.equal((await rejection(pool.execute('echo', { n: 1 }))).code, 'ERR_RESPONSE_TIMEOUT')
   await mock.setAcceptMode('normal')
   assert.equal((await pool.execute('echo', { n: 2 })).result.n, 2)
-  assert.deepEqual(mock.requestLog.map((r) => r.params.n), [2])
+  assert.deepEqual(
+    mock.requestLog.map((r) => r.params.n),
+    [2],
+  )
 })
 
 await check('closed on accept: a clear error, never a hang', async () => {
@@ -234,7 +249,10 @@ await check('a worker terminated mid-call: the process and other pools carry on'
   assert.equal(await worker.terminate(), 1)
   // The reply to the terminated worker arrives after its JS context is gone (the mock runs
   // commands one at a time: this call is answered after it).
-  assert.deepEqual(await pool.execute('echo', { after: 'terminate' }), { status: 'success', result: { after: 'terminate' } })
+  assert.deepEqual(await pool.execute('echo', { after: 'terminate' }), {
+    status: 'success',
+    result: { after: 'terminate' },
+  })
 })
 
 await check('a process that never calls shutdown() exits when its work is done', async () => {
