@@ -11,6 +11,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import {
   copyFileSync,
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -155,6 +156,7 @@ export function sandbox({ entries = false, local = [], packages = [] } = {}) {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'blender-mcp-pool-loader-')))
   const files = ['binding.js', ...(entries ? ['index.js', 'index.mjs'] : [])]
   for (const f of files) copyFileSync(join(ROOT, f), join(dir, f))
+  if (entries) cpSync(join(ROOT, 'lib'), join(dir, 'lib'), { recursive: true })
   writeFileSync(
     join(dir, 'package.json'),
     JSON.stringify({ name: PACKAGE, version: VERSION, private: true, napi: pkg.napi }),

@@ -70,7 +70,7 @@ try {
   await check('the root tarball ships the package files and no binary', () => {
     const unexpected = shipped.filter(
       (p) =>
-        !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|prom-client\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(
+        !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|lib\/[\w-]+\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(
           p,
         ),
     )
