@@ -108,6 +108,12 @@ export interface ConnectionPoolConfig {
   name: string
 }
 
+/**
+ * `pool.config`: the options in force, defaults and environment applied. Every option but the
+ * logger's two, which the pool does not keep as options.
+ */
+export type ResolvedPoolConfig = Omit<ConnectionPoolConfig, 'logger' | 'loggerStyle'>
+
 /** The calling conventions a host logger can have (see `ConnectionPoolConfig.loggerStyle`). */
 export type LoggerStyle = 'message-fields' | 'fields-message' | 'message-error-fields'
 
@@ -347,8 +353,8 @@ export declare class ConnectionPool {
   metricsText(): string
   /** The same metrics as families, for exporters (see {@link registerPoolMetrics}). */
   metricFamilies(): MetricFamily[]
-  /** The configuration in force, defaults and environment applied. */
-  readonly config: Readonly<ConnectionPoolConfig>
+  /** The configuration in force, defaults and environment applied (`logger` and `loggerStyle` aside). */
+  readonly config: Readonly<ResolvedPoolConfig>
   /**
    * Shuts down: waiting callers reject at once with `ERR_POOL_SHUTDOWN`, requests in flight
    * finish (or time out), then every socket closes and the promise resolves. Afterwards every

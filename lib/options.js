@@ -175,6 +175,8 @@ const OPTIONS = Object.freeze(
   ].map(Object.freeze),
 )
 
+const BY_NAME = new Map(OPTIONS.map((option) => [option.name, option]))
+
 /** The options that `pool.config` shows: all but the logger's two. */
 const RESOLVED = OPTIONS.filter((option) => 'default' in option).map((option) => option.name)
 
@@ -189,13 +191,16 @@ const SHARED_DEFAULTS = Object.freeze(
 
 /**
  * The options `config` gives, type-checked, as a new plain object: an option set to `undefined`
- * is left out (not given). Values are range-checked by the
+ * is left out (not given), an unknown one throws naming it. Values are range-checked by the
  * core when the pool is built; the logger's two options by `hostLogSink` (logging.js).
  */
 function checkConfig(config) {
   if (config === undefined || config === null) return {}
   if (typeof config !== 'object' || Array.isArray(config)) {
     throw invalidArg(`Invalid ConnectionPool config: expected an object, got ${describe(config)}`)
+  }
+  for (const key of Object.keys(config)) {
+    if (!BY_NAME.has(key) && config[key] !== undefined) throw unknownOption(key)
   }
   const given = {}
   for (const option of OPTIONS) {
@@ -216,6 +221,31 @@ function checkConfig(config) {
     )
   }
   return given
+}
+
+/** The error for an option no pool has, naming it and, for a near miss, the one meant. */
+function unknownOption(key) {
+  const near = OPTIONS.find((o) => o.name.toLowerCase() === key.toLowerCase() || editDistance(o.name, key) <= 2)
+  const err = new TypeError(
+    `Invalid ConnectionPool config: unknown option ${JSON.stringify(key)}` +
+      (near === undefined ? '' : ` (did you mean ${near.name}?)`) +
+      `; the options are ${OPTIONS.map((o) => o.name).join(', ')}`,
+  )
+  err.code = 'ERR_INVALID_ARG_VALUE'
+  return err
+}
+
+/** Levenshtein distance, for the "did you mean" of a misspelt option. */
+function editDistance(a, b) {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    row = next
+  }
+  return row[b.length]
 }
 
 /** What a call with no options (or only `undefined` ones) runs with. */

@@ -29,8 +29,8 @@ function configureConnectionPool(config) {
     err.code = 'ERR_POOL_ALREADY_CONFIGURED'
     throw err
   }
-  checkConfig(config)
-  const options = { ...SHARED_DEFAULTS, ...config }
+  // The options given, checked: one set to undefined is not given, and keeps the shared default.
+  const options = { ...SHARED_DEFAULTS, ...checkConfig(config) }
   defaultPool = new ConnectionPool(options)
   sharedConfig = Object.freeze(options)
   return defaultPool

@@ -298,13 +298,17 @@ try {
       const families: MetricFamily[] = named.metricFamilies()
       const end: DiagnosticsMessages['blender-mcp-pool:command:end'] = { pool: 'scene', type: 'echo', requestBytes: 1, replyLength: 2, durationMs: 3, connectionId: 'conn-1' }
       const style: LoggerStyle = 'fields-message'
+      const resolved: ResolvedPoolConfig = named.config
+      const framing: 'json' | 'length-prefixed' = resolved.framing
+      // @ts-expect-error pool.config never holds the logger's options
+      void named.config.logger
       await named.shutdown()
-      void status; void text; void n; void id; void fields; void families; void end; void style
+      void status; void text; void n; void id; void fields; void families; void end; void style; void framing
     }
     void main
   `
   const names =
-    'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle'
+    'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle, type ResolvedPoolConfig'
   const clientBody = `
     const client: BlenderSocketClient = getBlenderClient()
     const health = new BlenderSocketClient('localhost', 9876, 5000)
