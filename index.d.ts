@@ -1,6 +1,6 @@
 /**
  * blender-mcp-pool: a native (Rust) drop-in replacement for the ClaudeKit Blender MCP server's
- * `ConnectionPool`. Same names and behaviour a caller relies on; see README.md for what changed.
+ * `ConnectionPool`. Same names and behaviour a caller relies on; see docs/api.md for what changed.
  *
  * @packageDocumentation
  */

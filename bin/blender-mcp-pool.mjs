@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// blender-mcp-pool: ping, exec and doctor for the Blender MCP add-on (see bin/README.md).
+// blender-mcp-pool: ping, exec and doctor for the Blender MCP add-on (see docs/cli.md).
 // Stdout carries results only (a reply, a ping line, doctor's report); errors go to stderr.
 import dns from 'node:dns/promises'
 import fs from 'node:fs'
@@ -42,7 +42,7 @@ Exit codes:
   5  timeout (connect or reply): host unreachable, or Blender busy
   6  protocol problem: unknown framing or invalid reply
 
-See bin/README.md for examples and troubleshooting.
+See docs/cli.md (shipped with the package) for examples and troubleshooting.
 `
 
 const ADVICE = {
@@ -210,7 +210,12 @@ function tcpConnect(o) {
 const isReply = (v) =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && (v.status === 'success' || v.status === 'error')
 
-/** Reads one reply from `buf`: null while incomplete, else { outcome: 'ok' | 'garbage', reply }. */
+/**
+ * Reads one reply from `buf`: null while incomplete, else { outcome: 'ok' | 'garbage', reply }.
+ * It decodes and parses the whole buffer again on every chunk: quadratic in the reply's size,
+ * which is fine for a probe whose reply is one small get_scene_info (the pool itself frames
+ * replies incrementally, in Rust). Not for big replies.
+ */
 function readReply(buf, framing) {
   let text
   if (framing === 'json') {

@@ -1,4 +1,5 @@
-// Mock of the Blender MCP add-on's TCP socket server (see shared/reference/README.md, "The peer").
+// Mock of the Blender MCP add-on's TCP socket server: one connection per client, any number of
+// commands on it, one at a time (as Blender's main thread runs them; see docs/mock.md).
 // Requests: one JSON object each (the client appends '\n'); replies: one JSON object, no delimiter.
 // Used in-process by tests (startMockBlender) and as a CLI by the demo.
 import net from 'node:net'

@@ -105,7 +105,7 @@ describe('errors', () => {
 })
 
 describe('error codes are written once', () => {
-  it('the typings and the README list exactly the codes the core can give', async () => {
+  it('the typings and docs/errors.md list exactly the codes the core can give', async () => {
     const { readFileSync } = await import('node:fs')
     const { ConnectionPool } = await import('../../index.mjs')
     const pool = new ConnectionPool({ minConnections: 0 })
@@ -115,8 +115,7 @@ describe('error codes are written once', () => {
     const dts = readFileSync(new URL('../../index.d.ts', import.meta.url), 'utf8')
     const union = /export type BlenderPoolErrorCode =([\s\S]*?)\n\n/.exec(dts)[1]
     const typed = [...union.matchAll(/\| '([A-Z_]+)'/g)].map((m) => m[1]).sort()
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-    const table = readme.slice(readme.indexOf('## Errors'), readme.indexOf('\n## ', readme.indexOf('## Errors') + 1))
+    const table = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8')
     const documented = [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]).sort()
     expect(core).toHaveLength(11)
     expect(typed).toEqual(core)

@@ -33,7 +33,7 @@ const BUSY_MS = SOCKET_TIMEOUT + 100
 /** No op may stay unsettled this long (the pool's own timeouts are all far shorter). */
 const STALL_MS = 10_000
 
-/** Every code a rejection may carry (README, "Errors"), plus ABORT_ERR. ERR_INTERNAL is a bug. */
+/** Every code a rejection may carry (docs/errors.md), plus ABORT_ERR. ERR_INTERNAL is a bug. */
 const DOCUMENTED = new Set([
   'ERR_POOL_TIMEOUT',
   'ERR_CONNECT',

@@ -70,7 +70,7 @@ try {
   await check('the root tarball ships the package files and no binary', () => {
     const unexpected = shipped.filter(
       (p) =>
-        !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|lib\/[\w-]+\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.(mjs|md)|README\.md|LICENSE)$/.test(
+        !/^((index|socket-client)\.(js|mjs|d\.ts|d\.mts)|mock\/blender-mock\.(mjs|d\.mts)|lib\/[\w-]+\.js|binding\.(js|d\.ts)|package\.json|bin\/[\w.-]+\.mjs|docs\/[\w.-]+\.md|README\.md|LICENSE)$/.test(
           p,
         ),
     )
@@ -389,12 +389,12 @@ try {
     runNode([join(surface, 'dist', 'usage.js')], env),
   )
 
-  // The README's vitest example, as written there, against the installed package (vitest: this
+  // docs/mock.md's vitest example, as written there, against the installed package (vitest: this
   // repository's own copy, linked in).
-  await check("the README's vitest example of the mock passes", async () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  await check("docs/mock.md's vitest example of the mock passes", async () => {
+    const readme = readFileSync(join(root, 'docs', 'mock.md'), 'utf8')
     const example = /With vitest:\n\n```js\n([\s\S]*?)```/.exec(readme)?.[1]
-    if (!example) throw new Error('no vitest example found in README.md')
+    if (!example) throw new Error('no vitest example found in docs/mock.md')
     writeFileSync(join(dir, 'readme.test.mjs'), example)
     symlinkSync(join(root, 'node_modules', 'vitest'), join(dir, 'node_modules', 'vitest'), 'dir')
     await runNode([join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', dir, 'readme.test.mjs'], {

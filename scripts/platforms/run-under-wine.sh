@@ -6,7 +6,7 @@
 # then on the I/O thread (BLENDER_POOL_IO_THREAD_READS=1).
 #   run-under-wine.sh [vitest args...]         e.g. __test__/api/execute.spec.mjs
 # Wine uses Linux's TCP stack: what differs on real Windows (refused connects take ~2 s, ::1
-# first for localhost) is not seen here; see README "Install".
+# first for localhost) is not seen here; see docs/platforms.md.
 source "$(dirname "$0")/common.sh"
 tree="$(prepare_tree win32-x64 win32-x64-gnu win32-x64-msvc --os=win32 --cpu=x64)"
 log "wine $(wine --version): node.exe $(cat "$NODE_WIN/.version"), vitest in $tree"
