@@ -24,8 +24,10 @@ export interface BlenderSocketResponse {
 }
 
 /**
- * Pool options. Every field is optional in the constructor; durations are in milliseconds and
- * must be whole numbers from 1 to 2147483647 (a JavaScript timer's range).
+ * Pool options. Every field is optional in the constructor, and one given as `undefined` is not
+ * given; an unknown field throws a `TypeError` naming it. Durations are in milliseconds and
+ * must be whole numbers from 1 to 2147483647 (a JavaScript timer's range). The one list of
+ * options, with ranges and environment variables: docs/configuration.md.
  */
 export interface ConnectionPoolConfig {
   /** Connections kept open even when idle, opened in the background. Default: 1. */

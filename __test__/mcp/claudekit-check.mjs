@@ -10,7 +10,7 @@
 // this package, installs the tarball there and applies the two changes; `--baseline` leaves the
 // server as it is (for the figures of the original socket client). Exit code 1 if a step fails.
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -23,6 +23,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 
 import { findBlender, killBlender, restartOnSamePort, startBlender } from '../../blender/launch.mjs'
 import { startMockBlender } from '../../mock/blender-mock.mjs'
+import { hostBinary } from '../package/check-loader.mjs'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const { values: opts, positionals } = parseArgs({
@@ -71,12 +72,19 @@ const REEXPORT = "export * from 'blender-mcp-pool/socket-client';\n"
 if (!opts.baseline) {
   step('pack and install blender-mcp-pool', () => {
     const dir = mkdtempSync(join(tmpdir(), 'claudekit-check-'))
-    const [{ filename }] = JSON.parse(
-      execFileSync('npm', ['pack', '--json', '--pack-destination', dir, root], { encoding: 'utf8' }),
-    )
-    run('npm', ['install', '--no-audit', '--no-fund', join(dir, filename)])
+    const pack = (from) =>
+      JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir, from], { encoding: 'utf8' }))[0]
+    const { filename } = pack(root)
+    // This platform's package, as the release assembles it (npm/<platform>/ plus the binary built
+    // here), which the root package's loader looks for: the root package ships no binary.
+    const host = hostBinary()
+    const platformDir = join(dir, `platform-${host.suffix}`)
+    cpSync(join(root, 'npm', host.suffix), platformDir, { recursive: true })
+    copyFileSync(host.path, join(platformDir, host.file))
+    const platform = pack(platformDir)
+    run('npm', ['install', '--no-audit', '--no-fund', join(dir, filename), join(dir, platform.filename)])
     rmSync(dir, { recursive: true, force: true })
-    return { tarball: filename }
+    return { tarball: filename, platform: platform.filename }
   })
   step('apply the two changes', () => {
     const metrics = readFileSync(METRICS, 'utf8')
@@ -314,7 +322,7 @@ async function drive(kind) {
         })
       }
     })
-    await scenario(null, 'inClient', () => inClient(blender.port))
+    await scenario('inClient', () => inClient(blender.port))
     await group('smallDuringBig', async (mcp, scenario) => {
       await scenario('smallDuringBig20MB', async () => {
         const sending = mcp.stderrLine(/Executing code/, 15_000)
