@@ -1,6 +1,6 @@
 /**
  * blender-mcp-pool: a native (Rust) drop-in replacement for the ClaudeKit Blender MCP server's
- * `ConnectionPool`. Same names and behaviour a caller relies on; see README.md for what changed.
+ * `ConnectionPool`. Same names and behaviour a caller relies on; see docs/api.md for what changed.
  *
  * @packageDocumentation
  */
@@ -24,8 +24,10 @@ export interface BlenderSocketResponse {
 }
 
 /**
- * Pool options. Every field is optional in the constructor; durations are in milliseconds and
- * must be whole numbers from 1 to 2147483647 (a JavaScript timer's range).
+ * Pool options. Every field is optional in the constructor, and one given as `undefined` is not
+ * given; an unknown field throws a `TypeError` naming it. Durations are in milliseconds and
+ * must be whole numbers from 1 to 2147483647 (a JavaScript timer's range). The one list of
+ * options, with ranges and environment variables: docs/configuration.md.
  */
 export interface ConnectionPoolConfig {
   /** Connections kept open even when idle, opened in the background. Default: 1. */
@@ -108,6 +110,12 @@ export interface ConnectionPoolConfig {
   name: string
 }
 
+/**
+ * `pool.config`: the options in force, defaults and environment applied. Every option but the
+ * logger's two, which the pool does not keep as options.
+ */
+export type ResolvedPoolConfig = Omit<ConnectionPoolConfig, 'logger' | 'loggerStyle'>
+
 /** The calling conventions a host logger can have (see `ConnectionPoolConfig.loggerStyle`). */
 export type LoggerStyle = 'message-fields' | 'fields-message' | 'message-error-fields'
 
@@ -118,12 +126,16 @@ export type LoggerStyle = 'message-fields' | 'fields-message' | 'message-error-f
  */
 export interface PoolLogger {
   /** Per-request detail (with `LOG_LEVEL=debug`). */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   debug(...args: any[]): unknown
   /** Lifecycle: shutdown, Blender reachable again. */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   info(...args: any[]): unknown
   /** Failures the pool recovered from: Blender unreachable, bad replies, timeouts. */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   warn(...args: any[]): unknown
   /** Panics and internal errors: bugs of the pool, please report them. */
+  // biome-ignore lint/suspicious/noExplicitAny: a logger's own parameter types must be assignable here
   error(...args: any[]): unknown
 }
 
@@ -343,8 +355,8 @@ export declare class ConnectionPool {
   metricsText(): string
   /** The same metrics as families, for exporters (see {@link registerPoolMetrics}). */
   metricFamilies(): MetricFamily[]
-  /** The configuration in force, defaults and environment applied. */
-  readonly config: Readonly<ConnectionPoolConfig>
+  /** The configuration in force, defaults and environment applied (`logger` and `loggerStyle` aside). */
+  readonly config: Readonly<ResolvedPoolConfig>
   /**
    * Shuts down: waiting callers reject at once with `ERR_POOL_SHUTDOWN`, requests in flight
    * finish (or time out), then every socket closes and the promise resolves. Afterwards every

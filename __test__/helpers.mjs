@@ -1,10 +1,10 @@
 // Shared set-up of the JS tests: a mock Blender on a free port, pools pointed at it, and
 // clean-up after each test so no socket outlives its test.
-import { afterEach } from 'vitest'
-import { spawn } from 'node:child_process'
 
-import { startMockBlender } from '../mock/blender-mock.mjs'
+import { spawn } from 'node:child_process'
+import { afterEach } from 'vitest'
 import { ConnectionPool } from '../index.mjs'
+import { startMockBlender } from '../mock/blender-mock.mjs'
 
 const cleanups = []
 

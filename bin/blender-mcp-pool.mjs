@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// blender-mcp-pool: ping, exec and doctor for the Blender MCP add-on (see bin/README.md).
+// blender-mcp-pool: ping, exec and doctor for the Blender MCP add-on (see docs/cli.md).
 // Stdout carries results only (a reply, a ping line, doctor's report); errors go to stderr.
 import dns from 'node:dns/promises'
 import fs from 'node:fs'
@@ -42,25 +42,36 @@ Exit codes:
   5  timeout (connect or reply): host unreachable, or Blender busy
   6  protocol problem: unknown framing or invalid reply
 
-See bin/README.md for examples and troubleshooting.
+See docs/cli.md (shipped with the package) for examples and troubleshooting.
 `
 
 const ADVICE = {
   dns: () => 'check --host / BLENDER_HOST (spelling, VPN, /etc/hosts); for Blender on this machine use 127.0.0.1',
-  refused: (o) => `nothing listens on ${addr(o)}: is Blender running with the MCP add-on started (its 'Connect to Claude'/'Start MCP Server' button)? wrong port? (BLENDER_PORT). Meanwhile pool calls fail with ERR_CONNECT after connectRetryTimeout (default 2 s); raise it if Blender is still starting`,
-  unreachable: (o) => `host unreachable / firewall: check that ${o.host} is the right machine and is up, and that a firewall lets TCP port ${o.port} through (Blender's add-on listens on localhost only unless told otherwise)`,
-  reset: (o) => `${addr(o)} reset the connection: another program on this port? (BLENDER_PORT); otherwise restart the add-on's server in Blender`,
-  busy: () => `connected but no reply: Blender's main thread may be busy (a modal operator, a long render, a dialog) — the add-on runs commands on the main thread; let it finish or cancel it, or raise --timeout`,
+  refused: (o) =>
+    `nothing listens on ${addr(o)}: is Blender running with the MCP add-on started (its 'Connect to Claude'/'Start MCP Server' button)? wrong port? (BLENDER_PORT). Meanwhile pool calls fail with ERR_CONNECT after connectRetryTimeout (default 2 s); raise it if Blender is still starting`,
+  unreachable: (o) =>
+    `host unreachable / firewall: check that ${o.host} is the right machine and is up, and that a firewall lets TCP port ${o.port} through (Blender's add-on listens on localhost only unless told otherwise)`,
+  reset: (o) =>
+    `${addr(o)} reset the connection: another program on this port? (BLENDER_PORT); otherwise restart the add-on's server in Blender`,
+  busy: () =>
+    `connected but no reply: Blender's main thread may be busy (a modal operator, a long render, a dialog) — the add-on runs commands on the main thread; let it finish or cancel it, or raise --timeout`,
   idle: () => "if Blender is idle, it may expect the other framing: run 'blender-mcp-pool doctor'",
-  closed: () => "Blender closed the connection without a full reply: the add-on hit an error (see Blender's system console), or it expects the other framing: run 'blender-mcp-pool doctor'",
+  closed: () =>
+    "Blender closed the connection without a full reply: the add-on hit an error (see Blender's system console), or it expects the other framing: run 'blender-mcp-pool doctor'",
   slow: () => 'Blender is slow to answer: busy main thread? (a heavy scene, a render, a modal operator)',
-  protocol: (o) => `the reply is not what the MCP add-on sends: run 'blender-mcp-pool doctor' (it detects json / length-prefixed framing) and pass --framing; or another program listens on ${o.port}`,
-  failed: () => "the add-on is running but the command failed: see Blender's system console (Window > Toggle System Console) for the Python error",
+  protocol: (o) =>
+    `the reply is not what the MCP add-on sends: run 'blender-mcp-pool doctor' (it detects json / length-prefixed framing) and pass --framing; or another program listens on ${o.port}`,
+  failed: () =>
+    "the add-on is running but the command failed: see Blender's system console (Window > Toggle System Console) for the Python error",
 }
 
 /** A failure with its exit code and what to do about it. */
 class CliError extends Error {
-  constructor(exit, message, advice) { super(message); this.exit = exit; this.advice = advice }
+  constructor(exit, message, advice) {
+    super(message)
+    this.exit = exit
+    this.advice = advice
+  }
 }
 
 const addr = ({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)
@@ -76,18 +87,39 @@ function intOption(value, name, min, max) {
 
 function parseOptions(argv) {
   const [string, boolean] = [{ type: 'string' }, { type: 'boolean' }]
-  const options = { host: string, port: string, framing: string, timeout: string, count: string,
-    json: boolean, pretty: boolean, plain: boolean, help: { ...boolean, short: 'h' }, version: boolean }
+  const options = {
+    host: string,
+    port: string,
+    framing: string,
+    timeout: string,
+    count: string,
+    json: boolean,
+    pretty: boolean,
+    plain: boolean,
+    help: { ...boolean, short: 'h' },
+    version: boolean,
+  }
   let parsed
-  try { parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true }) } catch (err) { throw usage(err.message) }
-  const { values: v, positionals: [command, ...args] } = parsed
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw usage(err.message)
+  }
+  const {
+    values: v,
+    positionals: [command, ...args],
+  } = parsed
   const o = { ...v, command, args }
   if (v.help || v.version) return o
   const env = process.env
   o.host = v.host ?? (env.BLENDER_HOST || 'localhost')
   if (o.host === '') throw usage('--host must not be empty')
-  o.port = v.port !== undefined ? intOption(v.port, '--port', 1, 65535)
-    : env.BLENDER_PORT ? intOption(env.BLENDER_PORT, 'BLENDER_PORT', 1, 65535) : 9876
+  o.port =
+    v.port !== undefined
+      ? intOption(v.port, '--port', 1, 65535)
+      : env.BLENDER_PORT
+        ? intOption(env.BLENDER_PORT, 'BLENDER_PORT', 1, 65535)
+        : 9876
   o.timeout = v.timeout === undefined ? 5000 : intOption(v.timeout, '--timeout', 1, 2147483647)
   o.count = v.count === undefined ? 5 : intOption(v.count, '--count', 1, 1000)
   if (v.framing !== undefined && v.framing !== 'json' && v.framing !== 'length-prefixed') {
@@ -102,9 +134,15 @@ function parseOptions(argv) {
     o.type = args[0]
     if (o.type === '') throw usage('exec: the command type must not be empty')
     if (args[1] !== undefined) {
-      try { o.params = JSON.parse(args[1]) } catch (err) { throw usage(`exec: params are not valid JSON: ${err.message}`) }
+      try {
+        o.params = JSON.parse(args[1])
+      } catch (err) {
+        throw usage(`exec: params are not valid JSON: ${err.message}`)
+      }
       if (o.params === null || typeof o.params !== 'object' || Array.isArray(o.params)) {
-        throw usage(`exec: params must be a JSON object, got ${Array.isArray(o.params) ? 'an array' : JSON.stringify(o.params)}`)
+        throw usage(
+          `exec: params must be a JSON object, got ${Array.isArray(o.params) ? 'an array' : JSON.stringify(o.params)}`,
+        )
       }
     }
   }
@@ -136,10 +174,13 @@ function poolFailure(err, o) {
       if (/refused/i.test(m)) return new CliError(EXIT.REFUSED, m, ADVICE.refused(o))
       if (/lookup|resolve|not known|no address/i.test(m)) return new CliError(EXIT.DNS, m, ADVICE.dns())
       return new CliError(EXIT.TIMEOUT, m, ADVICE.unreachable(o))
-    case 'ERR_POOL_TIMEOUT': case 'ERR_RESPONSE_TIMEOUT':
+    case 'ERR_POOL_TIMEOUT':
+    case 'ERR_RESPONSE_TIMEOUT':
       return new CliError(EXIT.TIMEOUT, m, `${ADVICE.busy()}\n  ${ADVICE.idle()}`)
-    case 'ERR_CONNECTION_CLOSED': return new CliError(EXIT.PROTOCOL, m, ADVICE.closed())
-    case 'ERR_INVALID_RESPONSE': case 'ERR_RESPONSE_TOO_LARGE':
+    case 'ERR_CONNECTION_CLOSED':
+      return new CliError(EXIT.PROTOCOL, m, ADVICE.closed())
+    case 'ERR_INVALID_RESPONSE':
+    case 'ERR_RESPONSE_TOO_LARGE':
       return new CliError(EXIT.PROTOCOL, m, ADVICE.protocol(o))
     default:
       return new CliError(EXIT.FAILED, m, ADVICE.failed())
@@ -151,16 +192,30 @@ function tcpConnect(o) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
     const socket = net.connect({ host: o.host, port: o.port })
-    const fail = (err) => { clearTimeout(timer); socket.destroy(); reject(connectFailure(err, o)) }
+    const fail = (err) => {
+      clearTimeout(timer)
+      socket.destroy()
+      reject(connectFailure(err, o))
+    }
     const timer = setTimeout(() => fail(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), o.timeout)
     socket.once('error', fail)
-    socket.once('connect', () => { clearTimeout(timer); socket.destroy(); resolve(performance.now() - t0) })
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(performance.now() - t0)
+    })
   })
 }
 
-const isReply = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && (v.status === 'success' || v.status === 'error')
+const isReply = (v) =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && (v.status === 'success' || v.status === 'error')
 
-/** Reads one reply from `buf`: null while incomplete, else { outcome: 'ok' | 'garbage', reply }. */
+/**
+ * Reads one reply from `buf`: null while incomplete, else { outcome: 'ok' | 'garbage', reply }.
+ * It decodes and parses the whole buffer again on every chunk: quadratic in the reply's size,
+ * which is fine for a probe whose reply is one small get_scene_info (the pool itself frames
+ * replies incrementally, in Rust). Not for big replies.
+ */
 function readReply(buf, framing) {
   let text
   if (framing === 'json') {
@@ -197,7 +252,10 @@ function probe(o, framing, ms) {
       done = true
       clearTimeout(timer)
       socket.destroy()
-      const sample = buf.subarray(0, 60).toString('utf8').replace(/[^\x20-\x7e]/g, '.')
+      const sample = buf
+        .subarray(0, 60)
+        .toString('utf8')
+        .replace(/[^\x20-\x7e]/g, '.')
       resolve({ outcome, bytes: buf.length, sample, ms: performance.now() - sent, ...extra })
     }
     const timer = setTimeout(() => finish('timeout'), ms)
@@ -210,9 +268,15 @@ function probe(o, framing, ms) {
       const r = readReply(buf, framing)
       if (r) finish(r.outcome, r)
     })
-    socket.on('error', (err) => { // after connecting, a reset is one more way of closing
+    socket.on('error', (err) => {
+      // after connecting, a reset is one more way of closing
       if (sent) finish('closed')
-      else if (!done) { done = true; clearTimeout(timer); socket.destroy(); reject(connectFailure(err, o)) }
+      else if (!done) {
+        done = true
+        clearTimeout(timer)
+        socket.destroy()
+        reject(connectFailure(err, o))
+      }
     })
     socket.on('close', () => finish('closed'))
   })
@@ -223,8 +287,16 @@ async function withPool(o, framing, fn) {
   const { ConnectionPool } = await import('../index.mjs')
   let pool
   try {
-    pool = new ConnectionPool({ host: o.host, port: o.port, framing, minConnections: 0, maxConnections: 1,
-      connectionTimeout: o.timeout, connectRetryTimeout: 0, socketTimeout: o.timeout })
+    pool = new ConnectionPool({
+      host: o.host,
+      port: o.port,
+      framing,
+      minConnections: 0,
+      maxConnections: 1,
+      connectionTimeout: o.timeout,
+      connectRetryTimeout: 0,
+      socketTimeout: o.timeout,
+    })
     return await fn(pool)
   } catch (err) {
     throw poolFailure(err, o)
@@ -273,16 +345,23 @@ async function doctor(o) {
     async resolve() {
       if (net.isIP(o.host)) return `${o.host} is an IP address: no lookup needed`
       let timer
-      const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(Object.assign(new Error(), { code: 'EAI_AGAIN' })), o.timeout) })
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error(), { code: 'EAI_AGAIN' })), o.timeout)
+      })
       try {
         const found = await Promise.race([dns.lookup(o.host, { all: true }), timeout])
         return `${o.host} → ${found.map((a) => a.address).join(', ')}`
       } catch (err) {
         throw new CliError(EXIT.DNS, `cannot resolve ${o.host} (${err.code ?? err.message})`, ADVICE.dns())
-      } finally { clearTimeout(timer) }
+      } finally {
+        clearTimeout(timer)
+      }
     },
     async connect() {
-      const ms = await tcpConnect(o).catch((err) => { err.message = `${addr(o)}: ${err.message}`; throw err })
+      const ms = await tcpConnect(o).catch((err) => {
+        err.message = `${addr(o)}: ${err.message}`
+        throw err
+      })
       return `${addr(o)} accepts TCP connections (${fmt(ms)} ms)`
     },
     async framing() {
@@ -295,12 +374,24 @@ async function doctor(o) {
         state.framing = framing
         const detail = `${framing} (get_scene_info answered in ${fmt(r.ms)} ms)`
         if (o.framing === undefined || o.framing === framing) return detail
-        throw new CliError(EXIT.PROTOCOL, `the server speaks ${framing}, not ${o.framing}`,
-          `drop --framing (doctor detects it) or pass --framing ${framing}; configure your MCP server's pool with framing: '${framing}'`)
+        throw new CliError(
+          EXIT.PROTOCOL,
+          `the server speaks ${framing}, not ${o.framing}`,
+          `drop --framing (doctor detects it) or pass --framing ${framing}; configure your MCP server's pool with framing: '${framing}'`,
+        )
       }
-      const what = tried.map((t) => `${t.framing}: ${t.outcome === 'timeout' && t.bytes ? 'partial reply' : t.outcome}${t.bytes ? ` "${t.sample}"` : ''}`).join('; ')
+      const what = tried
+        .map(
+          (t) =>
+            `${t.framing}: ${t.outcome === 'timeout' && t.bytes ? 'partial reply' : t.outcome}${t.bytes ? ` "${t.sample}"` : ''}`,
+        )
+        .join('; ')
       if (tried.every((t) => t.outcome === 'timeout' && t.bytes === 0)) {
-        throw new CliError(EXIT.TIMEOUT, `unknown: no reply within ${Math.min(PROBE_MS, o.timeout)} ms in either framing`, ADVICE.busy())
+        throw new CliError(
+          EXIT.TIMEOUT,
+          `unknown: no reply within ${Math.min(PROBE_MS, o.timeout)} ms in either framing`,
+          ADVICE.busy(),
+        )
       }
       const advice = tried.every((t) => t.outcome === 'closed' && t.bytes === 0)
         ? `${addr(o)} closes connections without answering: the add-on's server may be failing (Blender's system console shows its errors): restart it; or another program listens on ${o.port}`
@@ -314,7 +405,11 @@ async function doctor(o) {
           const t0 = performance.now()
           const reply = await pool.execute('get_scene_info')
           if (reply.status === 'error') {
-            throw new CliError(EXIT.FAILED, `get_scene_info replied an error: ${reply.message ?? '(no message)'}`, ADVICE.failed())
+            throw new CliError(
+              EXIT.FAILED,
+              `get_scene_info replied an error: ${reply.message ?? '(no message)'}`,
+              ADVICE.failed(),
+            )
           }
           out.push(performance.now() - t0)
         }
@@ -372,7 +467,10 @@ async function main(argv) {
     process.stderr.write(`blender-mcp-pool: ${err.message}\nTry 'blender-mcp-pool --help'.\n`)
     return EXIT.USAGE
   }
-  if (o.help) { process.stdout.write(USAGE); return EXIT.OK }
+  if (o.help) {
+    process.stdout.write(USAGE)
+    return EXIT.OK
+  }
   if (o.version) {
     const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
     process.stdout.write(`${pkg.version}\n`)
@@ -383,13 +481,20 @@ async function main(argv) {
   } catch (err) {
     if (!(err instanceof CliError)) throw err
     const what = o.command === 'exec' ? `exec ${o.type}` : o.command
-    process.stderr.write(`blender-mcp-pool: ${what} ${addr(o)} failed: ${err.message}\n${err.advice ? `  ${err.advice}\n` : ''}`)
+    process.stderr.write(
+      `blender-mcp-pool: ${what} ${addr(o)} failed: ${err.message}\n${err.advice ? `  ${err.advice}\n` : ''}`,
+    )
     return err.exit
   }
 }
 
 process.env.LOG_LEVEL ??= 'error' // the pool's own logs (stderr): its retries are reported by us
-main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err) => {
-  process.stderr.write(`blender-mcp-pool: internal error: ${err?.stack ?? err}\n`)
-  process.exitCode = EXIT.FAILED
-})
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err) => {
+    process.stderr.write(`blender-mcp-pool: internal error: ${err?.stack ?? err}\n`)
+    process.exitCode = EXIT.FAILED
+  },
+)

@@ -141,6 +141,7 @@ export interface HandlerContext {
  * A command: resolves to the reply's `result` (`{status: 'success', result}`); a throw or a
  * rejection becomes `{status: 'error', message}`.
  */
+// biome-ignore lint/suspicious/noExplicitAny: a handler reads the params it expects, unchecked
 export type CommandHandler = (params: any, ctx: HandlerContext) => unknown
 
 /** Options of {@link startMockBlender}. */

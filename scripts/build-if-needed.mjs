@@ -27,6 +27,10 @@ const sources = Math.max(
 if (addon && existsSync(join(root, 'binding.js')) && statSync(join(root, addon)).mtimeMs >= sources) {
   console.error(`native addon ${addon} is up to date`)
 } else {
-  console.error(addon ? 'Rust sources changed: rebuilding the native addon' : 'building the native addon (first time: about a minute)')
+  console.error(
+    addon
+      ? 'Rust sources changed: rebuilding the native addon'
+      : 'building the native addon (first time: about a minute)',
+  )
   execSync('npm run build', { cwd: root, stdio: 'inherit' })
 }

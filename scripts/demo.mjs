@@ -7,9 +7,8 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-
-import { ConnectionPool } from '../index.mjs'
 import { findBlender, startBlender } from '../blender/launch.mjs'
+import { ConnectionPool } from '../index.mjs'
 
 async function startMock() {
   const script = fileURLToPath(new URL('../mock/blender-mock.mjs', import.meta.url))
@@ -23,7 +22,7 @@ async function startMock() {
 const useBlender = process.argv.includes('--blender')
 const external = !useBlender && process.env.BLENDER_PORT !== undefined && process.env.BLENDER_PORT !== ''
 if (useBlender && !findBlender()) {
-  console.error('--blender: no blender executable found (install Debian\'s blender, or set BLENDER_BIN)')
+  console.error("--blender: no blender executable found (install Debian's blender, or set BLENDER_BIN)")
   process.exit(2)
 }
 const blender = useBlender ? await startBlender() : null
@@ -56,7 +55,9 @@ try {
   const started = performance.now()
   const replies = await Promise.all(Array.from({ length: 16 }, () => pool.execute('get_scene_info')))
   const ms = (performance.now() - started).toFixed(2)
-  console.log(`\n16 concurrent get_scene_info: ${replies.filter((r) => r.status === 'success').length} succeeded in ${ms} ms`)
+  console.log(
+    `\n16 concurrent get_scene_info: ${replies.filter((r) => r.status === 'success').length} succeeded in ${ms} ms`,
+  )
   console.log('\nstats:', pool.getStats())
 } finally {
   await pool.shutdown()

@@ -1,6 +1,8 @@
 //! JavaScript shapes of the pool's configuration and statistics (metrics: `metrics.rs`).
 //!
-//! Types are checked in `index.js` (where `typeof` lives); values are checked by the core.
+//! Types are checked in `lib/options.js` (where `typeof` lives, and where the options are listed
+//! once: `__test__/api/options.spec.mjs` holds `JsPoolConfig` and `JsResolvedConfig` to that list);
+//! values are checked by the core.
 
 use napi_derive::napi;
 use pool_core::{CallOptions, ConfigInput, EnvInput, PoolStats};

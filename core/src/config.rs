@@ -229,18 +229,14 @@ pub struct ConfigError {
 /// The class of a [`ConfigError`], which decides the JavaScript error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigErrorKind {
-    /// Wrong type (`TypeError`, code `ERR_INVALID_ARG_TYPE`).
+    /// Wrong type (`TypeError`, code `ERR_INVALID_ARG_TYPE`). Not produced by the core today: the
+    /// JavaScript layer checks types (`lib/options.js`) before the core sees a value.
     Type,
     /// Right type, bad value (`RangeError`, code `ERR_OUT_OF_RANGE`).
     Range,
 }
 
 impl ConfigError {
-    /// A wrong-type error for `field`.
-    pub fn wrong_type(field: impl Into<String>, expected: &str) -> Self {
-        ConfigError { field: field.into(), kind: ConfigErrorKind::Type, message: format!("must be {expected}") }
-    }
-
     fn range(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError { field: field.into(), kind: ConfigErrorKind::Range, message: message.into() }
     }

@@ -13,10 +13,10 @@ ldd="$CACHE/musl-ldd"
 printf '#!/bin/sh\n# musl libc ldd, as on Alpine\nexec %s --list "$@"\n' "$MUSL_ROOT/usr/lib/x86_64-linux-musl/libc.so" > "$ldd"
 chmod +x "$ldd"
 log "musl node $("$node" --version), vitest in $tree"
-cmd=("$node" node_modules/vitest/vitest.mjs run --exclude __test__/blender.spec.mjs "$@")
+cmd=("$node" node_modules/vitest/vitest.mjs run --exclude '__test__/blender/**' "$@")
 cd "$tree"
 if unshare -m true 2>/dev/null; then
   CI= exec unshare -m sh -c 'mount --bind "$0" /usr/bin/ldd && exec "$@"' "$ldd" "${cmd[@]}"
 fi
 echo "note: mount namespaces not allowed here: loader tests skipped, NAPI_RS_NATIVE_LIBRARY_PATH set" >&2
-CI= NAPI_RS_NATIVE_LIBRARY_PATH="$tree/blender-mcp-pool.linux-x64-musl.node" exec "${cmd[@]}" --exclude __test__/loader.spec.mjs
+CI= NAPI_RS_NATIVE_LIBRARY_PATH="$tree/blender-mcp-pool.linux-x64-musl.node" exec "${cmd[@]}" --exclude __test__/package/loader.spec.mjs

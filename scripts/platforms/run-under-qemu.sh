@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An arm64 Node under qemu-user with the linux-arm64 build: the JS suite (vitest in worker
 # threads) less the tests that start node child processes, then the smoke script
-# (scripts/platforms/smoke.mjs), which covers what those left out (a process that exits without
+# (__test__/package/smoke.mjs), which covers what those left out (a process that exits without
 # shutdown()) by starting its child through qemu.
 #   run-under-qemu.sh [gnu|musl]    gnu (default): the official arm64 Node 20 (npm), glibc;
 #                                   musl: the musl arm64 Node 22 (PyPI), the linux-arm64-musl build
@@ -36,10 +36,11 @@ rc=0
 # Without binfmt_misc a node child of this arm64 node cannot start: the specs that start one
 # are left out here (they run on x64, musl and under wine; the smoke script below starts its
 # children through qemu and covers what they test of the binary).
-children=(cli process loader logger dual-stack gc log-output mock-cli reply-handover socket-client unreachable mcp mcp-blender)
-excludes=(--exclude __test__/blender.spec.mjs)
+children=(package/cli lifecycle/process package/loader api/logger api/dual-stack lifecycle/gc lifecycle/log-output package/mock-cli
+  api/reply-handover api/socket-client lifecycle/unreachable mcp/mcp)
+excludes=(--exclude '__test__/blender/**')
 for spec in "${children[@]}"; do excludes+=(--exclude "__test__/$spec.spec.mjs"); done
 CI= "${wrap[@]}" "${qemu[@]}" "$node" node_modules/vitest/vitest.mjs run --pool=threads "${excludes[@]}" || rc=$?
 smoke_node="$(printf '"%s",' "$(command -v qemu-aarch64-static)" "${qemu[@]:1}" "$node")"
-SMOKE_NODE="[${smoke_node%,}]" LOG_LEVEL="${LOG_LEVEL:-error}" "${wrap[@]}" "${qemu[@]}" "$node" scripts/platforms/smoke.mjs || rc=$?
+SMOKE_NODE="[${smoke_node%,}]" LOG_LEVEL="${LOG_LEVEL:-error}" "${wrap[@]}" "${qemu[@]}" "$node" __test__/package/smoke.mjs || rc=$?
 exit $rc
