@@ -154,7 +154,67 @@ export interface CallOptions {
    * `connectionTimeout` still apply.
    */
   timeout?: number
+  /**
+   * Called while the call is outstanding: every `progressInterval` ms, and as reply bytes arrive
+   * (at most every 250 ms). Never after the call settles. A callback that throws is ignored: the
+   * call goes on. A call without it costs nothing more. For an MCP tool handler, see
+   * {@link mcpCallOptions}.
+   */
+  onProgress?: (info: ProgressInfo) => void
+  /** Ms between two `onProgress` reports while the call waits. Default: 2000. */
+  progressInterval?: number
 }
+
+/** Where a call stands, as `onProgress` is told. */
+export interface ProgressInfo {
+  /**
+   * `waiting`: for a connection (every one is busy, or being opened); `sent`: no byte of the
+   * reply yet (Blender is running the command, or another one before it); `receiving`: the
+   * reply is arriving.
+   */
+  phase: 'waiting' | 'sent' | 'receiving'
+  /** Ms since the call was made. */
+  elapsedMs: number
+  /** Ms spent in the current phase. */
+  phaseMs: number
+  /** Bytes of the reply received so far (0 before `receiving`). */
+  bytesReceived: number
+  /**
+   * The command keeping Blender busy ahead of this call, if one is: Blender runs one command at
+   * a time, whatever the number of connections. This pool's oldest request still waiting for its
+   * reply, sent before this one. Always null while `receiving`.
+   */
+  busy: { command: string; runningMs: number } | null
+}
+
+/**
+ * What an MCP tool handler is given as `extra` (the MCP SDK's `RequestHandlerExtra`), as far as
+ * {@link mcpCallOptions} uses it. Declared here so that nothing depends on the SDK.
+ */
+export interface McpHandlerExtra {
+  /** Fires when the client cancels the request (`notifications/cancelled`). */
+  signal?: AbortSignal
+  /** The request's `_meta`: `progressToken` when the client asked for progress. */
+  _meta?: { progressToken?: string | number; [key: string]: unknown }
+  /** Sends a notification related to the request. */
+  // biome-ignore lint/suspicious/noExplicitAny: the SDK's own notification type is not imported
+  sendNotification?: (notification: { method: 'notifications/progress'; params: any }) => Promise<void> | void
+}
+
+/**
+ * The options of a call made for an MCP tool handler, from its `extra`: the client's cancel
+ * aborts the call (its connection is discarded, the next call gets a fresh one), and the call's
+ * progress is sent as `notifications/progress` with the request's progress token and a short
+ * message (`waiting for Blender: "render_scene" running for 95 s`), which keeps a client that
+ * restarts its timeout on progress waiting. Without a token no notification is sent. `options`
+ * are merged in (`progressInterval`, `timeout`).
+ *
+ * ```ts
+ * server.setRequestHandler(CallToolRequestSchema, async (request, extra) =>
+ *   getBlenderClient().sendCommand('render_scene', params, mcpCallOptions(extra)))
+ * ```
+ */
+export declare function mcpCallOptions(extra: McpHandlerExtra | undefined, options?: CallOptions): CallOptions
 
 /** `getStats()`. The first five fields mean what they meant in the original pool. */
 export interface PoolStats {

@@ -4,6 +4,7 @@
 
 const { AbortError, BlenderPoolError, MutexTimeoutError } = require('./lib/errors.js')
 const { PooledConnection } = require('./lib/pooled-connection.js')
+const { mcpCallOptions } = require('./lib/mcp.js')
 const { ConnectionPool } = require('./lib/pool.js')
 const { registerPoolMetrics } = require('./lib/prom-client.js')
 const { configureConnectionPool, getConnectionPool } = require('./lib/shared-pools.js')
@@ -17,4 +18,5 @@ module.exports = {
   MutexTimeoutError,
   getConnectionPool,
   configureConnectionPool,
+  mcpCallOptions,
 }

@@ -10,4 +10,5 @@ export const {
   getConnectionPool,
   configureConnectionPool,
   registerPoolMetrics,
+  mcpCallOptions,
 } = cjs

@@ -22,7 +22,7 @@
  * @packageDocumentation
  */
 
-import type { BlenderSocketResponse } from './index.js'
+import type { BlenderSocketResponse, CallOptions, McpHandlerExtra } from './index.js'
 
 /**
  * A reply larger than the shared pool's `maxResponseBytes` (50 MB, the server's cap, unless set
@@ -89,9 +89,13 @@ export declare class BlenderSocketClient {
    * (Blender's answer, not a transport failure). Connects as needed. Rejects with a
    * `BlenderPoolError` (messages as the server's: `Response timeout - ...`,
    * `Connection closed before complete response`, `Failed to connect to Blender: ...`) or a
-   * {@link BufferOverflowError}; see the module's notes for what each code says.
+   * {@link BufferOverflowError}; see the module's notes for what each code says. `options` are
+   * the pool's per-call options (`signal`, `timeout` (default: the client's), `onProgress`,
+   * `progressInterval`); an aborted call rejects at once with an `AbortError`, and its
+   * connection is discarded. In an MCP tool handler: `sendCommand(type, params,
+   * mcpCallOptions(extra))`.
    */
-  sendCommand(type: string, params?: Record<string, unknown>): Promise<BlenderSocketResponse>
+  sendCommand(type: string, params?: Record<string, unknown>, options?: CallOptions): Promise<BlenderSocketResponse>
   /** True while the pool of this client's address has an open connection. Creates nothing. */
   validateConnection(): boolean
   /**
@@ -105,3 +109,9 @@ export declare class BlenderSocketClient {
 
 /** The client of this JS context (a singleton), of the default address. */
 export declare function getBlenderClient(): BlenderSocketClient
+
+/**
+ * The options of a call made for an MCP tool handler, from its `extra`: see
+ * `mcpCallOptions` of `blender-mcp-pool`, the same function.
+ */
+export declare function mcpCallOptions(extra: McpHandlerExtra | undefined, options?: CallOptions): CallOptions

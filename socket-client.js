@@ -1,7 +1,8 @@
 'use strict'
 // blender-mcp-pool/socket-client: the drop-in for the ClaudeKit server's socket client
-// (lib/socket-client.js).
+// (lib/socket-client.js), and the bridge from an MCP tool handler to a call's options.
 
+const { mcpCallOptions } = require('./lib/mcp.js')
 const {
   BlenderSocketClient,
   BufferOverflowError,
@@ -14,4 +15,5 @@ module.exports = {
   BufferOverflowError,
   ChunkCountExceededError,
   getBlenderClient,
+  mcpCallOptions,
 }

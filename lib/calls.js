@@ -6,6 +6,7 @@
 const { commandStarted, commandsObserved, publishOutcome } = require('./diagnostics.js')
 const { BlenderPoolError, abortError, describe, internalError, invalidArg } = require('./errors.js')
 const { checkCallOptions } = require('./options.js')
+const { watchProgress } = require('./progress.js')
 
 function isPlainObject(value) {
   if (typeof value !== 'object' || value === null) return false
@@ -84,6 +85,7 @@ function createCallTable(pool) {
       const call = calls.get(id)
       if (call === undefined) return
       calls.delete(id)
+      if (call.stopProgress !== undefined) call.stopProgress()
       if (call.signal !== undefined) call.signal.removeEventListener('abort', call.onAbort)
       if (call.diag !== undefined) publishOutcome(call.diag, code, text, conn)
       if (code !== null) {
@@ -121,7 +123,16 @@ function start(table, target, outcome, options, begin, cancel, diag = undefined)
     return Promise.reject(err)
   }
   return new Promise((resolve, reject) => {
-    const entry = { outcome, resolve, reject, target, diag, signal: undefined, onAbort: undefined }
+    const entry = {
+      outcome,
+      resolve,
+      reject,
+      target,
+      diag,
+      signal: undefined,
+      onAbort: undefined,
+      stopProgress: undefined,
+    }
     const id = table.add(entry)
     let callId
     try {
@@ -138,12 +149,15 @@ function start(table, target, outcome, options, begin, cancel, diag = undefined)
       entry.onAbort = () => cancel(callId)
       signal.addEventListener('abort', entry.onAbort, { once: true })
     }
+    if (options.onProgress !== undefined && table.has(id)) {
+      entry.stopProgress = watchProgress(target, callId, options.onProgress, options.progressInterval)
+    }
   })
 }
 
 /**
  * Sends one command through `target` (the native pool, or a native lease: both have
- * `submit(id, type, body, timeout)` and `cancel(call)`), resolving to `outcome(text)`
+ * `submit(id, type, body, timeout)`, `cancel(call)` and `progress(call)`), resolving to `outcome(text)`
  * (`REPLY.json` or `REPLY.text`). Arguments are checked first: a bad one rejects without
  * anything being sent.
  */

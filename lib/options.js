@@ -3,6 +3,7 @@
 // and a call's options. An option given as `undefined` is not given, everywhere.
 
 const { describe, invalidArg, outOfRange } = require('./errors.js')
+const { DEFAULT_PROGRESS_INTERVAL } = require('./progress.js')
 
 /** The longest delay a JavaScript timer accepts (2^31 - 1 ms). */
 const MAX_MS = 2147483647
@@ -249,25 +250,41 @@ function editDistance(a, b) {
 }
 
 /** What a call with no options (or only `undefined` ones) runs with. */
-const NO_OPTIONS = Object.freeze({ signal: undefined, timeout: undefined })
+const NO_OPTIONS = Object.freeze({
+  signal: undefined,
+  timeout: undefined,
+  onProgress: undefined,
+  progressInterval: DEFAULT_PROGRESS_INTERVAL,
+})
 
-/** The per-call options `{ signal, timeout }`, checked. `timeout` is in ms, a positive number. */
+/**
+ * The per-call options `{ signal, timeout, onProgress, progressInterval }`, checked. `timeout`
+ * and `progressInterval` are in ms, positive numbers.
+ */
 function checkCallOptions(options) {
   if (options === undefined || options === null) return NO_OPTIONS
   if (typeof options !== 'object') {
     throw invalidArg(`options must be an object, got ${describe(options)}`)
   }
-  const { signal, timeout } = options
+  const { signal, timeout, onProgress, progressInterval = DEFAULT_PROGRESS_INTERVAL } = options
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalidArg(`options.signal must be an AbortSignal, got ${describe(signal)}`)
   }
-  if (timeout !== undefined) {
-    if (typeof timeout !== 'number') throw invalidArg(`options.timeout must be a number, got ${describe(timeout)}`)
-    if (!(timeout > 0) || timeout > MAX_MS) {
-      throw outOfRange(`options.timeout must be a positive number of ms up to ${MAX_MS}, got ${timeout}`)
-    }
+  checkMs('timeout', timeout)
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw invalidArg(`options.onProgress must be a function, got ${describe(onProgress)}`)
   }
-  return { signal, timeout }
+  checkMs('progressInterval', progressInterval)
+  return { signal, timeout, onProgress, progressInterval }
+}
+
+/** A per-call duration: absent, or a positive number of ms that a JavaScript timer accepts. */
+function checkMs(name, ms) {
+  if (ms === undefined) return
+  if (typeof ms !== 'number') throw invalidArg(`options.${name} must be a number, got ${describe(ms)}`)
+  if (!(ms > 0) || ms > MAX_MS) {
+    throw outOfRange(`options.${name} must be a positive number of ms up to ${MAX_MS}, got ${ms}`)
+  }
 }
 
 module.exports = {

@@ -48,6 +48,12 @@ class ChunkCountExceededError extends Error {
   }
 }
 
+/** `options` without its `undefined` entries (an option given as undefined is not given). */
+function definedOnly(options) {
+  if (options === undefined || options === null || typeof options !== 'object') return options
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined))
+}
+
 /** The pools of addresses other than the default one: `host:port` -> { pool, clients }. */
 const otherPools = new Map()
 
@@ -184,11 +190,16 @@ class BlenderSocketClient {
     }
   }
 
-  /** Sends one command on the shared pool and resolves to Blender's reply. */
-  async sendCommand(type, params) {
+  /**
+   * Sends one command on the shared pool and resolves to Blender's reply. `options` are the
+   * pool's per-call options (`signal`, `timeout`, `onProgress`, `progressInterval`); `timeout`
+   * defaults to the client's. For an MCP tool handler: `sendCommand(type, params,
+   * mcpCallOptions(extra))`.
+   */
+  async sendCommand(type, params, options = undefined) {
     const pool = this.#pool()
     try {
-      return await pool.execute(type, params, { timeout: this.#timeout })
+      return await pool.execute(type, params, { timeout: this.#timeout, ...definedOnly(options) })
     } catch (err) {
       throw commandError(err, pool)
     }
