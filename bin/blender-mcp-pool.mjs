@@ -54,7 +54,7 @@ const ADVICE = {
   reset: (o) =>
     `${addr(o)} reset the connection: another program on this port? (BLENDER_PORT); otherwise restart the add-on's server in Blender`,
   busy: () =>
-    `connected but no reply: Blender's main thread may be busy (a modal operator, a long render, a dialog) — the add-on runs commands on the main thread; let it finish or cancel it, or raise --timeout`,
+    `the add-on accepts connections but does not answer: Blender runs one command at a time on its main thread, whatever the number of connections, so another client's long command (a render, an import) or a modal dialog holds every other command; let it finish or cancel it, or raise --timeout. Pool calls name such a command in their timeout errors when it is their own pool's`,
   idle: () => "if Blender is idle, it may expect the other framing: run 'blender-mcp-pool doctor'",
   closed: () =>
     "Blender closed the connection without a full reply: the add-on hit an error (see Blender's system console), or it expects the other framing: run 'blender-mcp-pool doctor'",

@@ -201,14 +201,14 @@ describe('blender-mcp-pool doctor', () => {
     })
   })
 
-  it('accepts but never replies: exit 5, mentions the busy main thread', async () => {
+  it('accepts but never replies: exit 5, says Blender runs one command at a time', async () => {
     const mock = await mockBlender()
     await mock.setAcceptMode('never-read')
     const { code, stdout } = await cli(['doctor', '--timeout', '300', ...at(mock)])
     expect(code).toBe(5)
     expect(stdout).toMatch(/^ok {3}connect: /m)
     expect(stdout).toMatch(/^FAIL framing: /m)
-    expect(stdout).toMatch(/main thread may be busy/)
+    expect(stdout).toMatch(/accepts connections but does not answer: Blender runs one command at a time/)
   })
 
   it('a length-prefixed server: detects length-prefixed, then pings with it', async () => {

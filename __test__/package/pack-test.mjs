@@ -308,7 +308,7 @@ try {
     void main
   `
   const names =
-    'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle, type ResolvedPoolConfig'
+    'ConnectionPool, getConnectionPool, registerPoolMetrics, MutexTimeoutError, BlenderPoolError, AbortError, type CallOptions, type ConnectionPoolConfig, type PoolStats, type PooledConnection, type BlenderSocketMessage, type BlenderSocketResponse, type BlenderPoolErrorCode, type MetricFamily, type DiagnosticsMessages, type LoggerStyle, type ResolvedPoolConfig, type ProgressInfo, type McpHandlerExtra, mcpCallOptions as mcpCallOptionsFromRoot'
   const clientBody = `
     const client: BlenderSocketClient = getBlenderClient()
     const health = new BlenderSocketClient('localhost', 9876, 5000)
@@ -322,11 +322,24 @@ try {
       const chunks = new ChunkCountExceededError(2, 1)
       const counts: [number, number] = [chunks.chunkCount, chunks.maxChunks]
       const shared: ConnectionPool = configureConnectionPool({ maxResponseBytes: 1024, framing: 'json' })
-      void reply; void ok; void sizes; void counts; void shared
+      // An MCP tool handler's call: its cancel and its progress, typed without the MCP SDK.
+      const extra = { signal: new AbortController().signal, _meta: { progressToken: 'p1' }, sendNotification: async (_n: { method: 'notifications/progress'; params: unknown }) => {} }
+      const options = mcpCallOptions(extra, { progressInterval: 1000 })
+      const long: BlenderSocketResponse = await client.sendCommand('render', { frames: 1 }, options)
+      const seen: string[] = []
+      await client.sendCommand('echo', {}, { timeout: 5000, onProgress: (info) => { seen.push(info.phase + (info.busy?.command ?? '') + info.bytesReceived) } })
+      // @ts-expect-error onProgress takes a function
+      await client.sendCommand('echo', {}, { onProgress: 'no' })
+      // The same function from either entry, and its types from the root.
+      const same: typeof mcpCallOptions = mcpCallOptionsFromRoot
+      const typed: McpHandlerExtra = extra
+      const last: ProgressInfo | null = null
+      void reply; void ok; void sizes; void counts; void shared; void long; void same; void typed; void last
     }
     void useClient
   `
-  const clientNames = 'BlenderSocketClient, getBlenderClient, BufferOverflowError, ChunkCountExceededError'
+  const clientNames =
+    'BlenderSocketClient, getBlenderClient, BufferOverflowError, ChunkCountExceededError, mcpCallOptions'
   const clientImports = `import { ${clientNames} } from 'blender-mcp-pool/socket-client'\nimport { configureConnectionPool } from 'blender-mcp-pool'\n`
   const mockBody = `
     async function useMock(): Promise<void> {
