@@ -155,6 +155,7 @@ export interface JsPoolConfig {
   socketTimeout?: number
   maxResponseBytes?: number
   maxLifetime?: number
+  newConnectionSettle?: number
   /** `'json'` (default) or `'length-prefixed'`. */
   framing?: string
 }
@@ -199,6 +200,7 @@ export interface JsResolvedConfig {
   maxResponseBytes: number
   /** 0 when connections are never retired for age. */
   maxLifetime: number
+  newConnectionSettle: number
   framing: string
 }
 

@@ -79,6 +79,15 @@ export interface ConnectionPoolConfig {
    */
   maxLifetime: number
   /**
+   * A new connection is watched this long before its first request, and again after its first
+   * reply before it is reused: a server that greets each connection, or closes after each
+   * reply, is found then, before any caller takes its bytes for a reply or writes into a closed
+   * connection. Blender's add-on never speaks first, so with it this only delays a caller that
+   * waits for a new connection (and a connection's second request, once). `0` disables it.
+   * Default: 25.
+   */
+  newConnectionSettle: number
+  /**
    * How messages are delimited. `'json'`: request JSON + `\n`, reply a bare JSON object (the
    * classic add-on). `'length-prefixed'`: every message, both ways, is a 4-byte big-endian
    * length then that many bytes of JSON (newer add-ons); a reply whose length prefix exceeds

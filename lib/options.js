@@ -156,6 +156,15 @@ const OPTIONS = Object.freeze(
       doc: 'a connection is replaced at its next idle moment after this long, less up to 10% jitter; `0` disables',
     },
     {
+      name: 'newConnectionSettle',
+      type: 'integer',
+      unit: 'ms',
+      min: 0,
+      max: 60000,
+      default: 25,
+      doc: 'a new connection is watched this long before its first request, and again after its first reply before it is reused: a server that greets, or closes after each reply, is found then; Blender never speaks first, so with it this only delays a caller that waits for a new connection; `0` disables it',
+    },
+    {
       name: 'framing',
       type: 'enum',
       values: ['json', 'length-prefixed'],

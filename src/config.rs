@@ -27,6 +27,7 @@ pub struct JsPoolConfig {
     pub socket_timeout: Option<f64>,
     pub max_response_bytes: Option<f64>,
     pub max_lifetime: Option<f64>,
+    pub new_connection_settle: Option<f64>,
     /// `'json'` (default) or `'length-prefixed'`.
     pub framing: Option<String>,
 }
@@ -48,6 +49,7 @@ impl From<JsPoolConfig> for ConfigInput {
             socket_timeout: c.socket_timeout,
             max_response_bytes: c.max_response_bytes,
             max_lifetime: c.max_lifetime,
+            new_connection_settle: c.new_connection_settle,
             framing: c.framing,
         }
     }
@@ -134,6 +136,7 @@ pub struct JsResolvedConfig {
     pub max_response_bytes: f64,
     /// 0 when connections are never retired for age.
     pub max_lifetime: f64,
+    pub new_connection_settle: f64,
     pub framing: String,
 }
 
@@ -154,6 +157,7 @@ impl From<&pool_core::PoolConfig> for JsResolvedConfig {
             socket_timeout: c.socket_timeout.as_millis() as f64,
             max_response_bytes: c.max_response_bytes as f64,
             max_lifetime: c.max_lifetime.map_or(0.0, |d| d.as_millis() as f64),
+            new_connection_settle: c.new_connection_settle.as_millis() as f64,
             framing: match c.framing {
                 pool_core::framing::Framing::Json => "json".to_owned(),
                 pool_core::framing::Framing::LengthPrefixed => "length-prefixed".to_owned(),

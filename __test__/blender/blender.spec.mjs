@@ -155,8 +155,11 @@ function endToEnd(framing, makePool) {
     for (const [i, reply] of deleted.entries())
       expect(reply).toEqual({ status: 'success', result: { deleted: names[i] } })
 
-    // the calls really overlapped: the pool needed more than one connection
-    expect(pool.getStats().connectionsOpened).toBeGreaterThan(1)
+    // the calls really overlapped: the pool needed more than one connection (opened, or still
+    // being opened: a new connection is watched 25 ms before its first request, and Blender may
+    // have answered every queued call on the first one by then)
+    const { connectionsOpened, openingConnections } = pool.getStats()
+    expect(connectionsOpened + openingConnections).toBeGreaterThan(1)
     expect(pool.getStats().totalConnections).toBeLessThanOrEqual(16)
   })
 

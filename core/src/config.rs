@@ -158,6 +158,9 @@ impl PoolConfig {
             let ms = int_in(v, "maxLifetime", 0.0, MAX_MS)? as u64;
             c.max_lifetime = (ms > 0).then(|| Duration::from_millis(ms));
         }
+        if let Some(v) = input.new_connection_settle {
+            c.new_connection_settle = Duration::from_millis(int_in(v, "newConnectionSettle", 0.0, 60_000.0)? as u64);
+        }
         if let Some(f) = &input.framing {
             c.framing = match f.as_str() {
                 "json" => Framing::Json,
@@ -199,6 +202,7 @@ pub struct ConfigInput {
     pub socket_timeout: Option<f64>,
     pub max_response_bytes: Option<f64>,
     pub max_lifetime: Option<f64>,
+    pub new_connection_settle: Option<f64>,
     pub framing: Option<String>,
 }
 
