@@ -14,7 +14,7 @@
 //! size); the caller owns the buffer and must bound it (`maxResponseBytes`), since a peer can
 //! send an endless string.
 
-use super::validate::{Checked, NotBlender, Progress, Validator};
+use super::scan::{Checked, NotBlender, Progress, Validator};
 use super::Scan;
 
 /// Incremental finder and validator of the first JSON object in a byte stream.

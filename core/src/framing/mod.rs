@@ -20,13 +20,13 @@ use crate::error::PoolError;
 pub mod json;
 pub mod length_prefixed;
 mod reply;
-pub mod validate;
+pub mod scan;
 
 pub use json::ReplyScanner;
 pub use length_prefixed::LengthPrefixedScanner;
 pub(crate) use reply::take_spare;
 pub use reply::{recycle, Reply};
-pub use validate::{Checked, Expected, Fault, NotBlender};
+pub use scan::{Checked, Expected, Fault, NotBlender};
 
 /// How messages are delimited on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -169,14 +169,14 @@ pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
 
 /// [`validate_reply`], saying what it found (whether the reply is ASCII).
 pub fn check_reply(reply: &[u8]) -> Result<Checked, PoolError> {
-    let mut v = validate::Validator::new();
+    let mut v = scan::Validator::new();
     match v.feed(reply) {
-        validate::Progress::Done { end, .. } => match reply[end..].iter().position(|b| !is_whitespace(&[*b])) {
+        scan::Progress::Done { end, .. } => match reply[end..].iter().position(|b| !is_whitespace(&[*b])) {
             Some(k) => Err(fault_error(Fault::Json(Expected::End), end + k, reply)),
             None => v.response().map_err(|e| PoolError::invalid_response(e.message(), reply)),
         },
-        validate::Progress::Bad { at, fault } => Err(fault_error(fault, at, reply)),
-        validate::Progress::Empty | validate::Progress::More => {
+        scan::Progress::Bad { at, fault } => Err(fault_error(fault, at, reply)),
+        scan::Progress::Empty | scan::Progress::More => {
             Err(fault_error(Fault::Json(Expected::More), reply.len(), reply))
         }
     }
