@@ -11,6 +11,7 @@
 //! - the anomalies it leaves to the byte-by-byte scanner: a control character in a string, any
 //!   byte of a non-ASCII character, an escape other than `\" \\ \/ \b \f \n \r \t`.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use super::simd;
@@ -32,6 +33,8 @@ pub(super) struct Classes {
     pub(super) high: u64,
     /// The characters that may follow a backslash and stand alone: `" \ / b f n r t`.
     pub(super) simple_escape: u64,
+    /// `0` to `9`.
+    pub(super) digit: u64,
 }
 
 impl Classes {
@@ -48,6 +51,7 @@ impl Classes {
             set(&mut c.ctrl, b < 0x20);
             set(&mut c.high, b >= 0x80);
             set(&mut c.simple_escape, matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't'));
+            set(&mut c.digit, b.is_ascii_digit());
         }
         c
     }
@@ -64,9 +68,19 @@ pub(super) enum Kernel {
     Simd(simd::Kernel),
 }
 
+thread_local! {
+    /// A kernel this thread runs instead of the process's ([`with_kernel`]).
+    static FORCED: Cell<Option<Kernel>> = const { Cell::new(None) };
+}
+
 impl Kernel {
-    /// The kernel of this process.
+    /// The kernel of this thread: the process's, unless [`with_kernel`] forced one.
     pub(super) fn get() -> Kernel {
+        FORCED.with(Cell::get).unwrap_or_else(Kernel::of_process)
+    }
+
+    /// The kernel of this process.
+    fn of_process() -> Kernel {
         static KERNEL: OnceLock<Kernel> = OnceLock::new();
         *KERNEL.get_or_init(|| {
             let asked = std::env::var("BLENDER_MCP_POOL_SCAN_KERNEL").unwrap_or_default();
@@ -120,6 +134,10 @@ pub(super) struct Block {
     pub(super) quotes: u64,
     /// Escaped bytes (each after an escaping backslash).
     pub(super) escaped: u64,
+    /// Bytes of numbers and literals (and junk) outside strings.
+    pub(super) other: u64,
+    /// Digits.
+    pub(super) digit: u64,
 }
 
 /// Bits at even offsets.
@@ -139,7 +157,7 @@ impl Block {
         carry.other = other >> 63 == 1;
         let events = (c.structural & !in_string) | (quotes & in_string) | starts;
         let anomalies = (c.ctrl & in_string) | c.high | (escaped & !c.simple_escape);
-        Block { events, in_string, anomalies, quotes, escaped }
+        Block { events, in_string, anomalies, quotes, escaped, other, digit: c.digit }
     }
 }
 
@@ -179,6 +197,26 @@ fn prefix_xor(mut x: u64) -> u64 {
 /// The kernel's name, for tests and measurements.
 pub(super) fn kernel_name() -> &'static str {
     Kernel::get().name()
+}
+
+/// The names of every kernel this CPU runs, the portable one last.
+pub(super) fn kernel_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = simd::Kernel::available().into_iter().map(simd::Kernel::name).collect();
+    names.push("portable");
+    names
+}
+
+/// Runs `f` with the kernel called `name` on this thread; `None` if this CPU does not run it.
+pub(super) fn with_kernel<R>(name: &str, f: impl FnOnce() -> R) -> Option<R> {
+    let kernel = if name == "portable" { Kernel::Portable } else { Kernel::Simd(simd::Kernel::named(name)?) };
+    struct Restore(Option<Kernel>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|f| f.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|f| f.replace(Some(kernel))));
+    Some(f())
 }
 
 #[cfg(test)]

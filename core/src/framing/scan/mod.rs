@@ -35,6 +35,18 @@ pub fn kernel_name() -> &'static str {
     blocks::kernel_name()
 }
 
+/// The names of every stage-one kernel this CPU runs, the portable one last (for tests and
+/// measurements).
+pub fn kernel_names() -> Vec<&'static str> {
+    blocks::kernel_names()
+}
+
+/// Runs `f` with the stage-one kernel called `name` on this thread, to test or measure each;
+/// `None` if this CPU does not run it. Not for production use: the best kernel is the default.
+pub fn with_kernel<R>(name: &str, f: impl FnOnce() -> R) -> Option<R> {
+    blocks::with_kernel(name, f)
+}
+
 /// Why bytes are not a valid reply, found at a given byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -88,7 +88,7 @@ mod x86 {
     /// The seven class masks of `block`, through compares of `$width`-byte lanes (no closures:
     /// in the AVX2 function everything must be compiled with AVX2 enabled).
     macro_rules! classes_by_lanes {
-        ($block:ident, $lane:ty, $width:expr, $load:ident, $eq:ident, $or:ident, $max:ident, $mask:ident, $splat:ident, $mask_ty:ty) => {{
+        ($block:ident, $lane:ty, $width:expr, $load:ident, $eq:ident, $or:ident, $max:ident, $sub:ident, $mask:ident, $splat:ident, $mask_ty:ty) => {{
             let mut c = Classes::default();
             for k in 0..64 / $width {
                 // Safety: `k * $width + $width <= 64`, so the unaligned load reads bytes of
@@ -121,6 +121,9 @@ mod x86 {
                     let slash_b_f = $or(is!(b'/'), $or(is!(b'b'), is!(b'f')));
                     let n_r_t = $or(is!(b'n'), $or(is!(b'r'), is!(b't')));
                     c.simple_escape |= mask!($or($or(quote, backslash), $or(slash_b_f, n_r_t)));
+                    // `b - '0' <= 9`, unsigned.
+                    let nine = $splat(9);
+                    c.digit |= mask!($eq($max($sub(v, $splat(b'0' as i8)), nine), nine));
                 }
             }
             c
@@ -137,6 +140,7 @@ mod x86 {
             _mm_cmpeq_epi8,
             _mm_or_si128,
             _mm_max_epu8,
+            _mm_sub_epi8,
             _mm_movemask_epi8,
             _mm_set1_epi8,
             u16
@@ -157,6 +161,7 @@ mod x86 {
             _mm256_cmpeq_epi8,
             _mm256_or_si256,
             _mm256_max_epu8,
+            _mm256_sub_epi8,
             _mm256_movemask_epi8,
             _mm256_set1_epi8,
             u32
@@ -188,6 +193,7 @@ mod arm {
             }),
             ctrl: each(lanes, |v| vcleq_u8(v, vdupq_n_u8(0x1f))),
             high: each(lanes, |v| vcgeq_u8(v, vdupq_n_u8(0x80))),
+            digit: each(lanes, |v| vcleq_u8(vsubq_u8(v, vdupq_n_u8(b'0')), vdupq_n_u8(9))),
             simple_escape: each(lanes, |v| {
                 let quote_backslash = vorrq_u8(is(v, b'"'), is(v, b'\\'));
                 let slash_b_f = vorrq_u8(is(v, b'/'), vorrq_u8(is(v, b'b'), is(v, b'f')));

@@ -85,6 +85,11 @@ impl Validator {
                         }
                         Expect::CommaOrClose
                     }
+                    (b'-' | b'0'..=b'9' | b't' | b'f' | b'n', Expect::Value | Expect::ValueOrClose)
+                        if plain_token(buf, p, p - blk, &m) =>
+                    {
+                        Expect::CommaOrClose
+                    }
                     (b'-' | b'0'..=b'9' | b't' | b'f' | b'n', Expect::Value | Expect::ValueOrClose) => {
                         let end = match b {
                             b'-' => number(buf, p + 1, Num::Minus),
@@ -120,6 +125,43 @@ impl Validator {
             hand_back!(at, string.1, Handback::InString(at));
         }
         hand_back!(blk, expect, Handback::At(blk))
+    }
+}
+
+/// Whether the number or literal starting at `buf[p]`, offset `e` of the block `m`, is one of the
+/// usual forms, found valid from the masks: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, `true`, `false`,
+/// `null`, ending within the block. `false` says nothing: [`number`] and [`literal`] then judge.
+#[inline]
+fn plain_token(buf: &[u8], p: usize, e: usize, m: &Block) -> bool {
+    let len = (m.other >> e).trailing_ones() as usize;
+    if e + len >= 64 {
+        return false; // it may go on in the next block
+    }
+    let word = |w: &[u8]| buf.get(p..p + w.len()) == Some(w) && len == w.len();
+    match buf[p] {
+        b't' => word(b"true"),
+        b'f' => word(b"false"),
+        b'n' => word(b"null"),
+        first => {
+            let run = ((1u64 << len) - 1) << e;
+            let minus = u64::from(first == b'-') << e;
+            let s = e + (minus != 0) as usize; // the first digit
+            let others = run & !m.digit & !minus;
+            if m.digit >> s & 1 == 0 {
+                return false;
+            }
+            let zero = buf[p + s - e] == b'0';
+            match others {
+                // An integer: a leading 0 only alone.
+                0 => !zero || s + 1 == e + len,
+                // One more byte: a dot with digits on both sides, a leading 0 only right before it.
+                _ if others & (others - 1) == 0 => {
+                    let x = others.trailing_zeros() as usize;
+                    buf[p + x - e] == b'.' && x + 1 < e + len && (!zero || x == s + 1)
+                }
+                _ => false,
+            }
+        }
     }
 }
 
