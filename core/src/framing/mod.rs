@@ -8,7 +8,7 @@
 //!
 //! A [`Decoder`] is fed the growing receive buffer after every read and only looks at bytes it
 //! has not seen, so the work is linear in the reply size however the bytes are chunked. It
-//! validates as it goes ([`validate`]: grammar, UTF-8, the Blender checks), in the same pass
+//! validates as it goes ([`scan`]: grammar, UTF-8, the Blender checks), in the same pass
 //! that finds the end: one look at every byte, while it is still in the cache.
 //!
 //! Security note: decoders allocate at most a bit per nesting level past 64; the caller owns
@@ -159,7 +159,7 @@ pub fn is_whitespace(bytes: &[u8]) -> bool {
 /// `message`, if present, is a string (the same rule as the consumer's
 /// `isBlenderSocketResponse`). On success the text is returned as `&str`.
 ///
-/// The same one-pass validator the reader runs as bytes arrive ([`validate`]), on a whole
+/// The same one-pass validator the reader runs as bytes arrive ([`scan`]), on a whole
 /// buffer.
 pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
     let _ = check_reply(reply)?;

@@ -2,7 +2,7 @@
 //! JavaScript. For each shape (`blender_mcp_pool_bench::shapes`) it builds one reply of
 //! `--mb` MB (default 20) and times `check_reply` over the whole buffer, then the incremental
 //! scanner fed 64 KiB at a time (as reads bring a reply), `--rounds` times (default 9), and
-//! prints the median per line.
+//! prints the median per line. `--shapes scene,printed` measures only those.
 //!
 //! Run: `cargo run --release -p blender-mcp-pool-bench --bin validate-bench [-- --mb 20]`.
 
@@ -19,9 +19,13 @@ fn main() {
     let args = Args::from_env();
     let mb: usize = args.get("mb", 20);
     let rounds: usize = args.get("rounds", 9);
+    let only = args.text("shapes").map(|list| list.split(',').map(str::to_string).collect::<Vec<_>>());
     println!("| shape | reply | check_reply (whole) | scanner fed 64 KiB reads |");
     println!("|---|---|---|---|");
     for shape in Shape::ALL {
+        if only.as_ref().is_some_and(|names| !names.iter().any(|n| n == shape.name())) {
+            continue;
+        }
         let reply = shapes::reply(shape, mb * 1_000_000);
         let whole = median_gbs(rounds, reply.len(), || {
             assert!(check_reply(&reply).is_ok(), "the {} reply is valid", shape.name());

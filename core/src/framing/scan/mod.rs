@@ -14,10 +14,23 @@
 //! last `status` is `"success"` or `"error"` (escapes decoded), and whose last `message`, if
 //! any, is a string.
 //!
-//! Long strings, the bulk of big replies, are skipped 64 bytes at a time by a test the compiler
-//! vectorizes (safe code); escapes, non-ASCII characters and structure are checked byte by byte.
-//! A construct cut by the end of the buffer (an escape, a UTF-8 sequence, `true`) is checked as
-//! far as it goes and read again whole on the next call: at most 6 bytes are looked at twice.
+//! Two speeds, one judge. The byte-by-byte scanner here is the reference: every byte it reads
+//! it checks, and it alone reports faults. Two fast lanes skip what it would only confirm, in
+//! 64-byte blocks classified at once (`blocks.rs`, stage one; vector code in `simd.rs`, chosen
+//! per CPU, a portable kernel everywhere else):
+//! - the body of a long string, simple escapes included (`walk.rs`, `skip_string`): a screenshot,
+//!   printed JSON;
+//! - whole blocks of structure two levels deep or more, where the Blender checks have nothing to
+//!   look at (`walk.rs`, stage two): the grammar checked over structural characters, opening
+//!   quotes and the first byte of each number or literal, numbers and literals where they stand.
+//!
+//! Both hand back to the scanner, in its own state, before anything they do not take whole (a
+//! control character in a string, non-ASCII, a `\u` escape, a byte the grammar does not allow,
+//! a token cut by the buffer's end), so a bad byte is reported at the same offset with the same
+//! fault whichever lane reached it, and whichever kernel classified it. A construct cut by the
+//! end of the buffer (an escape, a UTF-8 sequence, `true`) is checked as far as it goes and read
+//! again whole on the next call: at most 6 bytes are looked at twice (less than a block when a
+//! fast lane stopped short of the buffer's end).
 
 use std::fmt;
 
