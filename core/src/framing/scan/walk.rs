@@ -133,35 +133,33 @@ impl Validator {
 /// `null`, ending within the block. `false` says nothing: [`number`] and [`literal`] then judge.
 #[inline]
 fn plain_token(buf: &[u8], p: usize, e: usize, m: &Block) -> bool {
-    let len = (m.other >> e).trailing_ones() as usize;
+    let len = (!(m.other >> e)).trailing_zeros() as usize;
     if e + len >= 64 {
         return false; // it may go on in the next block
     }
-    let word = |w: &[u8]| buf.get(p..p + w.len()) == Some(w) && len == w.len();
-    match buf[p] {
-        b't' => word(b"true"),
-        b'f' => word(b"false"),
-        b'n' => word(b"null"),
-        first => {
-            let run = ((1u64 << len) - 1) << e;
-            let minus = u64::from(first == b'-') << e;
-            let s = e + (minus != 0) as usize; // the first digit
-            let others = run & !m.digit & !minus;
-            if m.digit >> s & 1 == 0 {
-                return false;
-            }
-            let zero = buf[p + s - e] == b'0';
-            match others {
-                // An integer: a leading 0 only alone.
-                0 => !zero || s + 1 == e + len,
-                // One more byte: a dot with digits on both sides, a leading 0 only right before it.
-                _ if others & (others - 1) == 0 => {
-                    let x = others.trailing_zeros() as usize;
-                    buf[p + x - e] == b'.' && x + 1 < e + len && (!zero || x == s + 1)
-                }
-                _ => false,
-            }
-        }
+    let run = (1u64 << len) - 1;
+    let digits = m.digit >> e & run;
+    let first = buf[p];
+    if digits == run {
+        // An unsigned integer: a leading 0 only alone.
+        return first != b'0' || len == 1;
+    }
+    let signed = usize::from(first == b'-');
+    // The bytes that are neither digits nor the sign: one dot, or none.
+    let others = run & !digits & !(signed as u64);
+    let dot = others.trailing_zeros() as usize;
+    if others == 1 << dot && digits & 1 << signed != 0 {
+        // A dot with digits on both sides; a leading 0 only right before it.
+        return buf[p + dot] == b'.' && dot + 1 < len && (buf[p + signed] != b'0' || dot == signed + 1);
+    }
+    if others == 0 && signed == 1 && len > 1 {
+        return buf[p + 1] != b'0' || len == 2;
+    }
+    match first {
+        b't' => len == 4 && buf[p..p + 4] == *b"true",
+        b'f' => len == 5 && buf[p..p + 5] == *b"false",
+        b'n' => len == 4 && buf[p..p + 4] == *b"null",
+        _ => false,
     }
 }
 
