@@ -20,6 +20,7 @@ fn main() {
     let mb: usize = args.get("mb", 20);
     let rounds: usize = args.get("rounds", 9);
     let only = args.text("shapes").map(|list| list.split(',').map(str::to_string).collect::<Vec<_>>());
+    println!("kernel: {}", blender_mcp_pool_core::framing::scan::kernel_name());
     println!("| shape | reply | check_reply (whole) | scanner fed 64 KiB reads |");
     println!("|---|---|---|---|");
     for shape in Shape::ALL {
