@@ -16,10 +16,10 @@
 //! leniencies `JSON.parse` has too).
 #![no_main]
 
+use blender_mcp_pool_core::framing::scan::{kernel_names, with_kernel};
 use blender_mcp_pool_core::framing::{
     check_reply, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan,
 };
-use blender_mcp_pool_core::framing::scan::{kernel_names, with_kernel};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../../core/tests/framing_reference/mod.rs"]
