@@ -178,48 +178,59 @@ mod arm {
     /// NEON, part of every AArch64 CPU: four 16-byte lanes, their compares gathered into one
     /// 64-bit mask per class.
     pub(super) fn neon(block: &[u8; 64]) -> Classes {
-        // Safety: each load reads 16 bytes at `16 * k`, `k < 4`: bytes of `block`.
-        let lanes: [uint8x16_t; 4] = std::array::from_fn(|k| unsafe { vld1q_u8(block.as_ptr().add(16 * k)) });
-        let is = |v: uint8x16_t, b: u8| vceqq_u8(v, vdupq_n_u8(b));
-        Classes {
-            quote: each(lanes, |v| is(v, b'"')),
-            backslash: each(lanes, |v| is(v, b'\\')),
-            ws: each(lanes, |v| vorrq_u8(vorrq_u8(is(v, b' '), is(v, b'\t')), vorrq_u8(is(v, b'\n'), is(v, b'\r')))),
-            structural: each(lanes, |v| {
-                // `{` `}` are `[` `]` with bit 5 set.
-                let lower = vorrq_u8(v, vdupq_n_u8(0x20));
-                let brackets = vorrq_u8(is(lower, b'{'), is(lower, b'}'));
-                vorrq_u8(brackets, vorrq_u8(is(v, b':'), is(v, b',')))
-            }),
-            ctrl: each(lanes, |v| vcleq_u8(v, vdupq_n_u8(0x1f))),
-            high: each(lanes, |v| vcgeq_u8(v, vdupq_n_u8(0x80))),
-            digit: each(lanes, |v| vcleq_u8(vsubq_u8(v, vdupq_n_u8(b'0')), vdupq_n_u8(9))),
-            simple_escape: each(lanes, |v| {
-                let quote_backslash = vorrq_u8(is(v, b'"'), is(v, b'\\'));
-                let slash_b_f = vorrq_u8(is(v, b'/'), vorrq_u8(is(v, b'b'), is(v, b'f')));
-                let n_r_t = vorrq_u8(is(v, b'n'), vorrq_u8(is(v, b'r'), is(v, b't')));
-                vorrq_u8(quote_backslash, vorrq_u8(slash_b_f, n_r_t))
-            }),
+        // Safety: each load reads 16 bytes at `16 * k`, `k < 4`: bytes of `block`; the other
+        // intrinsics only compute, with NEON, which every AArch64 CPU has (a default feature
+        // of every aarch64 target).
+        unsafe {
+            let lanes = [0, 1, 2, 3].map(|k| vld1q_u8(block.as_ptr().add(16 * k)));
+            macro_rules! is {
+                ($v:expr, $b:expr) => {
+                    vceqq_u8($v, vdupq_n_u8($b))
+                };
+            }
+            macro_rules! each {
+                (|$v:ident| $class:expr) => {
+                    mask(lanes.map(|$v| $class))
+                };
+            }
+            Classes {
+                quote: each!(|v| is!(v, b'"')),
+                backslash: each!(|v| is!(v, b'\\')),
+                ws: each!(|v| vorrq_u8(vorrq_u8(is!(v, b' '), is!(v, b'\t')), vorrq_u8(is!(v, b'\n'), is!(v, b'\r')))),
+                structural: each!(|v| {
+                    // `{` `}` are `[` `]` with bit 5 set.
+                    let lower = vorrq_u8(v, vdupq_n_u8(0x20));
+                    let brackets = vorrq_u8(is!(lower, b'{'), is!(lower, b'}'));
+                    vorrq_u8(brackets, vorrq_u8(is!(v, b':'), is!(v, b',')))
+                }),
+                ctrl: each!(|v| vcleq_u8(v, vdupq_n_u8(0x1f))),
+                high: each!(|v| vcgeq_u8(v, vdupq_n_u8(0x80))),
+                simple_escape: each!(|v| {
+                    let quote_backslash = vorrq_u8(is!(v, b'"'), is!(v, b'\\'));
+                    let slash_b_f = vorrq_u8(is!(v, b'/'), vorrq_u8(is!(v, b'b'), is!(v, b'f')));
+                    let n_r_t = vorrq_u8(is!(v, b'n'), vorrq_u8(is!(v, b'r'), is!(v, b't')));
+                    vorrq_u8(quote_backslash, vorrq_u8(slash_b_f, n_r_t))
+                }),
+                digit: each!(|v| vcleq_u8(vsubq_u8(v, vdupq_n_u8(b'0')), vdupq_n_u8(9))),
+            }
         }
-    }
-
-    /// `class` applied to each lane, as one 64-bit mask.
-    #[inline(always)]
-    fn each(lanes: [uint8x16_t; 4], class: impl Fn(uint8x16_t) -> uint8x16_t) -> u64 {
-        mask(lanes.map(class))
     }
 
     /// Four lanes of 0x00/0xff bytes as 64 bits: each byte keeps its bit of a power of two, and
     /// three rounds of pairwise sums gather the bits of 8 bytes into one.
+    #[inline(always)]
     fn mask(lanes: [uint8x16_t; 4]) -> u64 {
         const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
-        // Safety: reads the 16 bytes of `WEIGHTS`.
-        let weights = unsafe { vld1q_u8(WEIGHTS.as_ptr()) };
-        let [a, b, c, d] = lanes.map(|l| vandq_u8(l, weights));
-        let ab = vpaddq_u8(a, b);
-        let cd = vpaddq_u8(c, d);
-        let abcd = vpaddq_u8(ab, cd);
-        vgetq_lane_u64::<0>(vreinterpretq_u64_u8(vpaddq_u8(abcd, abcd)))
+        // Safety: the load reads the 16 bytes of `WEIGHTS`; the other intrinsics only compute,
+        // with NEON (see `neon`).
+        unsafe {
+            let weights = vld1q_u8(WEIGHTS.as_ptr());
+            let [a, b, c, d] = lanes.map(|l| vandq_u8(l, weights));
+            let ab = vpaddq_u8(a, b);
+            let cd = vpaddq_u8(c, d);
+            let abcd = vpaddq_u8(ab, cd);
+            vgetq_lane_u64::<0>(vreinterpretq_u64_u8(vpaddq_u8(abcd, abcd)))
+        }
     }
 }
 

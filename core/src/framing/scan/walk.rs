@@ -24,6 +24,107 @@ pub(super) enum Handback {
     InString(usize),
 }
 
+/// What the walk expects next, with whether the innermost container is an object (bit 0):
+/// `expect * 2 + object`, an index into [`NEXT`].
+type State = u8;
+
+/// The walk's expectations, in the order of its states.
+const EXPECTS: [Expect; 6] =
+    [Expect::Value, Expect::ValueOrClose, Expect::Key, Expect::KeyOrClose, Expect::Colon, Expect::CommaOrClose];
+
+/// The event classes: what the byte at an event is.
+const QUOTE: u8 = 0;
+const COLON: u8 = 1;
+const COMMA: u8 = 2;
+const OPEN_OBJECT: u8 = 3;
+const OPEN_ARRAY: u8 = 4;
+const CLOSE_OBJECT: u8 = 5;
+const CLOSE_ARRAY: u8 = 6;
+/// The first byte of a number or literal: `-`, a digit, `t`, `f`, `n`.
+const TOKEN: u8 = 7;
+/// Anything else: for the scanner to judge.
+const ELSE: u8 = 8;
+
+/// The class of each byte at an event.
+const CLASS: [u8; 256] = {
+    let mut class = [ELSE; 256];
+    class[b'"' as usize] = QUOTE;
+    class[b':' as usize] = COLON;
+    class[b',' as usize] = COMMA;
+    class[b'{' as usize] = OPEN_OBJECT;
+    class[b'[' as usize] = OPEN_ARRAY;
+    class[b'}' as usize] = CLOSE_OBJECT;
+    class[b']' as usize] = CLOSE_ARRAY;
+    let mut b = b'0';
+    while b <= b'9' {
+        class[b as usize] = TOKEN;
+        b += 1;
+    }
+    class[b'-' as usize] = TOKEN;
+    class[b't' as usize] = TOKEN;
+    class[b'f' as usize] = TOKEN;
+    class[b'n' as usize] = TOKEN;
+    class
+};
+
+/// No next state: the byte is not allowed there.
+const BAD: State = 0xff;
+
+/// The state after an event of each class, or [`BAD`]. After a closing bracket the object bit
+/// is left 0: the container it returns to says (read from the nesting stack).
+const NEXT: [[State; 9]; 12] = {
+    let mut next = [[BAD; 9]; 12];
+    let mut state = 0;
+    while state < 12 {
+        let object = state as u8 & 1;
+        let row = &mut next[state];
+        match state / 2 {
+            // Value, ValueOrClose
+            e @ (0 | 1) => {
+                row[QUOTE as usize] = to(5, object);
+                row[TOKEN as usize] = to(5, object);
+                row[OPEN_OBJECT as usize] = to(3, 1);
+                row[OPEN_ARRAY as usize] = to(1, 0);
+                if e == 1 && object == 0 {
+                    row[CLOSE_ARRAY as usize] = to(5, 0);
+                }
+            }
+            // Key, KeyOrClose
+            e @ (2 | 3) => {
+                row[QUOTE as usize] = to(4, object);
+                if e == 3 && object == 1 {
+                    row[CLOSE_OBJECT as usize] = to(5, 0);
+                }
+            }
+            // Colon
+            4 => row[COLON as usize] = to(0, object),
+            // CommaOrClose
+            _ => {
+                row[COMMA as usize] = to(if object == 1 { 2 } else { 0 }, object);
+                if object == 1 {
+                    row[CLOSE_OBJECT as usize] = to(5, 0);
+                } else {
+                    row[CLOSE_ARRAY as usize] = to(5, 0);
+                }
+            }
+        }
+        state += 1;
+    }
+    next
+};
+
+/// The state expecting `EXPECTS[e]`, the innermost container an object if `object` is 1.
+const fn to(e: usize, object: u8) -> State {
+    (e * 2) as State | object
+}
+
+/// The walk's state for the scanner's `expect`, inside a container that is an object or not;
+/// `None` where the walk has no such state.
+fn state_of(expect: Expect, object: bool) -> Option<State> {
+    let e = EXPECTS.iter().position(|&x| x == expect)?;
+    Some((e * 2) as State | State::from(object))
+}
+
 impl Validator {
     /// Walks whole blocks from `i` (outside any token, two levels deep or more, `self.expect`
     /// current). The scanner takes back over where it says, and does not call it again before
@@ -32,15 +133,18 @@ impl Validator {
         let kernel = Kernel::get();
         let n = buf.len();
         let blocks_end = i + (n - i) / 64 * 64;
-        let mut expect = self.expect;
+        let Some(mut state) = state_of(self.expect, self.nesting.top_is_object()) else {
+            self.walk_from = i + 1;
+            return Handback::At(i);
+        };
         let mut carry = Carry::default();
-        // The string open at a block's end: its opening quote and what was expected before it.
-        let mut string = (i, expect);
+        // The string open at a block's end: its opening quote and the state before it.
+        let mut string = (i, state);
         let mut blk = i;
         // Saves the state at a byte the scanner reads next.
         macro_rules! hand_back {
-            ($at:expr, $expect:expr, $how:expr) => {{
-                self.expect = $expect;
+            ($at:expr, $state:expr, $how:expr) => {{
+                self.expect = EXPECTS[usize::from($state / 2)];
                 self.walk_from = $at + 1;
                 return $how;
             }};
@@ -51,47 +155,19 @@ impl Validator {
             let stop = m.anomalies.trailing_zeros();
             let mut events = if stop == 64 { m.events } else { m.events & ((1 << stop) - 1) };
             while events != 0 {
-                let p = blk + events.trailing_zeros() as usize;
+                let e = events.trailing_zeros() as usize & 63;
                 events &= events - 1;
-                let b = buf[p];
-                expect = match (b, expect) {
-                    (b'"', Expect::Value | Expect::ValueOrClose) => {
-                        string = (p, expect);
-                        Expect::CommaOrClose
-                    }
-                    (b'"', Expect::Key | Expect::KeyOrClose) => {
-                        string = (p, expect);
-                        Expect::Colon
-                    }
-                    (b':', Expect::Colon) => Expect::Value,
-                    (b',', Expect::CommaOrClose) if self.nesting.top_is_object() => Expect::Key,
-                    (b',', Expect::CommaOrClose) => Expect::Value,
-                    (b'{', Expect::Value | Expect::ValueOrClose) => {
-                        self.nesting.push(true);
-                        Expect::KeyOrClose
-                    }
-                    (b'[', Expect::Value | Expect::ValueOrClose) => {
-                        self.nesting.push(false);
-                        Expect::ValueOrClose
-                    }
-                    (b'}', Expect::CommaOrClose | Expect::KeyOrClose)
-                    | (b']', Expect::CommaOrClose | Expect::ValueOrClose)
-                        if (b == b'}') == self.nesting.top_is_object() =>
-                    {
-                        self.nesting.pop();
-                        if self.nesting.depth < 2 {
-                            // Back in the reply's own object: the scanner's checks again.
-                            hand_back!(p, Expect::CommaOrClose, Handback::At(p + 1));
-                        }
-                        Expect::CommaOrClose
-                    }
-                    (b'-' | b'0'..=b'9' | b't' | b'f' | b'n', Expect::Value | Expect::ValueOrClose)
-                        if plain_token(buf, p, p - blk, &m) =>
-                    {
-                        Expect::CommaOrClose
-                    }
-                    (b'-' | b'0'..=b'9' | b't' | b'f' | b'n', Expect::Value | Expect::ValueOrClose) => {
-                        let end = match b {
+                let p = blk + e;
+                let class = CLASS[usize::from(block[e])];
+                let next = NEXT[usize::from(state)][usize::from(class)];
+                if next == BAD {
+                    hand_back!(p, state, Handback::At(p));
+                }
+                match class {
+                    QUOTE => string = (p, state),
+                    TOKEN if plain_token(buf, p, e, &m) => {}
+                    TOKEN => {
+                        let end = match block[e] {
                             b'-' => number(buf, p + 1, Num::Minus),
                             b'0' => number(buf, p + 1, Num::Zero),
                             b'1'..=b'9' => number(buf, p + 1, Num::Int),
@@ -99,15 +175,24 @@ impl Validator {
                             b'f' => literal_step(literal(buf, p, b"false")),
                             _ => literal_step(literal(buf, p, b"null")),
                         };
-                        match end {
-                            // It must end where its run of bytes does, within the walked blocks.
-                            NumStep::Next(j) if j < blocks_end && ends_token(buf[j]) => Expect::CommaOrClose,
-                            _ => hand_back!(p, expect, Handback::At(p)),
+                        // It must end where its run of bytes does, within the walked blocks.
+                        if !matches!(end, NumStep::Next(j) if j < blocks_end && ends_token(buf[j])) {
+                            hand_back!(p, state, Handback::At(p));
                         }
                     }
-                    // Anything else is for the scanner to judge.
-                    _ => hand_back!(p, expect, Handback::At(p)),
-                };
+                    OPEN_OBJECT | OPEN_ARRAY => self.nesting.push(class == OPEN_OBJECT),
+                    CLOSE_OBJECT | CLOSE_ARRAY => {
+                        self.nesting.pop();
+                        if self.nesting.depth < 2 {
+                            // Back in the reply's own object: the scanner's checks again.
+                            hand_back!(p, next, Handback::At(p + 1));
+                        }
+                        state = next | State::from(self.nesting.top_is_object());
+                        continue;
+                    }
+                    _ => {}
+                }
+                state = next;
             }
             if stop < 64 {
                 let a = blk + stop as usize;
@@ -115,7 +200,7 @@ impl Validator {
                     // Read the string again from its opening quote, byte by byte.
                     hand_back!(a, string.1, Handback::At(string.0));
                 }
-                hand_back!(a, expect, Handback::At(a));
+                hand_back!(a, state, Handback::At(a));
             }
             blk += 64;
         }
@@ -124,7 +209,7 @@ impl Validator {
             let at = blk - usize::from(carry.escaped);
             hand_back!(at, string.1, Handback::InString(at));
         }
-        hand_back!(blk, expect, Handback::At(blk))
+        hand_back!(blk, state, Handback::At(blk))
     }
 }
 
