@@ -71,9 +71,10 @@ const CLASS: [u8; 256] = {
 const BAD: State = 0xff;
 
 /// The state after an event of each class, or [`BAD`]. After a closing bracket the object bit
-/// is left 0: the container it returns to says (read from the nesting stack).
-const NEXT: [[State; 9]; 12] = {
-    let mut next = [[BAD; 9]; 12];
+/// is left 0: the container it returns to says (read from the nesting stack). 16 by 16, of
+/// which 12 states and 9 classes are used: indexes masked with 15 need no bounds check.
+const NEXT: [[State; 16]; 16] = {
+    let mut next = [[BAD; 16]; 16];
     let mut state = 0;
     while state < 12 {
         let object = state as u8 & 1;
@@ -159,13 +160,13 @@ impl Validator {
                 events &= events - 1;
                 let p = blk + e;
                 let class = CLASS[usize::from(block[e])];
-                let next = NEXT[usize::from(state)][usize::from(class)];
+                let next = NEXT[usize::from(state & 15)][usize::from(class & 15)];
                 if next == BAD {
                     hand_back!(p, state, Handback::At(p));
                 }
                 match class {
                     QUOTE => string = (p, state),
-                    TOKEN if plain_token(buf, p, e, &m) => {}
+                    TOKEN if plain_token(block, e, &m) => {}
                     TOKEN => {
                         let end = match block[e] {
                             b'-' => number(buf, p + 1, Num::Minus),
@@ -213,18 +214,18 @@ impl Validator {
     }
 }
 
-/// Whether the number or literal starting at `buf[p]`, offset `e` of the block `m`, is one of the
+/// Whether the number or literal starting at offset `e` of `block` (classified as `m`) is one of the
 /// usual forms, found valid from the masks: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, `true`, `false`,
 /// `null`, ending within the block. `false` says nothing: [`number`] and [`literal`] then judge.
 #[inline]
-fn plain_token(buf: &[u8], p: usize, e: usize, m: &Block) -> bool {
+fn plain_token(block: &[u8; 64], e: usize, m: &Block) -> bool {
     let len = (!(m.other >> e)).trailing_zeros() as usize;
     if e + len >= 64 {
         return false; // it may go on in the next block
     }
     let run = (1u64 << len) - 1;
     let digits = m.digit >> e & run;
-    let first = buf[p];
+    let first = block[e];
     if digits == run {
         // An unsigned integer: a leading 0 only alone.
         return first != b'0' || len == 1;
@@ -233,17 +234,20 @@ fn plain_token(buf: &[u8], p: usize, e: usize, m: &Block) -> bool {
     // The bytes that are neither digits nor the sign: one dot, or none.
     let others = run & !digits & !(signed as u64);
     let dot = others.trailing_zeros() as usize;
-    if others == 1 << dot && digits & 1 << signed != 0 {
+    if others == 1 << dot && digits >> signed & 1 == 1 {
         // A dot with digits on both sides; a leading 0 only right before it.
-        return buf[p + dot] == b'.' && dot + 1 < len && (buf[p + signed] != b'0' || dot == signed + 1);
+        return block[(e + dot) & 63] == b'.'
+            && dot + 1 < len
+            && (block[(e + signed) & 63] != b'0' || dot == signed + 1);
     }
-    if others == 0 && signed == 1 && len > 1 {
-        return buf[p + 1] != b'0' || len == 2;
+    if others == 0 && signed == 1 {
+        // A negative integer (`-` alone has no digit: not here).
+        return len > 1 && (block[(e + 1) & 63] != b'0' || len == 2);
     }
-    match first {
-        b't' => len == 4 && buf[p..p + 4] == *b"true",
-        b'f' => len == 5 && buf[p..p + 5] == *b"false",
-        b'n' => len == 4 && buf[p..p + 4] == *b"null",
+    match (first, len) {
+        (b't', 4) => block[e..e + 4] == *b"true",
+        (b'f', 5) => block[e..e + 5] == *b"false",
+        (b'n', 4) => block[e..e + 4] == *b"null",
         _ => false,
     }
 }
