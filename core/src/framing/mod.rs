@@ -11,6 +11,15 @@
 //! validates as it goes ([`scan`]: grammar, UTF-8, the Blender checks), in the same pass
 //! that finds the end: one look at every byte, while it is still in the cache.
 //!
+//! Every reply is validated in full, also for `execute`, whose `JSON.parse` then reads the text
+//! again. On purpose: a bad reply must fail its call *and* discard its connection, with a stable
+//! code and a sample of the bytes, before JavaScript sees it (a `SyntaxError` from `JSON.parse`
+//! says neither, and comes after the connection went back to the pool); finding where a bare
+//! JSON reply ends already means following its strings and nesting, and the grammar check rides
+//! on that same pass; and it runs as the bytes arrive, on the I/O thread for big replies, off the
+//! event loop, where `JSON.parse` cannot (issue 20 measured it at several GB/s on long strings and
+//! printed JSON, below 1 GB/s on dense structure: `bench/native`'s `validate-bench`).
+//!
 //! Security note: decoders allocate at most a bit per nesting level past 64; the caller owns
 //! the buffer and bounds it (`maxResponseBytes`), since a peer can send an endless string or
 //! announce a huge length.
