@@ -11,7 +11,7 @@
 //! walk.
 
 use super::blocks::{Block, Carry, Kernel};
-use super::tokens::{literal, number, Num, NumStep, Step};
+use super::tokens::{literal, number, stops_plain, Num, NumStep, Step};
 use super::{Expect, Validator};
 
 /// Where the walk left the scanner.
@@ -280,6 +280,12 @@ pub(super) fn skip_string(buf: &[u8], i: usize) -> usize {
     let mut blk = i;
     while blk + 64 <= n {
         let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
+        // Plain text (a screenshot, captured output) needs no classes: one test of the 64 bytes,
+        // which the compiler turns into a few vector compares.
+        if !carry.escaped && block.iter().fold(0u8, |hit, &b| hit | u8::from(stops_plain(b))) == 0 {
+            blk += 64;
+            continue;
+        }
         let m = Block::of(&kernel.classes(block), &mut carry);
         let stop = m.quotes | m.anomalies;
         if stop != 0 {
