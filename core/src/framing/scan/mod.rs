@@ -413,8 +413,8 @@ impl Validator {
                 self.pos = i;
                 leave!(if expect == Expect::Start { Progress::Empty } else { Progress::More });
             }
-            // Inside the reply's object, where the Blender checks have nothing to look at, whole
-            // blocks go faster through the walk.
+            // Two levels deep, where the Blender checks have nothing to look at, whole blocks go
+            // through the walk (stage two), which hands back here at anything it does not take.
             if self.nesting.depth >= 2 && i >= self.walk_from && n - i >= 64 {
                 self.expect = expect;
                 i = match self.walk(buf, i) {
