@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 import { RawClient } from './lib/raw-client.mjs'
 import { mainThreadCpuUs, percentile, processCpuUs } from './lib/measure.mjs'
-import { requestFor } from './lib/workloads.mjs'
+import { SHAPES, requestFor } from './lib/workloads.mjs'
 
 /** The `ConnectionPool` class of the native contenders (this checkout, or BENCH_REF_DIR's). */
 async function nativePool(contender) {
@@ -150,9 +150,68 @@ async function measureFresh(spec) {
   }
 }
 
+/**
+ * A `shapes-*` workload: one warm pool; per round, for each shape (bench/lib/workloads.mjs
+ * SHAPES), `executeRaw`, then for the structured ones `execute` and a bare `JSON.parse` of the
+ * same text. Every figure is the median over the rounds of that one call (µs). `busy_*` is the
+ * event loop's busy time during `execute`: main-thread time of the call, `JSON.parse` included.
+ */
+async function measureShapes(spec) {
+  const { workload, host, port, ops, warmup } = spec
+  const ConnectionPool = await nativePool(spec.contender)
+  const pool = new ConnectionPool({ host, port, maxConnections: workload.connections, minConnections: 1 })
+  const params = (shape) => ({ bytes: workload.bytes, shape })
+  const texts = {}
+  for (const shape of SHAPES) texts[shape] = await pool.executeRaw('big', params(shape))
+  const rssStartKb = process.memoryUsage.rss() / 1024
+  const times = {}
+  const time = async (key, fn) => {
+    const elu0 = performance.eventLoopUtilization()
+    const start = performance.now()
+    const out = await fn()
+    const took = (performance.now() - start) * 1000
+    ;(times[key] ??= []).push(took)
+    if (key.startsWith('json_')) (times[`busy_${key.slice(5)}`] ??= []).push(performance.eventLoopUtilization(elu0).active * 1000)
+    return out
+  }
+  const [cpu0, main0, t0] = [processCpuUs(), mainThreadCpuUs(), performance.now()]
+  for (let i = -warmup; i < ops; i++) {
+    for (const shape of SHAPES) {
+      const raw = await time(`raw_${shape}`, () => pool.executeRaw('big', params(shape)))
+      if (raw.length !== texts[shape].length) throw new Error(`${shape}: ${raw.length} characters, expected ${texts[shape].length}`)
+      if (shape === 'string') continue
+      checkSuccess(await time(`json_${shape}`, () => pool.execute('big', params(shape))))
+      checkSuccess(await time(`parse_${shape}`, () => JSON.parse(texts[shape])))
+    }
+    if (i < 0) for (const key of Object.keys(times)) times[key].length = 0
+  }
+  const [t1, main1, cpu1] = [performance.now(), mainThreadCpuUs(), processCpuUs()]
+  await pool.shutdown()
+  const medians = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, percentile(Float64Array.from(v).sort(), 50)]))
+  const calls = ops * (3 * SHAPES.length - 2)
+  return {
+    ops,
+    seconds: (t1 - t0) / 1000,
+    opsPerSec: calls / ((t1 - t0) / 1000),
+    p50Us: medians.raw_scene,
+    p99Us: NaN,
+    elu: NaN,
+    mainCpuPerOpUs: main0 === null ? null : (main1 - main0) / calls,
+    procCpuPerOpUs: (cpu1 - cpu0) / calls,
+    peakRssKb: process.resourceUsage().maxRSS,
+    rssStartKb,
+    ...medians,
+  }
+}
+
+function checkSuccess(reply) {
+  if (reply?.status !== 'success') throw new Error(`unexpected reply: ${JSON.stringify(reply).slice(0, 200)}`)
+}
+
 const spec = JSON.parse(process.argv[2])
 try {
-  const result = await (spec.workload.fresh ? measureFresh(spec) : measure(spec))
+  const measureIt = spec.workload.kind === 'shapes' ? measureShapes : spec.workload.fresh ? measureFresh : measure
+  const result = await measureIt(spec)
   process.stdout.write(JSON.stringify(result) + '\n')
   process.exit(0) // the original pool's health-check timer would keep the process alive otherwise
 } catch (err) {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { median } from './lib/measure.mjs'
 import { checkTargets, EXTRA_FIGURES, FIGURES, reportMarkdown, resultsFile } from './lib/report.mjs'
-import { CONTENDERS, MB, SMALL_PARAMS, WORKLOADS, callCounts, runsWorkload } from './lib/workloads.mjs'
+import { CONTENDERS, MB, SHAPE_FIGURES, SMALL_PARAMS, WORKLOADS, callCounts, runsWorkload } from './lib/workloads.mjs'
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -313,7 +313,7 @@ function aggregate(runs, opts) {
       const mine = runs.filter((r) => r.workload === workload.name && r.contender === id)
       const ok = mine.filter((r) => r.status === 'ok').map((r) => ({ ...r.result, rssGrowthKb: r.result.peakRssKb - r.result.rssStartKb }))
       const status = mine.length === 0 ? skipReason(id, workload, opts) ?? 'not run' : ok.length ? 'ok' : mine[0].status
-      const keys = [...FIGURES, ...EXTRA_FIGURES].map((f) => f.key)
+      const keys = [...FIGURES, ...EXTRA_FIGURES, ...SHAPE_FIGURES].map((f) => f.key)
       const medians = ok.length ? Object.fromEntries(keys.map((k) => [k, median(ok.map((r) => r[k]))])) : null
       if (medians) medians.ops = ok[0].ops
       rows.push({ workload: workload.name, contender: id, label, status, rounds: mine.length, okRounds: ok.length, median: medians })

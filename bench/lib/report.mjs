@@ -1,6 +1,6 @@
 // Turns the benchmark's aggregated results into markdown: the main table, the table of ratios to
 // the original pool, the issue's targets checked against this run, and bench/RESULTS.md.
-import { MB, WORKLOADS } from './workloads.mjs'
+import { MB, SHAPES, WORKLOADS } from './workloads.mjs'
 
 /** The figures reported for each (workload, contender), in table order. */
 export const FIGURES = [
@@ -55,6 +55,40 @@ export function freshTable(rows, workloads) {
   )
 }
 
+/**
+ * The `shapes-*` workloads (issue 20): per size and contender, each shape's `executeRaw` against
+ * the plain string's (target: within 1.15x at 20 MB), `execute` against a bare `JSON.parse` of
+ * the same text (target: within parse + 20 ms at 20 MB), and the event loop's busy time in it.
+ */
+export function shapesTable(rows, workloads) {
+  const shaped = workloads.filter((w) => w.kind === 'shapes')
+  const shown = rows.filter((r) => shaped.some((w) => w.name === r.workload))
+  if (shown.length === 0) return null
+  const header = ['size', 'contender', 'shape', 'executeRaw p50', 'vs string', 'execute p50', 'bare JSON.parse p50', 'execute − parse', 'execute: event loop busy']
+  const lines = []
+  for (const r of shown) {
+    const w = shaped.find((w) => w.name === r.workload)
+    const m = r.median
+    for (const shape of SHAPES) {
+      const raw = m?.[`raw_${shape}`]
+      const json = m?.[`json_${shape}`]
+      const parse = m?.[`parse_${shape}`]
+      lines.push([
+        `${w.bytes / MB} MB`,
+        r.label + statusCell(r),
+        shape,
+        cell(raw, fmtMicros),
+        shape === 'string' ? '1.00×' : fmtRatio(m ? raw / m.raw_string : null),
+        cell(json, fmtMicros),
+        cell(parse, fmtMicros),
+        cell(json - parse, fmtMicros),
+        cell(m?.[`busy_${shape}`], fmtMicros),
+      ])
+    }
+  }
+  return table(header, lines)
+}
+
 /** 3 significant digits, thousands separated. */
 function fmtCount(v) {
   if (v >= 1000) return Math.round(v).toLocaleString('en-US')
@@ -63,6 +97,7 @@ function fmtCount(v) {
 
 /** A duration given in µs, in the unit that suits it. */
 function fmtMicros(us) {
+  if (us < 0) return `−${fmtMicros(-us)}`
   if (us < 1000) return `${us < 10 ? us.toFixed(1) : us.toFixed(0)} µs`
   if (us < 1e6) return `${(us / 1000).toFixed(us < 1e4 ? 2 : 1)} ms`
   return `${(us / 1e6).toFixed(2)} s`
@@ -163,6 +198,19 @@ export function checkTargets(rows) {
         fmt: (v) => (w.fresh === 'raw' ? fmtMicros(v) : `${fmtMicros(v)} (parse ${fmtMicros(row.median.parseP50Us)})`),
       }
     }),
+    ...['scene', 'printed'].map((shape) => {
+      const m = ours('shapes-20MB')?.median
+      return {
+        target: `shapes-20MB (issue 20): executeRaw of the ${shape} reply ≤ 1.15× the plain string's`,
+        ...verdict(m ? m[`raw_${shape}`] / m.raw_string : null, (v) => v <= 1.15),
+        fmt: fmtRatio,
+      }
+    }),
+    {
+      target: 'shapes-20MB (issue 20): execute of the scene dump ≤ bare JSON.parse + 20 ms',
+      ...verdict(ours('shapes-20MB')?.median ? ours('shapes-20MB').median.json_scene - ours('shapes-20MB').median.parse_scene : null, (v) => v <= 20_000),
+      fmt: (v) => `parse + ${fmtMicros(v)}`,
+    },
     { target: 'c1: main-thread CPU/op ≤ original', ...verdict(ratio('c1', 'mainCpuPerOpUs'), (v) => v <= 1), fmt: fmtRatio },
     { target: 'c16: main-thread CPU/op ≤ original', ...verdict(ratio('c16', 'mainCpuPerOpUs'), (v) => v <= 1), fmt: fmtRatio },
   ].map(({ fmt, ...t }) => ({ ...t, shown: t.value === null ? '—' : fmt(t.value) }))
@@ -178,7 +226,7 @@ export function targetsList(targets) {
  * of `npm test`) has too few operations for the targets to mean anything: it leaves them out.
  */
 export function reportMarkdown(rows, targets, { short = false } = {}) {
-  const targetLines = short ? [] : ['### Targets of issues 4 and 14 (information only; the benchmark never fails on them)', '', targetsList(targets), '']
+  const targetLines = short ? [] : ['### Targets of issues 4, 14 and 20 (information only; the benchmark never fails on them)', '', targetsList(targets), '']
   const fresh = freshTable(rows, WORKLOADS)
   const freshLines = fresh
     ? [
@@ -190,12 +238,24 @@ export function reportMarkdown(rows, targets, { short = false } = {}) {
         '',
       ]
     : []
+  const shapes = shapesTable(rows, WORKLOADS)
+  const shapeLines = shapes
+    ? [
+        '### Big structured replies against the plain string (issue 20; medians over rounds of each round\'s median)',
+        '',
+        'One warm pool per process; each round calls `executeRaw` for every shape, then `execute` and a bare `JSON.parse` of the same text for the structured ones.',
+        '',
+        shapes,
+        '',
+      ]
+    : []
   return [
     '### Figures (medians over rounds)',
     '',
-    mainTable(rows),
+    mainTable(rows.filter((r) => !r.workload.startsWith('shapes-'))),
     '',
     ...freshLines,
+    ...shapeLines,
     '### Every figure as a ratio to the original pool (same run)',
     '',
     'Above 1 is more for ops/s and less for the others: read ops/s up, everything else down.',

@@ -64,7 +64,27 @@ export const WORKLOADS = [
   freshReply('json-20MB-fresh', 20, 'json', [10, 2]),
   freshReply('raw-50MB-fresh', 50, 'raw', [6, 1]),
   freshReply('json-50MB-fresh', 50, 'json', [6, 1]),
+  // Issue 20: big structured replies against the plain string of the same size, one warm pool,
+  // one process: per round, executeRaw of each shape, execute of the structured ones, and a bare
+  // JSON.parse of the same texts (bench/native/src/shapes.rs builds them).
+  shapesReply('shapes-1MB', 1, [20, 3]),
+  shapesReply('shapes-5MB', 5, [15, 2]),
+  shapesReply('shapes-20MB', 20, [9, 1]),
+  shapesReply('shapes-50MB', 50, [5, 1]),
 ]
+
+/** The shapes of the `shapes-*` workloads: the plain string first, the one they are held to. */
+export const SHAPES = ['string', 'scene', 'printed']
+
+/** What a `shapes-*` workload times per call, each a median over its calls (µs). */
+export const SHAPE_FIGURES = SHAPES.flatMap((shape) => [
+  { key: `raw_${shape}`, what: 'executeRaw', shape },
+  ...(shape === 'string' ? [] : [{ key: `json_${shape}`, what: 'execute', shape }, { key: `busy_${shape}`, what: 'execute (event loop busy)', shape }, { key: `parse_${shape}`, what: 'bare JSON.parse', shape }]),
+])
+
+function shapesReply(name, mb, ops) {
+  return { name, kind: 'shapes', bytes: mb * MB, concurrency: 1, connections: 5, ops, warmup: [1, 1], contenders: FRESH_CONTENDERS }
+}
 
 function freshReply(name, mb, mode, ops) {
   return { name, kind: 'big', fresh: mode, bytes: mb * MB, concurrency: 1, connections: 5, ops, warmup: [0, 0], contenders: FRESH_CONTENDERS }
@@ -97,6 +117,8 @@ export function requestFor(workload) {
   switch (workload.kind) {
     case 'echo':
       return { type: 'echo', params: SMALL_PARAMS, check: checkStatus }
+    case 'shapes':
+      return { type: 'big', params: { bytes: workload.bytes }, check: checkStatus }
     case 'big':
       return { type: 'big', params: workload.paceMs ? { bytes: workload.bytes, pace_ms: workload.paceMs } : { bytes: workload.bytes }, check: checkLength(workload.bytes, (r) => (typeof r === 'string' ? r.length : -1)) }
     case 'exec':

@@ -6,11 +6,13 @@
 //!   with the ASCII flag;
 //! - `validate_reply` / `check_reply` and `LengthPrefixedScanner` agree with the reference's
 //!   whole-message answer;
+//! - every check runs with each stage-one kernel this CPU runs (`framing::scan::with_kernel`);
 //! - and all of them with serde_json: whatever serde_json parses they accept, whatever they
 //!   accept serde_json parses, up to the leniencies `JSON.parse` has too (pinned at the end).
 
 use std::iter;
 
+use blender_mcp_pool_core::framing::scan::{kernel_names, with_kernel};
 use blender_mcp_pool_core::framing::{
     check_reply, is_whitespace, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan,
 };
@@ -26,6 +28,14 @@ const CASES: u32 = 2000;
 
 fn config() -> ProptestConfig {
     ProptestConfig { cases: CASES, ..ProptestConfig::default() }
+}
+
+/// Runs `check` with every stage-one kernel this CPU runs (the portable one included).
+fn each_kernel(mut check: impl FnMut() -> Result<(), TestCaseError>) -> Result<(), TestCaseError> {
+    for kernel in kernel_names() {
+        with_kernel(kernel, &mut check).expect("a kernel this CPU runs")?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,11 +448,13 @@ proptest! {
     /// Chunked feeding gives the whole-buffer answer, and that answer is the reference's.
     #[test]
     fn chunked_scan_matches_whole_buffer_scan_and_the_reference(buf in stream(), picks in picks()) {
-        let whole = whole(&buf);
-        let cuts = cuts_for(buf.len(), &picks);
-        prop_assert_eq!(scan_in_chunks(&buf, &cuts), whole, "cuts {:?}", cuts);
-        prop_assert_eq!(whole, framing_reference::scan(&buf));
-        check_against_serde(&buf, whole)?;
+        each_kernel(|| {
+            let whole = whole(&buf);
+            let cuts = cuts_for(buf.len(), &picks);
+            prop_assert_eq!(scan_in_chunks(&buf, &cuts), whole, "cuts {:?}", cuts);
+            prop_assert_eq!(whole, framing_reference::scan(&buf));
+            check_against_serde(&buf, whole)
+        })?;
     }
 
     /// Byte by byte — the worst chunking — also agrees, every prefix's answer is the
@@ -505,7 +517,7 @@ proptest! {
     /// `validate_reply` and `check_reply` agree with the reference on any bytes.
     #[test]
     fn validate_reply_matches_the_reference(buf in stream()) {
-        check_document(&buf)?;
+        each_kernel(|| check_document(&buf))?;
     }
 
     /// A length-prefixed body, however it arrives, is judged as `check_reply` judges it.

@@ -16,6 +16,7 @@
 //! leniencies `JSON.parse` has too).
 #![no_main]
 
+use blender_mcp_pool_core::framing::scan::{kernel_names, with_kernel};
 use blender_mcp_pool_core::framing::{
     check_reply, validate_reply, Fault, LengthPrefixedScanner, NotBlender, ReplyScanner, Scan,
 };
@@ -72,6 +73,14 @@ fn feed(buf: &[u8], sizes: &[u8], mut scan: impl FnMut(&[u8]) -> Scan) -> Scan {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let Some(&first) = data.first() else { return };
+    // The high half of the first byte picks the stage-one kernel (each this CPU runs).
+    let kernels = kernel_names();
+    let kernel = kernels[usize::from(first >> 4) % kernels.len()];
+    with_kernel(kernel, || check(data)).expect("a kernel this CPU runs");
+});
+
+fn check(data: &[u8]) {
     let Some((&n, rest)) = data.split_first() else { return };
     let n = usize::from(n % 16).min(rest.len());
     let (sizes, buf) = rest.split_at(n);
@@ -133,4 +142,4 @@ fuzz_target!(|data: &[u8]| {
         (Scan::Invalid { at, fault }, Answer::Invalid(want, k)) => assert_eq!((at - 4, kind(fault)), (want, k)),
         (got, want) => panic!("length-prefixed scanner answered {got:?}, the reference {want:?}"),
     }
-});
+}

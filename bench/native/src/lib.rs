@@ -6,6 +6,7 @@
 //! Nothing here is used by the pool itself; this crate only exists for `npm run bench`.
 
 pub mod args;
+pub mod shapes;
 pub mod usage;
 
 /// One line of the generated `execute_code` script; repeated (and cut) to the requested size.

@@ -6,7 +6,7 @@
 //! work is linear in the reply size however the bytes are chunked (the original pool re-ran
 //! `JSON.parse` over the whole buffer per chunk, which is quadratic).
 //!
-//! Finding the end and validating are one pass ([`super::validate`]): the grammar, UTF-8 and
+//! Finding the end and validating are one pass ([`super::scan`]): the grammar, UTF-8 and
 //! the Blender checks are done as the bytes arrive, so a reply is known valid (or not) the
 //! moment its last byte is in, and an invalid one fails at the first byte that is wrong.
 //!
@@ -14,7 +14,7 @@
 //! size); the caller owns the buffer and must bound it (`maxResponseBytes`), since a peer can
 //! send an endless string.
 
-use super::validate::{Checked, NotBlender, Progress, Validator};
+use super::scan::{Checked, NotBlender, Progress, Validator};
 use super::Scan;
 
 /// Incremental finder and validator of the first JSON object in a byte stream.

@@ -1,6 +1,6 @@
 //! Reply framing of newer add-ons: a 4-byte big-endian length, then that many bytes of JSON.
 
-use super::validate::{Checked, Expected, Fault, NotBlender, Progress, Validator};
+use super::scan::{Checked, Expected, Fault, NotBlender, Progress, Validator};
 use super::{is_whitespace, Scan};
 
 /// Finds the end of a length-prefixed reply and validates its body as it arrives. Refuses (as

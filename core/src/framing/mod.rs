@@ -8,8 +8,17 @@
 //!
 //! A [`Decoder`] is fed the growing receive buffer after every read and only looks at bytes it
 //! has not seen, so the work is linear in the reply size however the bytes are chunked. It
-//! validates as it goes ([`validate`]: grammar, UTF-8, the Blender checks), in the same pass
+//! validates as it goes ([`scan`]: grammar, UTF-8, the Blender checks), in the same pass
 //! that finds the end: one look at every byte, while it is still in the cache.
+//!
+//! Every reply is validated in full, also for `execute`, whose `JSON.parse` then reads the text
+//! again. On purpose: a bad reply must fail its call *and* discard its connection, with a stable
+//! code and a sample of the bytes, before JavaScript sees it (a `SyntaxError` from `JSON.parse`
+//! says neither, and comes after the connection went back to the pool); finding where a bare
+//! JSON reply ends already means following its strings and nesting, and the grammar check rides
+//! on that same pass; and it runs as the bytes arrive, on the I/O thread for big replies, off the
+//! event loop, where `JSON.parse` cannot (issue 20 measured it at several GB/s on long strings and
+//! printed JSON, below 1 GB/s on dense structure: `bench/native`'s `validate-bench`).
 //!
 //! Security note: decoders allocate at most a bit per nesting level past 64; the caller owns
 //! the buffer and bounds it (`maxResponseBytes`), since a peer can send an endless string or
@@ -20,13 +29,13 @@ use crate::error::PoolError;
 pub mod json;
 pub mod length_prefixed;
 mod reply;
-pub mod validate;
+pub mod scan;
 
 pub use json::ReplyScanner;
 pub use length_prefixed::LengthPrefixedScanner;
 pub(crate) use reply::take_spare;
 pub use reply::{recycle, Reply};
-pub use validate::{Checked, Expected, Fault, NotBlender};
+pub use scan::{Checked, Expected, Fault, NotBlender};
 
 /// How messages are delimited on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,7 +168,7 @@ pub fn is_whitespace(bytes: &[u8]) -> bool {
 /// `message`, if present, is a string (the same rule as the consumer's
 /// `isBlenderSocketResponse`). On success the text is returned as `&str`.
 ///
-/// The same one-pass validator the reader runs as bytes arrive ([`validate`]), on a whole
+/// The same one-pass validator the reader runs as bytes arrive ([`scan`]), on a whole
 /// buffer.
 pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
     let _ = check_reply(reply)?;
@@ -169,14 +178,14 @@ pub fn validate_reply(reply: &[u8]) -> Result<&str, PoolError> {
 
 /// [`validate_reply`], saying what it found (whether the reply is ASCII).
 pub fn check_reply(reply: &[u8]) -> Result<Checked, PoolError> {
-    let mut v = validate::Validator::new();
+    let mut v = scan::Validator::new();
     match v.feed(reply) {
-        validate::Progress::Done { end, .. } => match reply[end..].iter().position(|b| !is_whitespace(&[*b])) {
+        scan::Progress::Done { end, .. } => match reply[end..].iter().position(|b| !is_whitespace(&[*b])) {
             Some(k) => Err(fault_error(Fault::Json(Expected::End), end + k, reply)),
             None => v.response().map_err(|e| PoolError::invalid_response(e.message(), reply)),
         },
-        validate::Progress::Bad { at, fault } => Err(fault_error(fault, at, reply)),
-        validate::Progress::Empty | validate::Progress::More => {
+        scan::Progress::Bad { at, fault } => Err(fault_error(fault, at, reply)),
+        scan::Progress::Empty | scan::Progress::More => {
             Err(fault_error(Fault::Json(Expected::More), reply.len(), reply))
         }
     }

@@ -9,8 +9,10 @@
 //! of each round trip small, so the figures show the clients' costs. Commands:
 //!
 //! - `echo` (and any unknown type): `{"status":"success","result":<params>}`
-//! - `big` `{bytes: N}`: `{"status":"success","result":"aaa…"}` with N `a`s (built once per size);
-//!   with `pace_ms: P`, written 1 MB at a time with P ms between chunks
+//! - `big` `{bytes: N, shape?}`: a reply whose `result` is N bytes of JSON (built once per shape
+//!   and size): by default `"aaa…"`, one string of N `a`s; `shape: "scene"` a scene dump,
+//!   `"printed"` a string of printed JSON (`blender_mcp_pool_bench::shapes`); with `pace_ms: P`,
+//!   written 1 MB at a time with P ms between chunks
 //! - `execute_code` `{code}`: `{"status":"success","result":{"executed":true,"length":<chars>}}`
 
 use std::collections::HashMap;
@@ -19,46 +21,46 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blender_mcp_pool_bench::args::{fail, Args};
+use blender_mcp_pool_bench::shapes::{self, Shape};
 use blender_mcp_pool_mock_server::{echo_bytes, error_bytes, MockServer, Received, Reply};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-/// `big` replies already built, by size: the benchmark asks for the same few sizes many times.
+/// `big` replies already built, by shape and size: the benchmark asks for the same few many times.
 #[derive(Default)]
 struct BigReplies {
-    by_size: Mutex<HashMap<usize, Arc<Vec<u8>>>>,
+    by_size: Mutex<HashMap<(Shape, usize), Shared>>,
 }
+
+/// One reply's bytes, shared by every connection that sends it.
+type Shared = Arc<Vec<u8>>;
 
 impl BigReplies {
-    fn get(&self, size: usize) -> Arc<Vec<u8>> {
+    fn get(&self, shape: Shape, size: usize) -> Shared {
         let mut map = self.by_size.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(size).or_insert_with(|| Arc::new(build_big_reply(size))).clone()
+        map.entry((shape, size)).or_insert_with(|| Arc::new(shapes::reply(shape, size))).clone()
     }
-}
-
-fn build_big_reply(size: usize) -> Vec<u8> {
-    const HEAD: &[u8] = br#"{"status":"success","result":""#;
-    const TAIL: &[u8] = br#""}"#;
-    let mut reply = Vec::with_capacity(HEAD.len() + size + TAIL.len());
-    reply.extend_from_slice(HEAD);
-    reply.resize(HEAD.len() + size, b'a');
-    reply.extend_from_slice(TAIL);
-    reply
 }
 
 /// Answers one request.
 fn respond(request: &Received, big: &BigReplies) -> Reply {
     let params = &request.params;
     match request.kind.as_str() {
-        "big" => match params.get("bytes").and_then(Value::as_u64) {
-            Some(n) => match params.get("pace_ms").and_then(Value::as_u64) {
-                Some(ms) => {
-                    Reply::Chunked { bytes: big.get(n as usize), chunk: 1_000_000, gap: Duration::from_millis(ms) }
-                }
-                None => Reply::Shared(big.get(n as usize)),
-            },
-            None => Reply::Raw(error_bytes("big needs params.bytes (a whole number)")),
-        },
+        "big" => {
+            let shape = params.get("shape").and_then(Value::as_str).map_or(Some(Shape::String), Shape::named);
+            match (params.get("bytes").and_then(Value::as_u64), shape) {
+                (Some(n), Some(shape)) => match params.get("pace_ms").and_then(Value::as_u64) {
+                    Some(ms) => Reply::Chunked {
+                        bytes: big.get(shape, n as usize),
+                        chunk: 1_000_000,
+                        gap: Duration::from_millis(ms),
+                    },
+                    None => Reply::Shared(big.get(shape, n as usize)),
+                },
+                (None, _) => Reply::Raw(error_bytes("big needs params.bytes (a whole number)")),
+                (_, None) => Reply::Raw(error_bytes("big: params.shape is string, scene, printed or scene-utf8")),
+            }
+        }
         "execute_code" => match params.get("code").and_then(Value::as_str) {
             Some(code) => Reply::Raw(echo_bytes(&json!({ "executed": true, "length": code.chars().count() }))),
             None => Reply::Raw(error_bytes("execute_code needs params.code (a string)")),

@@ -14,12 +14,51 @@
 //! last `status` is `"success"` or `"error"` (escapes decoded), and whose last `message`, if
 //! any, is a string.
 //!
-//! Long strings, the bulk of big replies, are skipped 64 bytes at a time by a test the compiler
-//! vectorizes (safe code); escapes, non-ASCII characters and structure are checked byte by byte.
-//! A construct cut by the end of the buffer (an escape, a UTF-8 sequence, `true`) is checked as
-//! far as it goes and read again whole on the next call: at most 6 bytes are looked at twice.
+//! Two speeds, one judge. The byte-by-byte scanner here is the reference: every byte it reads
+//! it checks, and it alone reports faults. Two fast lanes skip what it would only confirm, in
+//! 64-byte blocks classified at once (`blocks.rs`, stage one; vector code in `simd.rs`, chosen
+//! per CPU, a portable kernel everywhere else):
+//! - the body of a long string, simple escapes included (`walk.rs`, `skip_string`): a screenshot,
+//!   printed JSON;
+//! - whole blocks of structure two levels deep or more, where the Blender checks have nothing to
+//!   look at (`walk.rs`, stage two): the grammar checked over structural characters, opening
+//!   quotes and the first byte of each number or literal, numbers and literals where they stand.
+//!
+//! Both hand back to the scanner, in its own state, before anything they do not take whole (a
+//! control character in a string, non-ASCII, a `\u` escape, a byte the grammar does not allow,
+//! a token cut by the buffer's end), so a bad byte is reported at the same offset with the same
+//! fault whichever lane reached it, and whichever kernel classified it. A construct cut by the
+//! end of the buffer (an escape, a UTF-8 sequence, `true`) is checked as far as it goes and read
+//! again whole on the next call: at most 6 bytes are looked at twice (less than a block when a
+//! fast lane stopped short of the buffer's end).
 
 use std::fmt;
+
+mod blocks;
+mod simd;
+mod tokens;
+mod walk;
+
+use tokens::{escape, is_ws, literal, number, short_string, stops_plain, unescaped, utf8_char, Num, NumStep, Step};
+use walk::{skip_string, Handback};
+
+/// The name of the stage-one kernel this process runs (`avx2`, `sse2`, `neon` or `portable`),
+/// for tests and measurements; `BLENDER_MCP_POOL_SCAN_KERNEL` picks another one this CPU runs.
+pub fn kernel_name() -> &'static str {
+    blocks::kernel_name()
+}
+
+/// The names of every stage-one kernel this CPU runs, the portable one last (for tests and
+/// measurements).
+pub fn kernel_names() -> Vec<&'static str> {
+    blocks::kernel_names()
+}
+
+/// Runs `f` with the stage-one kernel called `name` on this thread, to test or measure each;
+/// `None` if this CPU does not run it. Not for production use: the best kernel is the default.
+pub fn with_kernel<R>(name: &str, f: impl FnOnce() -> R) -> Option<R> {
+    blocks::with_kernel(name, f)
+}
 
 /// Why bytes are not a valid reply, found at a given byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,27 +200,6 @@ enum Role {
     Status,
 }
 
-/// Where a number is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Num {
-    /// After `-`: a digit must follow.
-    Minus,
-    /// A leading `0`.
-    Zero,
-    /// Integer digits.
-    Int,
-    /// After `.`: a digit must follow.
-    Dot,
-    /// Fraction digits.
-    Frac,
-    /// After `e`: a sign or digit must follow.
-    E,
-    /// After the exponent's sign: a digit must follow.
-    ESign,
-    /// Exponent digits.
-    Exp,
-}
-
 /// The field of the reply object whose value comes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -288,6 +306,9 @@ pub(crate) struct Validator {
     status: Status,
     message_not_string: bool,
     ascii: bool,
+    /// The block walk ([`walk`]) hands back at a byte the scanner must read itself: it is not
+    /// called again before this offset.
+    walk_from: usize,
 }
 
 impl Default for Validator {
@@ -309,6 +330,7 @@ impl Validator {
             status: Status::Missing,
             message_not_string: false,
             ascii: true,
+            walk_from: 0,
         }
     }
 
@@ -390,6 +412,20 @@ impl Validator {
             if i == n {
                 self.pos = i;
                 leave!(if expect == Expect::Start { Progress::Empty } else { Progress::More });
+            }
+            // Two levels deep, where the Blender checks have nothing to look at, whole blocks go
+            // through the walk (stage two), which hands back here at anything it does not take.
+            if self.nesting.depth >= 2 && i >= self.walk_from && n - i >= 64 {
+                self.expect = expect;
+                i = match self.walk(buf, i) {
+                    Handback::At(j) => j,
+                    Handback::InString(j) => match self.whole_string(buf, j, Role::Plain) {
+                        Ok(j) => j,
+                        Err(progress) => return progress,
+                    },
+                };
+                expect = self.expect;
+                continue;
             }
             let b = buf[i];
             match expect {
@@ -617,15 +653,21 @@ impl Validator {
     fn string(&mut self, buf: &[u8], mut i: usize, role: Role) -> Step {
         let n = buf.len();
         let decode = role != Role::Plain;
+        // Short strings (keys, names) end within a few bytes: look at those first, unless the
+        // string has escapes (printed JSON has one every few bytes), which the skip takes too.
+        let mut window = 16;
         loop {
             if !decode || self.word.spoiled() {
-                // Short strings (keys, names) end within a few bytes: look at those first.
-                let short = (i + 16).min(n);
+                let short = (i + window).min(n);
                 while i < short && !stops_plain(buf[i]) {
                     i += 1;
                 }
                 if i == short {
-                    i = skip_plain(buf, i);
+                    i = skip_string(buf, i);
+                    // The bytes short of a whole block.
+                    while i < n && !stops_plain(buf[i]) {
+                        i += 1;
+                    }
                 }
             }
             let Some(&b) = buf.get(i) else { return Step::More(i) };
@@ -633,6 +675,7 @@ impl Validator {
                 b'"' => return Step::Next(i + 1),
                 b'\\' => match escape(buf, i) {
                     Step::Next(j) => {
+                        window = 0;
                         if decode {
                             // A decoded unit past ASCII never spells a word the checks want.
                             match unescaped(buf, i) {
@@ -664,180 +707,6 @@ impl Validator {
             debug_assert!(i <= n);
         }
     }
-}
-
-/// Scans a number from `i` (its characters before `i` having brought it to `num`) to the first
-/// byte after it.
-fn number(buf: &[u8], mut i: usize, mut num: Num) -> NumStep {
-    let n = buf.len();
-    loop {
-        // Runs of digits, the bulk of a long number.
-        if matches!(num, Num::Int | Num::Frac | Num::Exp) {
-            while i < n && buf[i].is_ascii_digit() {
-                i += 1;
-            }
-        }
-        let Some(&b) = buf.get(i) else { return NumStep::More(i, num) };
-        num = match (num, b) {
-            (Num::Minus, b'0') => Num::Zero,
-            (Num::Minus, b'1'..=b'9') => Num::Int,
-            (Num::Zero | Num::Int, b'.') => Num::Dot,
-            (Num::Zero | Num::Int | Num::Frac, b'e' | b'E') => Num::E,
-            (Num::Dot | Num::Frac, b'0'..=b'9') => Num::Frac,
-            (Num::E, b'+' | b'-') => Num::ESign,
-            (Num::E | Num::ESign | Num::Exp, b'0'..=b'9') => Num::Exp,
-            (Num::Zero | Num::Int | Num::Frac | Num::Exp, _) => return NumStep::Next(i),
-            _ => return NumStep::Bad(i),
-        };
-        i += 1;
-    }
-}
-
-/// How a number went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NumStep {
-    /// It ended before this byte.
-    Next(usize),
-    /// The buffer ended inside it, in this state.
-    More(usize, Num),
-    /// The byte here cannot continue it (a digit was needed).
-    Bad(usize),
-}
-
-/// How a construct starting at some byte went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// It ended; continue at this byte.
-    Next(usize),
-    /// Valid as far as the buffer goes: resume at this byte with more.
-    More(usize),
-    /// The byte at this offset cannot continue it.
-    Bad(usize, Fault),
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-/// The offset past the closing quote of a string whose body starts at `i`, if it is short (32
-/// bytes at most), in the buffer, and has nothing to check but its bytes; `None` otherwise
-/// (the general scan then takes it from its start).
-#[inline(always)]
-fn short_string(buf: &[u8], i: usize) -> Option<usize> {
-    let end = (i + 32).min(buf.len());
-    let mut j = i;
-    while j < end {
-        let b = buf[j];
-        if stops_plain(b) {
-            return (b == b'"').then_some(j + 1);
-        }
-        j += 1;
-    }
-    None
-}
-
-/// Whether `b` ends a run of plain string bytes: a quote, a backslash, a control character or
-/// a byte of a non-ASCII character (`b as i8` is negative from 0x80 up).
-#[inline(always)]
-fn stops_plain(b: u8) -> bool {
-    ((b as i8) < 0x20) | (b == b'"') | (b == b'\\')
-}
-
-/// The first offset from `i` whose byte [`stops_plain`], or `buf.len()`. Checks 64 bytes per
-/// step without branching on each (the compiler turns the fold into vector compares), then 8,
-/// then one at a time.
-#[inline]
-fn skip_plain(buf: &[u8], mut i: usize) -> usize {
-    let n = buf.len();
-    while i + 64 <= n {
-        let hit = buf[i..i + 64].iter().fold(0u8, |m, &b| m | u8::from(stops_plain(b)));
-        if hit != 0 {
-            break;
-        }
-        i += 64;
-    }
-    while i + 8 <= n {
-        let hit = buf[i..i + 8].iter().fold(0u8, |m, &b| m | u8::from(stops_plain(b)));
-        if hit != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while i < n && !stops_plain(buf[i]) {
-        i += 1;
-    }
-    i
-}
-
-/// Checks the escape at `buf[i] == b'\\'`.
-fn escape(buf: &[u8], i: usize) -> Step {
-    let Some(&c) = buf.get(i + 1) else { return Step::More(i) };
-    match c {
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Step::Next(i + 2),
-        b'u' => {
-            for k in i + 2..i + 6 {
-                match buf.get(k) {
-                    None => return Step::More(i),
-                    Some(h) if h.is_ascii_hexdigit() => {}
-                    Some(_) => return Step::Bad(k, Fault::Json(Expected::Hex)),
-                }
-            }
-            Step::Next(i + 6)
-        }
-        _ => Step::Bad(i + 1, Fault::Json(Expected::Escape)),
-    }
-}
-
-/// The byte a complete, valid escape at `buf[i]` stands for, if it is ASCII.
-fn unescaped(buf: &[u8], i: usize) -> Option<u8> {
-    Some(match buf[i + 1] {
-        b'b' => 0x08,
-        b'f' => 0x0c,
-        b'n' => b'\n',
-        b'r' => b'\r',
-        b't' => b'\t',
-        b'u' => {
-            let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0);
-            let unit = buf[i + 2..i + 6].iter().fold(0, |v, &h| v << 4 | hex(h));
-            return u8::try_from(unit).ok().filter(u8::is_ascii);
-        }
-        c => c,
-    })
-}
-
-/// Checks the UTF-8 sequence whose lead byte (0x80 or above) is at `i` (Unicode's table 3-7:
-/// no overlong forms, no surrogates, nothing past U+10FFFF).
-fn utf8_char(buf: &[u8], i: usize) -> Step {
-    let (more, lo, hi) = match buf[i] {
-        0xc2..=0xdf => (1, 0x80, 0xbf),
-        0xe0 => (2, 0xa0, 0xbf),
-        0xe1..=0xec | 0xee..=0xef => (2, 0x80, 0xbf),
-        0xed => (2, 0x80, 0x9f),
-        0xf0 => (3, 0x90, 0xbf),
-        0xf1..=0xf3 => (3, 0x80, 0xbf),
-        0xf4 => (3, 0x80, 0x8f),
-        _ => return Step::Bad(i, Fault::Utf8),
-    };
-    for k in 1..=more {
-        let Some(&c) = buf.get(i + k) else { return Step::More(i) };
-        let (lo, hi) = if k == 1 { (lo, hi) } else { (0x80, 0xbf) };
-        if !(lo..=hi).contains(&c) {
-            return Step::Bad(i + k, Fault::Utf8);
-        }
-    }
-    Step::Next(i + 1 + more)
-}
-
-/// Checks the literal `word` starting at `i`.
-fn literal(buf: &[u8], i: usize, word: &[u8]) -> Step {
-    for (k, &w) in word.iter().enumerate() {
-        match buf.get(i + k) {
-            None => return Step::More(i),
-            Some(&b) if b == w => {}
-            Some(_) => return Step::Bad(i + k, Fault::Json(Expected::Literal)),
-        }
-    }
-    Step::Next(i + word.len())
 }
 
 #[cfg(test)]
