@@ -300,9 +300,9 @@ async function runModel(seed) {
   let overRefused = 0
   /** Connects that outlasted connectionTimeout (a starved machine; see checkRejection). */
   let connectTimeouts = 0
-  /** Calls that failed because new connections greeted, and early replies delivered. */
   /** Fresh leases whose connection the server had just closed after a reply. */
   let leasesLostToClose = 0
+  /** Calls that failed because new connections greeted, and early replies delivered. */
   let greetingRefusals = 0
   let greetingsDelivered = 0
   let earlyReplies = 0
@@ -982,6 +982,7 @@ async function runModel(seed) {
     connectTimeouts,
     greetingRefusals,
     greetingsDelivered,
+    leasesLostToClose,
     earlyReplies,
     requestsAfterClose: mock.requestsAfterClose,
     acceptFaults: mock.snapshot().acceptFaults,

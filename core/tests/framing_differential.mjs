@@ -13,7 +13,10 @@ function verdict(bytes) {
     return '0'
   }
   const object = typeof value === 'object' && value !== null && !Array.isArray(value)
-  const ok = object && (value.status === 'success' || value.status === 'error') && (!Object.hasOwn(value, 'message') || typeof value.message === 'string')
+  const ok =
+    object &&
+    (value.status === 'success' || value.status === 'error') &&
+    (!Object.hasOwn(value, 'message') || typeof value.message === 'string')
   return ok ? '1' : '0'
 }
 
