@@ -7,7 +7,7 @@ use napi_derive::napi;
 use pool_core::{Lease, Request};
 
 use crate::config::call_options;
-use crate::reply_text::ReplyText;
+use crate::settle::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 
 /// A connection held by one caller. Garbage collection of a lease never released gives the

@@ -1,9 +1,14 @@
 //! Node.js binding of the Blender MCP connection pool.
 //!
-//! Thin by design: each `#[napi]` item converts JavaScript values into `pool-core` types, calls
-//! the core, and converts back. Replies reach JavaScript through one threadsafe function per
-//! pool ([`settle`]), so a call costs no per-call promise machinery on the Rust side; the
-//! JavaScript layer (`index.js`) keeps the promises.
+//! Two kinds of file. The conversions, at the top: the `#[napi]` classes over the core's pool
+//! and lease (`pool.rs`, `lease.rs`) and the JavaScript shapes of config, stats, metrics,
+//! progress, errors and connection events (`config.rs`, `metrics.rs`, `progress.rs`,
+//! `errors.rs`, `events.rs`). And the Node runtime glue, which is most of the code, in folders:
+//! `node/` (symbols and libuv of the running Node, the event-loop watcher that reads replies on
+//! the JavaScript thread, the I/O runtime), `settle/` (outcomes delivered to JavaScript through
+//! one threadsafe function per pool, in order; big replies as external strings) and `logging/`
+//! (records to stderr or to the host's logger). The JavaScript layer (`lib/`) keeps the
+//! promises.
 #![deny(clippy::all, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![warn(missing_docs, missing_debug_implementations, unused_results)]
 // napi-derive registers the exported items only outside `cfg(test)`, so a test build (which
@@ -11,19 +16,13 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod config;
-mod deferred;
 mod errors;
 mod events;
 mod lease;
-mod log_format;
 mod logging;
 mod metrics;
-mod node_symbols;
+mod node;
 mod pool;
 mod progress;
-mod reply_text;
-mod runtime;
 mod settle;
 mod testing;
-mod uv;
-mod watcher;

@@ -10,11 +10,12 @@ use pool_core::{Pool, PoolConfig, Request};
 use crate::config::{call_options, JsPoolConfig, JsPoolEnv, JsPoolStats, JsResolvedConfig};
 use crate::errors::throw_config_error;
 use crate::lease::NativeLease;
+use crate::logging;
 use crate::metrics::{JsFamily, JsMetrics};
+use crate::node::runtime;
 use crate::progress::JsCallProgress;
-use crate::reply_text::ReplyText;
+use crate::settle::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
-use crate::{logging, runtime};
 
 /// A pool of connections to Blender. Every method returns at once; outcomes arrive through the
 /// `settle` callback given to the constructor, keyed by the caller's call id.
@@ -47,7 +48,7 @@ impl NativePool {
             PoolConfig::from_input(&config.into(), &(&vars).into()).map_err(|e| throw_config_error(&env, &e))?;
         let settler = Settler::new(settle)?;
         // Replies are read on this thread's event loop where libuv allows (see `watcher.rs`).
-        let watcher = crate::watcher::UvWatcher::start(&env).map(|w| w as Arc<dyn pool_core::ReadWatcher>);
+        let watcher = crate::node::watcher::UvWatcher::start(&env).map(|w| w as Arc<dyn pool_core::ReadWatcher>);
         let name = config.name.clone();
         let observer = Arc::new(crate::events::JsObserver::new(on_connection)?);
         let builder =

@@ -218,31 +218,20 @@ pub struct EnvInput {
     pub socket_timeout: Option<String>,
 }
 
-/// A configuration value that cannot be used. The binding throws it as a `TypeError` or a
-/// `RangeError` naming the field.
+/// A configuration value out of range (types are checked by the JavaScript layer,
+/// `lib/options.js`, before the core sees a value). The binding throws it as a `RangeError`
+/// naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The option (or environment variable) at fault, as the user spells it.
     pub field: String,
-    /// Whether the value had the wrong type or was out of range.
-    pub kind: ConfigErrorKind,
     /// What is wrong with it.
     pub message: String,
 }
 
-/// The class of a [`ConfigError`], which decides the JavaScript error class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigErrorKind {
-    /// Wrong type (`TypeError`, code `ERR_INVALID_ARG_TYPE`). Not produced by the core today: the
-    /// JavaScript layer checks types (`lib/options.js`) before the core sees a value.
-    Type,
-    /// Right type, bad value (`RangeError`, code `ERR_OUT_OF_RANGE`).
-    Range,
-}
-
 impl ConfigError {
     fn range(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { field: field.into(), kind: ConfigErrorKind::Range, message: message.into() }
+        ConfigError { field: field.into(), message: message.into() }
     }
 }
 
@@ -334,7 +323,7 @@ mod tests {
             (EnvInput { socket_timeout: Some("999".into()), ..Default::default() }, "SOCKET_TIMEOUT"),
         ] {
             let e = PoolConfig::from_input(&ConfigInput::default(), &env).unwrap_err();
-            assert_eq!((e.field.as_str(), e.kind), (var, ConfigErrorKind::Range));
+            assert_eq!(e.field.as_str(), var);
         }
     }
 
@@ -366,7 +355,6 @@ mod tests {
         for (input, field) in cases {
             let e = build(input.clone()).unwrap_err();
             assert_eq!(e.field, field, "{input:?}");
-            assert_eq!(e.kind, ConfigErrorKind::Range);
             assert!(e.to_string().contains(field));
         }
     }

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use crate::error::PoolError;
 use crate::in_step::InStep;
 use crate::reader::Reader;
+use crate::reader::Verdict;
 use crate::socket::{Borrowed, ReadReady, Socket, WriteReady};
-use crate::state::Verdict;
 
 /// What a connection tells its pool: the pool's one entry point per event.
 pub(crate) trait ConnEvents: Send + Sync {

@@ -30,7 +30,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::error::PoolError;
-use crate::state::Verdict;
+use crate::reader::Verdict;
 
 /// Where the request of a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! A lease: one connection held by one caller for several commands in a row.
 //!
-//! The lease is the guard of STYLE §5: dropping it gives the connection back (or, if a command
+//! The lease is a guard: dropping it gives the connection back (or, if a command
 //! is still running on it, gives it back when the command finishes), so a lease can never leak
 //! its slot. After [`Lease::release`] every use fails with `ERR_CONNECTION_RELEASED`.
 

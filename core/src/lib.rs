@@ -1,6 +1,7 @@
 //! The Blender MCP connection pool, in plain Rust: framing, connections, the pool, its
-//! configuration, errors and statistics. It knows nothing of Node; the napi binding in the
-//! parent crate only converts between JavaScript values and these types.
+//! configuration, errors and statistics. It knows nothing of Node: the napi binding in the
+//! parent crate converts between JavaScript values and these types, and supplies the Node
+//! runtime glue (a [`ReadWatcher`] on the event loop, the delivery of outcomes).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), blender_mcp_pool_core::PoolError> {
@@ -23,6 +24,7 @@ mod completion;
 mod config;
 mod connection;
 mod dial;
+mod driver;
 mod effects;
 mod error;
 #[doc(hidden)]
@@ -42,12 +44,12 @@ mod stats;
 mod watcher;
 
 pub use completion::Completion;
-pub use config::{ConfigError, ConfigErrorKind, ConfigInput, EnvInput, PoolConfig};
+pub use config::{ConfigError, ConfigInput, EnvInput, PoolConfig};
 pub use error::{human_duration, Busy, PoolError};
 pub use lease::{Lease, LeaseInfo};
 pub use metrics::histogram::micros_to_ms;
 pub use metrics::prometheus::{Family, Kind, Sample};
-pub use metrics::{LatencySummary, MetricsSnapshot, FAILURE_CODES};
+pub use metrics::{LatencySummary, MetricsSnapshot};
 pub use observer::PoolObserver;
 pub use pool::{Pool, PoolBuilder};
 pub use progress::{CallPhase, CallProgress};

@@ -15,7 +15,21 @@ use tokio::time::Instant;
 
 use crate::error::PoolError;
 use crate::framing::{fault_error, take_spare, Checked, Decoder, Framing, NotBlender, Reply, Scan};
-use crate::state::Verdict;
+
+/// What a connection's reader found, for the state machine (`State::on_read`).
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Nothing to act on yet. `stray`: bytes of something other than whitespace arrived, and
+    /// the error to fail the connection with if no request was in flight.
+    Pending { stray: Option<PoolError> },
+    /// A complete reply (validated), and whether the stream is still in step for another.
+    Reply { outcome: Result<Reply, PoolError>, reusable: bool },
+    /// The peer closed its side with nothing of a reply received.
+    Closed,
+    /// The connection cannot go on: reset, EOF inside a reply, a reply too large or not an
+    /// object.
+    Failed(PoolError),
+}
 
 /// The receive side of a connection: the reply in progress, and when bytes last came.
 #[derive(Debug)]

@@ -35,6 +35,7 @@ use crate::effects::Effects;
 use crate::error::{Busy, PoolError};
 use crate::framing::Reply;
 use crate::progress::{CallPhase, CallState};
+use crate::reader::Verdict;
 use crate::request::{CallId, Job, Request};
 
 /// The moment a transition happens: for deadlines, and for the wall-clock times a lease shows.
@@ -105,21 +106,6 @@ pub(crate) struct Waiter {
     pub(crate) deadline: Option<Instant>,
     /// When it joined the queue.
     pub(crate) queued_at: Instant,
-}
-
-/// What a connection's reader found, for [`State::on_read`].
-#[derive(Debug)]
-pub(crate) enum Verdict {
-    /// Nothing to act on yet. `stray`: bytes of something other than whitespace arrived, and
-    /// the error to fail the connection with if no request was in flight.
-    Pending { stray: Option<PoolError> },
-    /// A complete reply (validated), and whether the stream is still in step for another.
-    Reply { outcome: Result<Reply, PoolError>, reusable: bool },
-    /// The peer closed its side with nothing of a reply received.
-    Closed,
-    /// The connection cannot go on: reset, EOF inside a reply, a reply too large or not an
-    /// object.
-    Failed(PoolError),
 }
 
 /// Why connection `id` cannot carry a request now, if it cannot: the one question only its

@@ -19,8 +19,9 @@ async fn a_reply_that_arrived_in_time_is_delivered_while_the_watcher_thread_is_b
     let watcher = Arc::new(PollWatcher::start());
     let mut config = test_config(server.port);
     config.socket_timeout = Duration::from_millis(300);
-    let pool =
-        Pool::with_watcher(config, tokio::runtime::Handle::current(), Some(watcher.clone() as Arc<dyn ReadWatcher>));
+    let pool = Pool::builder(config)
+        .watcher(Some(watcher.clone() as Arc<dyn ReadWatcher>))
+        .start(tokio::runtime::Handle::current());
     assert_eq!(result_of(&pool.execute(req("warm", json!(0))).await.unwrap()), json!(0));
     // The watcher's thread is busy from before the request until after its reply timeout: the
     // reply, on the socket within a millisecond, must still be delivered, and be the only one.

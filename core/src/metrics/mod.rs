@@ -15,17 +15,15 @@ pub(crate) mod prometheus;
 pub(crate) use histogram::Histogram;
 pub use histogram::LatencySummary;
 
-/// Every failure code, in the order `failures_by_code` reports them: [`PoolError::CODES`].
-pub const FAILURE_CODES: [&str; PoolError::CODES.len()] = PoolError::CODES;
-
-/// The pool's counters and histograms.
+/// The pool's counters and histograms. Failures are counted by code, in the order of
+/// [`PoolError::CODES`].
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     pub(crate) requests: AtomicU64,
     pub(crate) successes: AtomicU64,
     /// Requests that failed after being sent (their connection was discarded).
     pub(crate) failed_after_send: AtomicU64,
-    failures: [AtomicU64; FAILURE_CODES.len()],
+    failures: [AtomicU64; PoolError::CODES.len()],
     pub(crate) connects: AtomicU64,
     pub(crate) connect_failures: AtomicU64,
     pub(crate) retries: AtomicU64,
@@ -62,7 +60,8 @@ impl Metrics {
         match outcome {
             Ok(()) => bump(&self.successes),
             Err(e) => {
-                let i = FAILURE_CODES.iter().position(|c| *c == e.code()).expect("every code is in PoolError::CODES");
+                let i =
+                    PoolError::CODES.iter().position(|c| *c == e.code()).expect("every code is in PoolError::CODES");
                 bump(&self.failures[i]);
             }
         }
@@ -71,7 +70,7 @@ impl Metrics {
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let failures: Vec<(&'static str, u64)> =
-            FAILURE_CODES.iter().zip(&self.failures).map(|(c, n)| (*c, n.load(Ordering::Relaxed))).collect();
+            PoolError::CODES.iter().zip(&self.failures).map(|(c, n)| (*c, n.load(Ordering::Relaxed))).collect();
         let code = |name: &str| failures.iter().find(|(c, _)| *c == name).map_or(0, |(_, n)| *n);
         MetricsSnapshot {
             requests: self.requests.load(Ordering::Relaxed),

@@ -64,7 +64,7 @@ pub fn pool_with(config: PoolConfig) -> Pool {
     let watcher = watched().then(|| Arc::new(PollWatcher::start()) as Arc<dyn ReadWatcher>);
     #[cfg(not(unix))]
     let watcher: Option<Arc<dyn blender_mcp_pool_core::ReadWatcher>> = None;
-    Pool::with_watcher(config, tokio::runtime::Handle::current(), watcher)
+    Pool::builder(config).watcher(watcher).start(tokio::runtime::Handle::current())
 }
 
 /// A config for the server on `port`: no background connections (`min_connections` 0) so the

@@ -13,6 +13,8 @@
 //! the callsite cache is rebuilt whenever that changes. Panics are records too (see
 //! [`install_panic_hook`]).
 
+pub(crate) mod format;
+
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +31,7 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::log_format::Record;
+use crate::logging::format::Record;
 
 /// A record for the host: `(level, message, fieldsJson)`.
 pub(crate) type LogArgs = FnArgs<(&'static str, String, String)>;

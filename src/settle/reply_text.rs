@@ -6,7 +6,7 @@
 //! reply buffer itself becomes the string, freed by V8's garbage collector.
 //!
 //! `node_api_create_external_string_latin1` exists from Node 18.18 / 20.4; it is looked up at
-//! run time (`node_symbols.rs`), and without it (or for small or
+//! run time (`../node/symbols.rs`), and without it (or for small or
 //! non-ASCII replies) the text is copied as usual.
 //!
 //! Whether a reply is ASCII is what the core's validator found on its one pass over the bytes
@@ -58,7 +58,7 @@ fn create_external_fn() -> Option<CreateExternalLatin1> {
     static FOUND: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
     // Safety: the signature declared above is that of the Node-API function of this name
     // (node_api.h).
-    *FOUND.get_or_init(|| unsafe { crate::node_symbols::load(c"node_api_create_external_string_latin1") })
+    *FOUND.get_or_init(|| unsafe { crate::node::symbols::load(c"node_api_create_external_string_latin1") })
 }
 
 /// Takes back a reply buffer V8 no longer needs, for the next big reply. `hint` is the boxed

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use napi::{sys, Env};
 use pool_core::{ReadWatcher, WatchNext, WatchedConn};
 
-use crate::uv::{self, Handle, Uv, UV_ASYNC, UV_POLL, UV_READABLE};
+use crate::node::uv::{self, Handle, Uv, UV_ASYNC, UV_POLL, UV_READABLE};
 
 /// The watcher a pool holds (its `Drop` tells the JS thread to close everything).
 #[derive(Debug)]

@@ -1,13 +1,13 @@
 //! The few libuv functions the read watcher needs, looked up in the running Node.
 //!
 //! Node exports libuv's API to addons (`uv.h` is part of its public headers), but napi-rs links
-//! only Node-API. The symbols are found once (`node_symbols.rs`); without them (a Node built
+//! only Node-API. The symbols are found once (`symbols.rs`); without them (a Node built
 //! without exporting libuv) the pool reads on its I/O thread as before.
 
 use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
 
-use crate::node_symbols::load;
+use crate::node::symbols::load;
 
 /// `uv_handle_type` values (`uv.h`: the order of `UV_HANDLE_TYPE_MAP`).
 pub(crate) const UV_ASYNC: c_int = 1;

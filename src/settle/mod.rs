@@ -9,6 +9,9 @@
 //! calls are outstanding, so a script that forgets `shutdown()` still exits once its work is
 //! done, yet never exits with a call in flight.
 
+pub(crate) mod deferred;
+pub(crate) mod reply_text;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -17,7 +20,7 @@ use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, Threa
 use napi::{sys, Env, Result};
 use pool_core::{Completion, PoolError};
 
-use crate::reply_text::ReplyText;
+use crate::settle::reply_text::ReplyText;
 
 /// What a finished call hands to JavaScript.
 #[derive(Debug)]
@@ -137,7 +140,7 @@ impl Settler {
             };
             // NonBlocking: the queue is unbounded, so this never fails for want of room. It fails
             // only when the JS context is gone (worker terminated), and then nobody is waiting.
-            crate::deferred::hand_over(Box::new(move || {
+            crate::settle::deferred::hand_over(Box::new(move || {
                 let settlement = Settlement { id, outcome, settler: settler.clone(), conn };
                 let _ = settler.tsfn.call(settlement, ThreadsafeFunctionCallMode::NonBlocking);
             }));

@@ -18,7 +18,7 @@ pub(crate) fn handle() -> Handle {
                 .max_blocking_threads(2)
                 .thread_name("blender-mcp-pool-io")
                 // Settlements made on this thread reach JS in one batch per round (see `deferred.rs`).
-                .on_thread_park(crate::deferred::on_park)
+                .on_thread_park(crate::settle::deferred::on_park)
                 .enable_all()
                 .build()
                 .expect("cannot start the blender-mcp-pool I/O thread")
