@@ -12,8 +12,8 @@ use crate::errors::throw_config_error;
 use crate::lease::NativeLease;
 use crate::logging;
 use crate::metrics::{JsFamily, JsMetrics};
-use crate::node::runtime;
 use crate::progress::JsCallProgress;
+use crate::runtime;
 use crate::settle::reply_text::ReplyText;
 use crate::settle::{Outcome, Settler};
 

@@ -14,48 +14,8 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 
+use super::classes::Classes;
 use super::simd;
-
-/// The byte classes of one block, a bit per byte.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Classes {
-    /// `"`.
-    pub(super) quote: u64,
-    /// `\`.
-    pub(super) backslash: u64,
-    /// Space, tab, LF, CR.
-    pub(super) ws: u64,
-    /// `{ } [ ] : ,`.
-    pub(super) structural: u64,
-    /// Below 0x20.
-    pub(super) ctrl: u64,
-    /// 0x80 and above: a byte of a non-ASCII character.
-    pub(super) high: u64,
-    /// The characters that may follow a backslash and stand alone: `" \ / b f n r t`.
-    pub(super) simple_escape: u64,
-    /// `0` to `9`.
-    pub(super) digit: u64,
-}
-
-impl Classes {
-    /// The classes of `block`, one byte at a time: the portable kernel, and the tests' oracle.
-    pub(super) fn portable(block: &[u8; 64]) -> Self {
-        let mut c = Classes::default();
-        for (k, &b) in block.iter().enumerate() {
-            let bit = 1u64 << k;
-            let set = |mask: &mut u64, yes: bool| *mask |= if yes { bit } else { 0 };
-            set(&mut c.quote, b == b'"');
-            set(&mut c.backslash, b == b'\\');
-            set(&mut c.ws, matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-            set(&mut c.structural, matches!(b, b'{' | b'}' | b'[' | b']' | b':' | b','));
-            set(&mut c.ctrl, b < 0x20);
-            set(&mut c.high, b >= 0x80);
-            set(&mut c.simple_escape, matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't'));
-            set(&mut c.digit, b.is_ascii_digit());
-        }
-        c
-    }
-}
 
 /// The code that classifies bytes: chosen once per process, the fastest this CPU runs, unless
 /// `BLENDER_MCP_POOL_SCAN_KERNEL` names another one it runs (`portable`, `sse2`, `avx2`, `neon`:

@@ -35,6 +35,7 @@
 use std::fmt;
 
 mod blocks;
+mod classes;
 mod simd;
 mod tokens;
 mod walk;

@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
-use super::blocks::Classes;
+use super::classes::Classes;
 
 /// A vector kernel this CPU runs. Made only by [`Kernel::best`] and [`Kernel::named`], after the
 /// feature check: holding one is the proof that its instructions may run.
