@@ -55,11 +55,7 @@ describe.skipIf(!blender)('long commands over MCP, against real Blender', () => 
     const marker = `cancel-me-${Date.now()}`
     const sleeping = current.waitForOutput(new RegExp(`^${marker}$`), 15_000)
     const controller = new AbortController()
-    const running = server.call(
-      'execute_code',
-      { code: announceThenSleep(marker, 4) },
-      { signal: controller.signal },
-    )
+    const running = server.call('execute_code', { code: announceThenSleep(marker, 4) }, { signal: controller.signal })
     await sleeping
     const ended = server.waitForStderr(/^mcp-fixture: failed execute_code in .*: ABORT_ERR at \d+$/)
     const cancelledAt = Date.now()
