@@ -2,6 +2,8 @@
 // constructor, configureConnectionPool (once per JS context: each case in its own worker), the
 // socket client's constructor and the per-call options. For every option of the one list.
 import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -10,7 +12,7 @@ import { startMockBlender } from '../../mock/blender-mock.mjs'
 
 const require = createRequire(import.meta.url)
 const { OPTIONS, RESOLVED } = require('../../lib/options.js')
-const root = new URL('../../', import.meta.url)
+const root = fileURLToPath(new URL('../../', import.meta.url))
 
 let mock
 beforeAll(async () => {
@@ -23,14 +25,19 @@ function sharedConfigIn(worker) {
   return new Promise((resolve, reject) => {
     const w = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads')
-      const { configureConnectionPool } = require(workerData.root + 'index.js')
-      const { sharedPools } = require(workerData.root + 'lib/shared-pools.js')
+      const { configureConnectionPool } = require(workerData.index)
+      const { sharedPools } = require(workerData.sharedPools)
       const pool = configureConnectionPool(workerData.undefinedName === null ? undefined : { minConnections: 0, [workerData.undefinedName]: undefined })
       const options = sharedPools().config
       parentPort.postMessage({ config: pool.config, options: Object.entries(options).map(([k, v]) => [k, v === undefined ? 'undefined' : typeof v]) })
       pool.shutdown()`,
       // No BLENDER_* variables: the defaults alone.
-      { eval: true, workerData: { root: new URL(root).pathname, ...worker }, env: { LOG_LEVEL: 'silent' } },
+      // Paths, not URL pathnames: on Windows a pathname is `/C:/...`, which require cannot load.
+      {
+        eval: true,
+        workerData: { index: join(root, 'index.js'), sharedPools: join(root, 'lib', 'shared-pools.js'), ...worker },
+        env: { LOG_LEVEL: 'silent' },
+      },
     )
     w.once('message', resolve)
     w.once('error', reject)
