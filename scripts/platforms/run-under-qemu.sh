@@ -37,8 +37,9 @@ rc=0
 # are left out here (they run on x64, musl and under wine; the smoke script below starts its
 # children through qemu and covers what they test of the binary).
 children=(package/cli lifecycle/process package/loader api/logger api/dual-stack lifecycle/gc lifecycle/log-output package/mock-cli
-  api/reply-handover api/socket-client lifecycle/unreachable mcp/mcp)
-excludes=(--exclude '__test__/blender/**')
+  api/reply-handover api/socket-client lifecycle/unreachable)
+# Every MCP spec starts the fixture server as a node child.
+excludes=(--exclude '__test__/blender/**' --exclude '__test__/mcp/**')
 for spec in "${children[@]}"; do excludes+=(--exclude "__test__/$spec.spec.mjs"); done
 CI= "${wrap[@]}" "${qemu[@]}" "$node" node_modules/vitest/vitest.mjs run --pool=threads "${excludes[@]}" || rc=$?
 smoke_node="$(printf '"%s",' "$(command -v qemu-aarch64-static)" "${qemu[@]:1}" "$node")"
