@@ -339,7 +339,11 @@ fn wall_ms() -> f64 {
 /// Opens one connection and reports to the pool.
 async fn connect(shared: Arc<Shared>) {
     let started = Instant::now();
-    let outcome = crate::socket::open(&shared.config, shared.watcher.is_some()).await;
+    let settle = {
+        let inner = shared.lock();
+        inner.state.settle(&shared.config)
+    };
+    let outcome = crate::socket::open(&shared.config, settle, shared.watcher.is_some()).await;
     shared.on_connected(started, outcome);
 }
 

@@ -20,13 +20,14 @@ use tokio::net::TcpStream;
 use crate::config::PoolConfig;
 use crate::error::PoolError;
 
-/// Opens a connection to Blender's add-on within `connection_timeout`, tuned and registered
-/// with the I/O thread (for writes only when `watched`). Must run on the runtime.
-pub(crate) async fn open(config: &PoolConfig, watched: bool) -> Result<Socket, PoolError> {
+/// Opens a connection to Blender's add-on within `connection_timeout`, watches it `settle_for`
+/// (see [`settle`]), and tunes and registers it with the I/O thread (for writes only when
+/// `watched`). Must run on the runtime.
+pub(crate) async fn open(config: &PoolConfig, settle_for: Duration, watched: bool) -> Result<Socket, PoolError> {
     let addr = config.addr();
     let timeout = config.connection_timeout;
     let opened = match tokio::time::timeout(timeout, crate::dial::dial(&config.host, config.port)).await {
-        Ok(Ok(stream)) => match settle(&stream, config.new_connection_settle).await {
+        Ok(Ok(stream)) => match settle(&stream, settle_for).await {
             Ok(()) => tune(&stream).and_then(|()| Socket::new(stream, watched)).map_err(|e| describe_connect_error(&e)),
             Err(reason) => Err(reason),
         },

@@ -20,7 +20,8 @@
 //! - after its first reply a connection is watched for `new_connection_settle` before it is
 //!   reused ([`Phase::Probation`]): a server that closes after each reply, or whose greeting
 //!   came late and was taken for that reply, shows it then, and nobody else's request is
-//!   written into it;
+//!   written into it. Once a connection came through clean, the server is `proven` and later
+//!   connections skip the settle and the probation, until anything out of step is seen;
 //! - while connects fail, one probe at a time, paced by [`ConnectBackoff`]; a caller held by
 //!   the outage for `connect_retry_timeout` fails with the connect error.
 
@@ -132,6 +133,11 @@ pub(crate) struct State {
     last_conn: u64,
     last_call: CallId,
     pub(crate) backoff: ConnectBackoff,
+    /// The server was seen in step: a connection came through its probation clean, and no
+    /// connection has shown anything out of step since (a close or bytes while idle, a close or
+    /// bytes found before a hand-over). While it holds, new connections skip the settle and
+    /// the probation: they cost nothing at connection turnover. Anything out of step clears it.
+    pub(crate) proven: bool,
     next_top_up: Option<Instant>,
     /// When the maintenance task will next look, as it last said: a waiter giving up later
     /// than this need not wake it.
@@ -143,6 +149,24 @@ impl State {
     pub(crate) fn next_call(&mut self) -> CallId {
         self.last_call += 1;
         self.last_call
+    }
+
+    /// Something out of step was seen on a connection: new connections are watched again.
+    fn out_of_step_seen(&mut self) {
+        if self.proven {
+            tracing::debug!("the server was seen out of step: new connections are watched again");
+        }
+        self.proven = false;
+    }
+
+    /// How long a new connection is watched before its first request: the settle, unless the
+    /// server was seen in step.
+    pub(crate) fn settle(&self, cfg: &PoolConfig) -> std::time::Duration {
+        if self.proven {
+            std::time::Duration::ZERO
+        } else {
+            cfg.new_connection_settle
+        }
     }
 
     /// Whether the cap leaves room for one more socket.
@@ -195,6 +219,7 @@ impl State {
         while let Some(id) = self.idle.pop() {
             if let Some(why) = gone(id) {
                 tracing::debug!(conn = id, why, "idle connection found closed; not using it");
+                self.out_of_step_seen();
                 let _ = self.remove(id, "closed-by-blender", fx);
                 continue;
             }
@@ -288,6 +313,7 @@ impl State {
         if !self.waiters.is_empty() {
             if let Some(why) = gone(id) {
                 tracing::debug!(conn = id, why, "freed connection found unfit; not handing it over");
+                self.out_of_step_seen();
                 let _ = self.remove(id, "closed-by-blender", fx);
                 self.open_for_waiters(cfg, now, fx);
                 return;
@@ -374,6 +400,7 @@ impl State {
                 true
             }
             Verdict::Pending { stray: Some(err) } => {
+                self.out_of_step_seen();
                 self.discard(cfg, now, id, err, fx);
                 false
             }
@@ -390,6 +417,7 @@ impl State {
                     ),
                     Err(err) => err,
                 };
+                self.out_of_step_seen();
                 self.discard(cfg, now, id, err, fx);
                 false
             }
@@ -397,12 +425,16 @@ impl State {
                 let detail = if expected {
                     "Blender closed the connection without replying"
                 } else {
+                    self.out_of_step_seen();
                     "closed by Blender while idle"
                 };
                 self.discard(cfg, now, id, PoolError::ConnectionClosed(detail.into()), fx);
                 false
             }
             Verdict::Failed(err) => {
+                if !expected {
+                    self.out_of_step_seen();
+                }
                 self.discard(cfg, now, id, err, fx);
                 false
             }
@@ -446,7 +478,7 @@ impl State {
         if !reusable {
             let _ = self.remove(id, why, fx);
             self.open_for_waiters(cfg, now, fx);
-        } else if first && !flight.leased && !self.shutdown && !cfg.new_connection_settle.is_zero() {
+        } else if first && !flight.leased && !self.shutdown && !self.settle(cfg).is_zero() {
             // A new connection's first exchange proves little: a server that closes after each
             // reply closes now, and a greeting that arrived after the settle was just taken for
             // the reply (the real one follows). Either shows within the settle; any byte or the
@@ -514,6 +546,8 @@ impl State {
             Phase::Leased => Some(horizon.min(entry.expires_at.unwrap_or(horizon))),
             Phase::Probation { until } if now.at < *until => Some(*until),
             Phase::Probation { .. } => {
+                // Quiet through its probation: the server is in step.
+                self.proven = true;
                 self.make_available(cfg, now, id, gone, fx);
                 self.conns.contains_key(&id).then_some(now.at)
             }
@@ -650,6 +684,7 @@ impl State {
         match self.conns.get(&id).map(|e| &e.phase) {
             Some(Phase::Leased) if gone(id).is_some() => {
                 tracing::debug!(conn = id, "leased connection found unfit; the request is not sent");
+                self.out_of_step_seen();
                 let _ = self.remove(id, "closed-by-blender", fx);
                 let err =
                     "Blender closed the leased connection, or sent bytes nobody asked for: the request was not sent";

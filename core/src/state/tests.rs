@@ -557,3 +557,35 @@ fn bytes_or_a_close_during_probation_end_the_connection_and_the_waiter_keeps_its
         assert_eq!(st.waiters.iter().map(|w| w.call).collect::<Vec<_>>(), vec![2]);
     }
 }
+
+#[test]
+fn once_a_connection_came_through_its_probation_clean_new_ones_skip_it_until_something_is_out_of_step() {
+    let (mut st, tx, _rx) = machine();
+    let mut cfg = cfg();
+    cfg.max_connections = 1;
+    cfg.new_connection_settle = Duration::from_millis(25);
+    let mut clock = Clock(Instant::now());
+    assert_eq!(st.settle(&cfg), cfg.new_connection_settle, "a new pool watches its connections");
+    let mut fx = Effects::default();
+    let id = open(&mut st, &cfg, clock.now(), &mut fx);
+    st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
+    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let _ = st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx);
+    assert!(matches!(st.conns[&id].phase, Phase::Probation { .. }));
+    let now = clock.advance(cfg.new_connection_settle);
+    let _ = st.on_timer(&cfg, now, id, clock.0, &mut alive, &mut fx);
+    assert!(st.proven && st.settle(&cfg).is_zero(), "proven: the next connections are not watched");
+    // Its replacement's first reply makes it available at once.
+    let mut fx = Effects::default();
+    let _ = st.remove(id, "max-requests", &mut fx);
+    st.socket_closed(&cfg, clock.now(), &mut fx);
+    let next = open(&mut st, &cfg, clock.now(), &mut fx);
+    st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
+    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let _ = st.on_read(&cfg, clock.now(), next, reply, &mut alive, &mut fx);
+    assert!(matches!(st.conns[&next].phase, Phase::Idle));
+    // Closed while idle: out of step; new connections are watched again.
+    let _ = st.on_read(&cfg, clock.now(), next, Verdict::Closed, &mut alive, &mut fx);
+    assert!(!st.proven);
+    assert_eq!(st.settle(&cfg), cfg.new_connection_settle);
+}
