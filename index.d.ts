@@ -82,9 +82,9 @@ export interface ConnectionPoolConfig {
    * A new connection is watched this long before its first request, and again after its first
    * reply before it is reused: a server that greets each connection, or closes after each
    * reply, is found then, before any caller takes its bytes for a reply or writes into a closed
-   * connection. Blender's add-on never speaks first, so with it this only delays a caller that
-   * waits for a new connection (and a connection's second request, once). `0` disables it.
-   * Default: 25.
+   * connection. Once a connection came through clean, later ones are not watched until
+   * something out of step is seen (a close or bytes while idle): Blender's add-on never speaks
+   * first, so with it this delays a caller at most once. `0` disables it. Default: 25.
    */
   newConnectionSettle: number
   /**

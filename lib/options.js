@@ -162,7 +162,7 @@ const OPTIONS = Object.freeze(
       min: 0,
       max: 60000,
       default: 25,
-      doc: 'a new connection is watched this long before its first request, and again after its first reply before it is reused: a server that greets, or closes after each reply, is found then; Blender never speaks first, so with it this only delays a caller that waits for a new connection; `0` disables it',
+      doc: 'a new connection is watched this long before its first request, and again after its first reply before it is reused: a server that greets, or closes after each reply, is found then; once a connection came through clean, later ones are not watched until something out of step is seen, so with Blender (which never speaks first) this costs a caller at most once; `0` disables it',
     },
     {
       name: 'framing',
