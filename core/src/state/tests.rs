@@ -37,6 +37,11 @@ fn alive(_: u64) -> Option<&'static str> {
     None
 }
 
+/// A whole, valid reply that leaves the connection in step, as the reader reports it.
+fn ok_reply() -> Verdict {
+    Verdict::Reply { outcome: Ok("{}".into()), reusable: true }
+}
+
 /// An `execute` call's number and its answer.
 type Answer = (u64, Result<String, PoolError>);
 type Replies = mpsc::Receiver<Answer>;
@@ -113,14 +118,7 @@ fn waiters_are_served_first_in_first_out_and_the_cap_holds() {
     assert_eq!(sent, vec![(a, "{\"n\":1}\n".to_owned()), (b, "{\"n\":2}\n".to_owned())]);
     // Each reply frees its connection for the next waiter, in arrival order.
     for (conn, expect) in [(b, 3), (a, 4), (b, 5)] {
-        let alive = st.on_read(
-            &cfg,
-            clock.now(),
-            conn,
-            Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
-            &mut alive,
-            &mut fx,
-        );
+        let alive = st.on_read(&cfg, clock.now(), conn, ok_reply(), &mut alive, &mut fx);
         assert!(alive);
         let (id, bytes) = fx.sends.remove(0);
         assert_eq!((id, bytes), (conn, format!("{{\"n\":{expect}}}\n").into_bytes()));
@@ -162,14 +160,7 @@ fn a_freed_connection_found_closed_is_not_handed_to_the_next_waiter_which_stays_
     // The reply to 1 arrives, and Blender closed the connection right after it.
     let mut fx = Effects::default();
     let mut closed = |conn: u64| (conn == id).then_some("closed by Blender");
-    let reading = st.on_read(
-        &cfg,
-        clock.now(),
-        id,
-        Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
-        &mut closed,
-        &mut fx,
-    );
+    let reading = st.on_read(&cfg, clock.now(), id, ok_reply(), &mut closed, &mut fx);
     assert!(!reading, "the connection is gone: its reader stops");
     assert_eq!(answered(&mut fx, &rx).iter().map(|(n, r)| (*n, r.is_ok())).collect::<Vec<_>>(), vec![(1, true)]);
     assert_eq!(fx.closes, vec![(id, "closed-by-blender")]);
@@ -319,14 +310,7 @@ fn a_connection_retires_after_its_quota_of_requests() {
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
     for n in 1..=2 {
         st.submit(&cfg, clock.now(), n, call(n, &tx), None, &mut alive, &mut fx);
-        let _ = st.on_read(
-            &cfg,
-            clock.now(),
-            id,
-            Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
-            &mut alive,
-            &mut fx,
-        );
+        let _ = st.on_read(&cfg, clock.now(), id, ok_reply(), &mut alive, &mut fx);
     }
     assert_eq!(fx.closes, vec![(id, "max-requests")]);
 }
@@ -411,14 +395,7 @@ fn shutdown_fails_waiters_closes_idle_connections_and_reports_done_once_sockets_
     );
     assert!(fx.shutdown_done.is_empty(), "call 1 is still in flight");
     // The request in flight finishes; then its connection closes instead of going idle.
-    let _ = st.on_read(
-        &cfg,
-        clock.now(),
-        id,
-        Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
-        &mut alive,
-        &mut fx,
-    );
+    let _ = st.on_read(&cfg, clock.now(), id, ok_reply(), &mut alive, &mut fx);
     assert_eq!(fx.closes, vec![(id, "shutdown")]);
     st.socket_closed(&cfg, clock.now(), &mut fx);
     assert!(fx.shutdown_done.is_empty(), "a connect is still in progress");
@@ -484,14 +461,7 @@ fn a_lease_takes_a_connection_and_gives_it_back_to_the_next_waiter() {
         &mut busy,
     );
     assert_eq!(busy.replies[0].1.as_ref().unwrap_err().code(), "ERR_CONNECTION_BUSY");
-    let _ = st.on_read(
-        &cfg,
-        clock.now(),
-        id,
-        Verdict::Reply { outcome: Ok("{}".into()), reusable: true },
-        &mut alive,
-        &mut fx,
-    );
+    let _ = st.on_read(&cfg, clock.now(), id, ok_reply(), &mut alive, &mut fx);
     assert!(matches!(st.conns[&id].phase, Phase::Leased), "back to its lease, not to the pool");
     let mut fx = Effects::default();
     st.end_lease(&cfg, clock.now(), id, &mut alive, &mut fx);
@@ -510,7 +480,7 @@ fn after_its_first_reply_a_connection_is_watched_before_the_next_waiter_gets_it(
     st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
     st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
     let mut fx = Effects::default();
-    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let reply = ok_reply();
     assert!(st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx), "its reader goes on watching");
     assert_eq!(answered(&mut fx, &rx).len(), 1);
     assert!(fx.sends.is_empty(), "the waiter is not handed the connection yet");
@@ -527,7 +497,7 @@ fn after_its_first_reply_a_connection_is_watched_before_the_next_waiter_gets_it(
     // Its second reply does not put it on probation again: the next waiter gets it at once.
     st.submit(&cfg, clock.now(), 3, call(3, &tx), None, &mut alive, &mut fx);
     let mut fx = Effects::default();
-    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let reply = ok_reply();
     let _ = st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx);
     assert_eq!(fx.sends.len(), 1);
 }
@@ -546,7 +516,7 @@ fn bytes_or_a_close_during_probation_end_the_connection_and_the_waiter_keeps_its
         let id = open(&mut st, &cfg, clock.now(), &mut fx);
         st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
         st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
-        let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+        let reply = ok_reply();
         let _ = st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx);
         assert_eq!(answered(&mut fx, &rx).iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![1]);
         let mut fx = Effects::default();
@@ -569,7 +539,7 @@ fn once_a_connection_came_through_its_probation_clean_new_ones_skip_it_until_som
     let mut fx = Effects::default();
     let id = open(&mut st, &cfg, clock.now(), &mut fx);
     st.submit(&cfg, clock.now(), 1, call(1, &tx), None, &mut alive, &mut fx);
-    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let reply = ok_reply();
     let _ = st.on_read(&cfg, clock.now(), id, reply, &mut alive, &mut fx);
     assert!(matches!(st.conns[&id].phase, Phase::Probation { .. }));
     let now = clock.advance(cfg.new_connection_settle);
@@ -581,7 +551,7 @@ fn once_a_connection_came_through_its_probation_clean_new_ones_skip_it_until_som
     st.socket_closed(&cfg, clock.now(), &mut fx);
     let next = open(&mut st, &cfg, clock.now(), &mut fx);
     st.submit(&cfg, clock.now(), 2, call(2, &tx), None, &mut alive, &mut fx);
-    let reply = Verdict::Reply { outcome: Ok("{}".into()), reusable: true };
+    let reply = ok_reply();
     let _ = st.on_read(&cfg, clock.now(), next, reply, &mut alive, &mut fx);
     assert!(matches!(st.conns[&next].phase, Phase::Idle));
     // Closed while idle: out of step; new connections are watched again.
