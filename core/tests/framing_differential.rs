@@ -52,8 +52,10 @@ const NUMBERS: [&str; 16] = [
     "42",
 ];
 /// Near misses: what a number or literal must not be (each makes its reply invalid).
-const NOT_NUMBERS: [&str; 14] =
-    ["01", "-", "1.", ".5", "1e", "-01.5", "tru", "nul", "+1", "1.2.3", "0x1", "--1", "1e+-2", "truee"];
+const NOT_NUMBERS: [&str; 17] = [
+    "01", "-", "1.", ".5", "1e", "-01.5", "tru", "nul", "+1", "1.2.3", "0x1", "--1", "1e+-2", "truee", "1e2e3",
+    "2.5e1.5", "-1E5e",
+];
 const STRING_PARTS: [&str; 16] = [
     "Cube",
     ".001",
@@ -262,6 +264,112 @@ fn the_scanner_accepts_what_json_parse_accepts_with_every_kernel_at_every_split(
                         String::from_utf8_lossy(case)
                     );
                 }
+            })
+            .expect("a kernel this CPU runs");
+        }
+    }
+}
+
+/// A scene dump as Blender's add-on could write one, about `objects` objects long, in one of
+/// `json.dumps`' styles: compact, with its default `", "` and `": "`, or indented.
+fn scene_dump(rng: &mut Rng, objects: usize) -> String {
+    let (colon, comma, indent) = match rng.below(3) {
+        0 => (":", ",", ""),
+        1 => (": ", ", ", ""),
+        _ => (": ", ",", "\n    "),
+    };
+    let float = |rng: &mut Rng| -> String {
+        match rng.below(8) {
+            0 if rng.below(200) == 0 => rng.pick(&NOT_NUMBERS).to_string(),
+            0 => rng.pick(&NUMBERS).to_string(),
+            1 => format!("{}e-{:02}", 1 + rng.below(9), rng.below(20)),
+            2 => format!("-0.{}", rng.below(1_000_000_000)),
+            3 => format!("0.{:017}", rng.below(usize::MAX >> 8)),
+            _ => format!("{}{}.{}", ["", "-"][rng.below(2)], rng.below(1000), rng.below(1_000_000)),
+        }
+    };
+    let mut out = format!("{{\"scene\"{colon}\"Scene\"{comma}\"objects\"{colon}[");
+    for k in 0..objects {
+        if k > 0 {
+            out.push_str(comma);
+        }
+        out.push_str(indent);
+        let mut name = String::new();
+        string(rng, &mut name);
+        let vec = |rng: &mut Rng| format!("[{}{comma}{}{comma}{}]", float(rng), float(rng), float(rng));
+        let (loc, rot) = (vec(rng), vec(rng));
+        let parent = if rng.below(3) == 0 { "null".to_string() } else { name.clone() };
+        let extra = match rng.below(4) {
+            0 => format!("{comma}\"tags\"{colon}[]{comma}\"props\"{colon}{{}}"),
+            1 => format!(
+                "{comma}\"children\"{colon}[{{\"name\"{colon}{name}{comma}\"verts\"{colon}{}}}]",
+                rng.below(1000)
+            ),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{{\"name\"{colon}{name}{comma}\"type\"{colon}\"MESH\"{comma}\"loc\"{colon}{loc}{comma}\"rot\"{colon}{rot}{comma}\"visible\"{colon}{}{comma}\"parent\"{colon}{parent}{comma}\"verts\"{colon}{}{extra}}}",
+            ["true", "false"][rng.below(2)],
+            rng.below(100_000)
+        ));
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Scene dumps of 2 to 8 KB, and each with one byte deleted, inserted or replaced anywhere.
+fn scene_cases() -> Vec<Vec<u8>> {
+    let mut rng = Rng(2020);
+    let mut cases = Vec::new();
+    while cases.len() < 2 * 1500 {
+        let objects = 10 + rng.below(30);
+        let dump = scene_dump(&mut rng, objects);
+        let reply = format!("{{\"status\":\"success\",\"result\":{dump}}}").into_bytes();
+        let mut mutated = reply.clone();
+        let at = 30 + rng.below(reply.len() - 31);
+        match rng.below(3) {
+            0 => drop(mutated.remove(at)),
+            1 => mutated.insert(at, rng.pick(&INSERTS)),
+            _ => mutated[at] = rng.pick(&INSERTS),
+        }
+        cases.push(reply);
+        cases.push(mutated);
+    }
+    cases
+}
+
+/// The scanner's answer for `buf` fed 16 bytes at a time: never enough new bytes for the block
+/// walk, so every byte is read by the byte-by-byte scanner, the reference.
+fn scan_by_bytes(buf: &[u8]) -> (Scan, Option<bool>) {
+    let mut scanner = ReplyScanner::new();
+    let mut end = 0;
+    let scan = loop {
+        end = (end + 16).min(buf.len());
+        match scanner.scan(&buf[..end]) {
+            Scan::Empty | Scan::Incomplete if end < buf.len() => {}
+            other => break other,
+        }
+    };
+    let response = matches!(scan, Scan::Complete { .. }).then(|| scanner.response().is_ok());
+    (scan, response)
+}
+
+#[test]
+fn the_block_walk_judges_long_scene_dumps_as_json_parse_and_the_byte_scanner_do() {
+    let cases = scene_cases();
+    let Some(verdicts) = json_parse_verdicts(&cases) else { return };
+    let accepted = verdicts.iter().filter(|&&v| v).count();
+    assert!(accepted > cases.len() / 2 && accepted < cases.len() * 9 / 10, "{accepted} of {} accepted", cases.len());
+    for (case, &json_parse) in cases.iter().zip(&verdicts) {
+        let reference = scan_by_bytes(case);
+        for kernel in kernel_names() {
+            with_kernel(kernel, || {
+                let got = check_reply(case).map_err(|e| e.to_string());
+                assert_eq!(got.is_ok(), json_parse, "{kernel}: {got:?} for {:?}", String::from_utf8_lossy(case));
+                let mut scanner = ReplyScanner::new();
+                let scan = scanner.scan(case);
+                let response = matches!(scan, Scan::Complete { .. }).then(|| scanner.response().is_ok());
+                assert_eq!((scan, response), reference, "{kernel} for {:?}", String::from_utf8_lossy(case));
             })
             .expect("a kernel this CPU runs");
         }

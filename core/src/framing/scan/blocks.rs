@@ -98,6 +98,10 @@ pub(super) struct Block {
     pub(super) other: u64,
     /// Digits.
     pub(super) digit: u64,
+    /// The first byte of each run of [`Block::other`] that starts in this block.
+    pub(super) starts: u64,
+    /// The run of [`Block::other`] that began in the block before (from bit 0), if any.
+    pub(super) continued: u64,
 }
 
 /// Bits at even offsets.
@@ -114,10 +118,12 @@ impl Block {
         carry.in_string = in_string >> 63 == 1;
         let other = !(c.structural | c.ws | quotes | in_string);
         let starts = other & !(other << 1 | u64::from(carry.other));
+        // The run at bit 0, if the block before ended inside it: the trailing ones of `other`.
+        let continued = if carry.other { other & !other.wrapping_add(1) } else { 0 };
         carry.other = other >> 63 == 1;
         let events = (c.structural & !in_string) | (quotes & in_string) | starts;
         let anomalies = (c.ctrl & in_string) | c.high | (escaped & !c.simple_escape);
-        Block { events, in_string, anomalies, quotes, escaped, other, digit: c.digit }
+        Block { events, in_string, anomalies, quotes, escaped, other, digit: c.digit, starts, continued }
     }
 }
 

@@ -20,6 +20,26 @@ pub(super) struct Classes {
     pub(super) simple_escape: u64,
     /// `0` to `9`.
     pub(super) digit: u64,
+    /// `0`: a leading zero of a number's integer part must stand alone.
+    pub(super) zero: u64,
+    /// `-`.
+    pub(super) minus: u64,
+    /// `+`.
+    pub(super) plus: u64,
+    /// `.`.
+    pub(super) dot: u64,
+    /// `e` or `E`.
+    pub(super) exp: u64,
+    /// `{` or `[`.
+    pub(super) open: u64,
+    /// `}` or `]`.
+    pub(super) close: u64,
+    /// `:`.
+    pub(super) colon: u64,
+    /// `,`.
+    pub(super) comma: u64,
+    /// Bit 5 of the byte set: `{` `}` among the brackets (`[` `]` have it clear).
+    pub(super) curly: u64,
 }
 
 impl Classes {
@@ -37,6 +57,16 @@ impl Classes {
             set(&mut c.high, b >= 0x80);
             set(&mut c.simple_escape, matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't'));
             set(&mut c.digit, b.is_ascii_digit());
+            set(&mut c.zero, b == b'0');
+            set(&mut c.minus, b == b'-');
+            set(&mut c.plus, b == b'+');
+            set(&mut c.dot, b == b'.');
+            set(&mut c.exp, b == b'e' || b == b'E');
+            set(&mut c.open, b == b'{' || b == b'[');
+            set(&mut c.close, b == b'}' || b == b']');
+            set(&mut c.colon, b == b':');
+            set(&mut c.comma, b == b',');
+            set(&mut c.curly, b & 0x20 != 0);
         }
         c
     }

@@ -36,6 +36,8 @@ use std::fmt;
 
 mod blocks;
 mod classes;
+mod grammar;
+mod runs;
 mod simd;
 mod tokens;
 mod walk;

@@ -85,10 +85,10 @@ mod x86 {
 
     use super::Classes;
 
-    /// The seven class masks of `block`, through compares of `$width`-byte lanes (no closures:
+    /// The class masks of `block`, through compares of `$width`-byte lanes (no closures:
     /// in the AVX2 function everything must be compiled with AVX2 enabled).
     macro_rules! classes_by_lanes {
-        ($block:ident, $lane:ty, $width:expr, $load:ident, $eq:ident, $or:ident, $max:ident, $sub:ident, $mask:ident, $splat:ident, $mask_ty:ty) => {{
+        ($block:ident, $lane:ty, $width:expr, $load:ident, $eq:ident, $or:ident, $max:ident, $sub:ident, $mask:ident, $splat:ident, $slli:ident, $mask_ty:ty) => {{
             let mut c = Classes::default();
             for k in 0..64 / $width {
                 // Safety: `k * $width + $width <= 64`, so the unaligned load reads bytes of
@@ -113,8 +113,18 @@ mod x86 {
                     c.ws |= mask!($or($or(is!(b' '), is!(b'\t')), $or(is!(b'\n'), is!(b'\r'))));
                     // `{` `}` are `[` `]` with bit 5 set.
                     let lower = $or(v, $splat(0x20));
-                    let brackets = $or($eq(lower, $splat(b'{' as i8)), $eq(lower, $splat(b'}' as i8)));
-                    c.structural |= mask!($or(brackets, $or(is!(b':'), is!(b','))));
+                    let open = $eq(lower, $splat(b'{' as i8));
+                    let close = $eq(lower, $splat(b'}' as i8));
+                    let colon = is!(b':');
+                    let comma = is!(b',');
+                    c.structural |= mask!($or($or(open, close), $or(colon, comma)));
+                    c.open |= mask!(open);
+                    c.close |= mask!(close);
+                    c.colon |= mask!(colon);
+                    c.comma |= mask!(comma);
+                    // Bit 5 of each byte, moved to bit 7 (a 16-bit shift: no bit crosses into
+                    // the top of the next byte).
+                    c.curly |= mask!($slli::<2>(v));
                     let ctrl_max = $splat(0x1f);
                     c.ctrl |= mask!($eq($max(v, ctrl_max), ctrl_max));
                     c.high |= mask!(v);
@@ -124,6 +134,12 @@ mod x86 {
                     // `b - '0' <= 9`, unsigned.
                     let nine = $splat(9);
                     c.digit |= mask!($eq($max($sub(v, $splat(b'0' as i8)), nine), nine));
+                    c.zero |= mask!(is!(b'0'));
+                    c.minus |= mask!(is!(b'-'));
+                    c.plus |= mask!(is!(b'+'));
+                    c.dot |= mask!(is!(b'.'));
+                    // `E` is `e` without bit 5.
+                    c.exp |= mask!($eq(lower, $splat(b'e' as i8)));
                 }
             }
             c
@@ -143,6 +159,7 @@ mod x86 {
             _mm_sub_epi8,
             _mm_movemask_epi8,
             _mm_set1_epi8,
+            _mm_slli_epi16,
             u16
         )
     }
@@ -164,6 +181,7 @@ mod x86 {
             _mm256_sub_epi8,
             _mm256_movemask_epi8,
             _mm256_set1_epi8,
+            _mm256_slli_epi16,
             u32
         )
     }
@@ -203,6 +221,11 @@ mod arm {
                     let brackets = vorrq_u8(is!(lower, b'{'), is!(lower, b'}'));
                     vorrq_u8(brackets, vorrq_u8(is!(v, b':'), is!(v, b',')))
                 }),
+                open: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'{')),
+                close: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'}')),
+                colon: each!(|v| is!(v, b':')),
+                comma: each!(|v| is!(v, b',')),
+                curly: each!(|v| vtstq_u8(v, vdupq_n_u8(0x20))),
                 ctrl: each!(|v| vcleq_u8(v, vdupq_n_u8(0x1f))),
                 high: each!(|v| vcgeq_u8(v, vdupq_n_u8(0x80))),
                 simple_escape: each!(|v| {
@@ -212,6 +235,12 @@ mod arm {
                     vorrq_u8(quote_backslash, vorrq_u8(slash_b_f, n_r_t))
                 }),
                 digit: each!(|v| vcleq_u8(vsubq_u8(v, vdupq_n_u8(b'0')), vdupq_n_u8(9))),
+                zero: each!(|v| is!(v, b'0')),
+                minus: each!(|v| is!(v, b'-')),
+                plus: each!(|v| is!(v, b'+')),
+                dot: each!(|v| is!(v, b'.')),
+                // `E` is `e` without bit 5.
+                exp: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'e')),
             }
         }
     }

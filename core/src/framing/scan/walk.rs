@@ -11,6 +11,9 @@
 //! walk.
 
 use super::blocks::{Block, Carry, Kernel};
+use super::classes::Classes;
+use super::grammar::{self, Levels, Pending};
+use super::runs;
 use super::tokens::{literal, number, stops_plain, Num, NumStep, Step};
 use super::{Expect, Validator};
 
@@ -130,88 +133,172 @@ impl Validator {
     /// Walks whole blocks from `i` (outside any token, two levels deep or more, `self.expect`
     /// current). The scanner takes back over where it says, and does not call it again before
     /// `self.walk_from` (past the byte it stopped at).
+    ///
+    /// Each block goes through the mask checks (`runs`, `grammar`) when it can, with no step per
+    /// event; any block they do not take whole goes through the event loop ([`Lane`]), which
+    /// hands back at the first thing it does not take.
     pub(super) fn walk(&mut self, buf: &[u8], i: usize) -> Handback {
         let kernel = Kernel::get();
         let n = buf.len();
         let blocks_end = i + (n - i) / 64 * 64;
-        let Some(mut state) = state_of(self.expect, self.nesting.top_is_object()) else {
+        let levels = Levels { depth: self.nesting.depth, bits: self.nesting.low };
+        let pending = match levels.depth <= grammar::MAX_DEPTH {
+            true => Pending::of(self.expect, self.nesting.top_is_object()),
+            false => None,
+        };
+        let Some(pending) = pending else {
             self.walk_from = i + 1;
             return Handback::At(i);
         };
-        let mut carry = Carry::default();
-        // The string open at a block's end: its opening quote and the state before it.
-        let mut string = (i, state);
+        let mut lane = Lane { pending, levels, string: (i, Expect::Value), carry: Carry::default() };
         let mut blk = i;
-        // Saves the state at a byte the scanner reads next.
-        macro_rules! hand_back {
-            ($at:expr, $state:expr, $how:expr) => {{
-                self.expect = EXPECTS[usize::from($state / 2)];
-                self.walk_from = $at + 1;
-                return $how;
-            }};
-        }
-        while blk < blocks_end {
-            let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
-            let m = Block::of(&kernel.classes(block), &mut carry);
-            let stop = m.anomalies.trailing_zeros();
-            let mut events = if stop == 64 { m.events } else { m.events & ((1 << stop) - 1) };
-            while events != 0 {
-                let e = events.trailing_zeros() as usize & 63;
-                events &= events - 1;
-                let p = blk + e;
-                let class = CLASS[usize::from(block[e])];
-                let next = NEXT[usize::from(state & 15)][usize::from(class & 15)];
-                if next == BAD {
-                    hand_back!(p, state, Handback::At(p));
-                }
-                match class {
-                    QUOTE => string = (p, state),
-                    TOKEN if plain_token(block, e, &m) => {}
-                    TOKEN => {
-                        let end = match block[e] {
-                            b'-' => number(buf, p + 1, Num::Minus),
-                            b'0' => number(buf, p + 1, Num::Zero),
-                            b'1'..=b'9' => number(buf, p + 1, Num::Int),
-                            b't' => literal_step(literal(buf, p, b"true")),
-                            b'f' => literal_step(literal(buf, p, b"false")),
-                            _ => literal_step(literal(buf, p, b"null")),
-                        };
-                        // It must end where its run of bytes does, within the walked blocks.
-                        if !matches!(end, NumStep::Next(j) if j < blocks_end && ends_token(buf[j])) {
-                            hand_back!(p, state, Handback::At(p));
-                        }
-                    }
-                    OPEN_OBJECT | OPEN_ARRAY => self.nesting.push(class == OPEN_OBJECT),
-                    CLOSE_OBJECT | CLOSE_ARRAY => {
-                        self.nesting.pop();
-                        if self.nesting.depth < 2 {
-                            // Back in the reply's own object: the scanner's checks again.
-                            hand_back!(p, next, Handback::At(p + 1));
-                        }
-                        state = next | State::from(self.nesting.top_is_object());
-                        continue;
-                    }
-                    _ => {}
-                }
-                state = next;
+        let handback = loop {
+            if blk == blocks_end {
+                break lane.end(blk);
             }
-            if stop < 64 {
-                let a = blk + stop as usize;
-                if m.in_string >> stop & 1 == 1 {
-                    // Read the string again from its opening quote, byte by byte.
-                    hand_back!(a, string.1, Handback::At(string.0));
-                }
-                hand_back!(a, state, Handback::At(a));
+            let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
+            let c = kernel.classes(block);
+            let m = Block::of(&c, &mut lane.carry);
+            if let Err(handback) = lane.block(buf, blk, blocks_end, &c, &m) {
+                break handback;
             }
             blk += 64;
-        }
-        if carry.in_string {
-            // Never resume between an escaping backslash and the byte it escapes.
-            let at = blk - usize::from(carry.escaped);
-            hand_back!(at, string.1, Handback::InString(at));
-        }
-        hand_back!(blk, state, Handback::At(blk))
+        };
+        let (at, expect, how) = handback;
+        self.expect = expect;
+        self.nesting.depth = lane.levels.depth;
+        self.nesting.low = lane.levels.bits;
+        self.walk_from = at + 1;
+        how
     }
+}
+
+/// Where the walk stands between blocks.
+struct Lane {
+    /// What the last significant byte left pending (what the scanner would expect next).
+    pending: Pending,
+    levels: Levels,
+    /// The string open at a block's end: its opening quote, and what was expected before it.
+    string: (usize, Expect),
+    carry: Carry,
+}
+
+/// Where the walk hands back: the byte the scanner is not called before the next walk (plus 1),
+/// what it expects there, and where it resumes.
+type Stop = (usize, Expect, Handback);
+
+impl Lane {
+    /// Takes the block at `blk` (classified as `c` and `m`), or says where the scanner goes on.
+    #[inline]
+    fn block(&mut self, buf: &[u8], blk: usize, blocks_end: usize, c: &Classes, m: &Block) -> Result<(), Stop> {
+        let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
+        if m.anomalies == 0 {
+            let runs = runs::check(block, c, m);
+            let open_run_ok = runs.open == 0 || token_ends(buf, blk + runs.open.trailing_zeros() as usize, blocks_end);
+            if runs.refused == 0 && open_run_ok {
+                if let Some((pending, levels)) = grammar::check(c, m, self.pending, self.levels) {
+                    self.pending = pending;
+                    self.levels = levels;
+                    let opening = m.quotes & m.in_string;
+                    if self.carry.in_string && opening != 0 {
+                        // The string still open began here: at the block's last opening quote,
+                        // a key's or a value's.
+                        let before = if pending.expect() == Expect::Colon { Expect::Key } else { Expect::Value };
+                        self.string = (blk + 63 - opening.leading_zeros() as usize, before);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        self.events(buf, blk, blocks_end, m)
+    }
+
+    /// The event loop over one block: the grammar event by event, numbers and literals where
+    /// they stand.
+    fn events(&mut self, buf: &[u8], blk: usize, blocks_end: usize, m: &Block) -> Result<(), Stop> {
+        let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
+        let object = self.levels.bits >> (self.levels.depth - 1) & 1 == 1;
+        let mut state = state_of(self.pending.expect(), object).expect("every pending kind is a walk state");
+        let levels = &mut self.levels;
+        let stop = m.anomalies.trailing_zeros();
+        let mut events = if stop == 64 { m.events } else { m.events & ((1 << stop) - 1) };
+        let mut string = self.string;
+        while events != 0 {
+            let e = events.trailing_zeros() as usize & 63;
+            events &= events - 1;
+            let p = blk + e;
+            let class = CLASS[usize::from(block[e])];
+            let next = NEXT[usize::from(state & 15)][usize::from(class & 15)];
+            if next == BAD {
+                return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
+            }
+            match class {
+                QUOTE => string = (p, EXPECTS[usize::from(state / 2)]),
+                TOKEN if plain_token(block, e, m) => {}
+                TOKEN => {
+                    if !token_ends(buf, p, blocks_end) {
+                        return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
+                    }
+                }
+                OPEN_OBJECT | OPEN_ARRAY => {
+                    if levels.depth == grammar::MAX_DEPTH {
+                        return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
+                    }
+                    let object = u64::from(class == OPEN_OBJECT);
+                    levels.bits = levels.bits & !(1 << levels.depth) | object << levels.depth;
+                    levels.depth += 1;
+                }
+                CLOSE_OBJECT | CLOSE_ARRAY => {
+                    levels.depth -= 1;
+                    if levels.depth < 2 {
+                        // Back in the reply's own object: the scanner's checks again.
+                        return Err((p, EXPECTS[usize::from(next / 2)], Handback::At(p + 1)));
+                    }
+                    state = next | State::from(levels.bits >> (levels.depth - 1) & 1 == 1);
+                    continue;
+                }
+                _ => {}
+            }
+            state = next;
+        }
+        self.string = string;
+        if stop < 64 {
+            let a = blk + stop as usize;
+            if m.in_string >> stop & 1 == 1 {
+                // Read the string again from its opening quote, byte by byte.
+                return Err((a, string.1, Handback::At(string.0)));
+            }
+            return Err((a, EXPECTS[usize::from(state / 2)], Handback::At(a)));
+        }
+        let expect = EXPECTS[usize::from(state / 2)];
+        self.pending = Pending::of(expect, state & 1 == 1).expect("every walk state is a pending kind");
+        Ok(())
+    }
+
+    /// Where the scanner goes on after the last whole block, at `blk`.
+    fn end(&self, blk: usize) -> Stop {
+        if self.carry.in_string {
+            // Never resume between an escaping backslash and the byte it escapes.
+            let at = blk - usize::from(self.carry.escaped);
+            return (at, self.string.1, Handback::InString(at));
+        }
+        (blk, self.pending.expect(), Handback::At(blk))
+    }
+}
+
+/// Whether the number or literal starting at `p` is valid and ends where its run of bytes does,
+/// before `blocks_end` (checked with the scanner's own token functions).
+fn token_ends(buf: &[u8], p: usize, blocks_end: usize) -> bool {
+    let end = match buf[p] {
+        b'-' => number(buf, p + 1, Num::Minus),
+        b'0' => number(buf, p + 1, Num::Zero),
+        b'1'..=b'9' => number(buf, p + 1, Num::Int),
+        b't' => literal_step(literal(buf, p, b"true")),
+        b'f' => literal_step(literal(buf, p, b"false")),
+        b'n' => literal_step(literal(buf, p, b"null")),
+        _ => return false,
+    };
+    matches!(end, NumStep::Next(j) if j < blocks_end && ends_token(buf[j]))
 }
 
 /// Whether the number or literal starting at offset `e` of `block` (classified as `m`) is one of the

@@ -1,0 +1,184 @@
+//! The numbers and literals of a block, checked all at once over its masks, so that the walk's
+//! event loop has nothing to branch on for them (a scene dump has a number or literal in one
+//! event of five).
+//!
+//! A run is a maximal stretch of [`Block::other`]: bytes outside strings that are neither
+//! structure, whitespace nor quotes. A run the block holds whole is taken when it is `true`,
+//! `false`, `null` (compared where it stands) or a number, which is checked over masks: each
+//! rule of `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` is one or two mask operations, the
+//! order of the fraction and exponent a carry along the run. The run that reaches the block's
+//! last byte may go on in the next block: it is left to the walk, which checks it with the
+//! scanner's own token functions across the boundary (so the run that continues into a block
+//! is already checked when that block is).
+//!
+//! The rules may only be stricter than `JSON.parse`, never looser: a run they refuse is handed
+//! back to the byte-by-byte scanner, which judges it and reports the fault where it is.
+
+use super::blocks::Block;
+use super::classes::Classes;
+
+/// What the walk must know of a block's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Runs {
+    /// The start of the first run not taken (at most one bit): the walk stops before it.
+    pub(super) refused: u64,
+    /// The start of the run that reaches the block's end, if it starts in this block (at most
+    /// one bit): the walk checks it byte by byte.
+    pub(super) open: u64,
+}
+
+/// Checks the runs of `block`, classified as `c` and `m`.
+#[inline]
+pub(super) fn check(block: &[u8; 64], c: &Classes, m: &Block) -> Runs {
+    let other = m.other;
+    let top = other.leading_ones();
+    let tail = if top == 0 { 0 } else { !0u64 << (64 - top) };
+    let open = m.starts & tail;
+    // Runs that start and end in this block.
+    let whole = other & !tail & !m.continued;
+    let starts = m.starts & whole;
+
+    let mut flags = 0;
+    let mut literals = 0;
+    let mut words = starts & !(c.digit | c.minus);
+    while words != 0 {
+        let e = words.trailing_zeros() as usize & 63;
+        words &= words - 1;
+        // A whole run ends before the block's last byte: `e + len < 64`.
+        let len = (!(other >> e)).trailing_zeros() as usize;
+        let word: &[u8] = match block[e] {
+            b't' => b"true",
+            b'f' => b"false",
+            b'n' => b"null",
+            _ => b"",
+        };
+        if len == word.len() && block.get(e..e + len) == Some(word) {
+            literals |= ((1u64 << len) - 1) << e;
+        } else {
+            flags |= 1 << e;
+        }
+    }
+
+    let n = whole & !literals;
+    let digit = c.digit & n;
+    let minus = c.minus & n;
+    let plus = c.plus & n;
+    let dot = c.dot & n;
+    let exp = c.exp & n;
+    let first = starts & n;
+    // Not a number's character.
+    flags |= n & !(digit | minus | plus | dot | exp);
+    // A number starts with a digit or `-`; `-` stands first or right after the exponent's `e`,
+    // `+` only there.
+    flags |= first & !(digit | minus);
+    flags |= minus & !(first | exp << 1);
+    flags |= plus & !(exp << 1);
+    // A digit follows a sign or a dot, a digit or sign the `e`; a digit comes before a dot or
+    // an `e`. (A run ends before bit 63, so `>> 1` sees its next byte.)
+    flags |= (minus | plus | dot) & !(digit >> 1);
+    flags |= exp & !((digit | minus | plus) >> 1);
+    flags |= (dot | exp) & !(digit << 1);
+    // One dot, one `e`, the dot first.
+    flags |= dot & after_in_runs(dot | exp, n);
+    flags |= exp & after_in_runs(exp, n);
+    // The integer part's leading zero stands alone.
+    let int_start = (first & digit) | (first & minus) << 1;
+    flags |= int_start & c.zero & (digit >> 1);
+
+    let refused = if flags == 0 {
+        0
+    } else {
+        // The start of the run holding the first flag (`flags` is within `starts`' runs).
+        let at = flags.trailing_zeros();
+        let before = starts & (u64::MAX >> (63 - at));
+        1 << (63 - before.leading_zeros())
+    };
+    Runs { refused, open }
+}
+
+/// The bits of `runs` that come after a bit of `marks` in the same run (`marks` within `runs`):
+/// a carry along each run, in six doubling steps.
+#[inline]
+fn after_in_runs(marks: u64, runs: u64) -> u64 {
+    let mut after = (marks << 1) & runs;
+    // Bits whose `2^k` bytes before are all in the run, `k` the step.
+    let mut reach = runs & (runs << 1);
+    after |= (after << 1) & reach;
+    reach &= reach << 1;
+    after |= (after << 2) & reach;
+    reach &= reach << 2;
+    after |= (after << 4) & reach;
+    reach &= reach << 4;
+    after |= (after << 8) & reach;
+    reach &= reach << 8;
+    after |= (after << 16) & reach;
+    reach &= reach << 16;
+    after | (after << 32) & reach
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::blocks::Carry;
+    use super::*;
+
+    /// The runs of `text` (padded with spaces to a block), outside any string.
+    fn runs_of(text: &[u8]) -> Runs {
+        let mut block = [b' '; 64];
+        block[..text.len()].copy_from_slice(text);
+        let c = Classes::portable(&block);
+        let m = Block::of(&c, &mut Carry::default());
+        check(&block, &c, &m)
+    }
+
+    #[test]
+    fn the_usual_numbers_and_literals_are_taken() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "0.5",
+            "-0.25",
+            "10.0",
+            "1e5",
+            "1E+5",
+            "2.5e-07",
+            "0e0",
+            "-0.0E-0",
+            "true",
+            "false",
+            "null",
+            "123456789012345678901234567890.123456789e+123",
+        ] {
+            let text = format!("[{text}, 1]");
+            assert_eq!(runs_of(text.as_bytes()), Runs { refused: 0, open: 0 }, "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_json_parse_refuses_is_refused_at_its_start() {
+        for bad in [
+            "01", "-01", "00", "-", "+1", ".5", "1.", "1.e5", "1e", "1e+", "1e5.2", "1.2.3", "1e2e3", "1-2", "1+2",
+            "--1", "-e5", "1ee5", "1e-+5", "0x10", "tru", "truex", "True", "nul", "f", "1true", "Infinity", "NaN", "x",
+            "1e5e", "1.5E",
+        ] {
+            let text = format!("[1, {bad}]");
+            assert_eq!(runs_of(text.as_bytes()).refused, 1 << 4, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_run_at_the_blocks_end_is_left_open() {
+        let mut text = vec![b' '; 61];
+        text.extend_from_slice(b"1.5");
+        let runs = runs_of(&text);
+        assert_eq!(runs, Runs { refused: 0, open: 1 << 61 });
+    }
+
+    #[test]
+    fn the_carry_stops_at_the_end_of_each_run() {
+        let runs = u64::from_str_radix("0111101111", 2).unwrap();
+        let marks = 0b00_0010_0010;
+        assert_eq!(after_in_runs(marks, runs), 0b01_1100_1100);
+    }
+}
