@@ -67,6 +67,16 @@ impl Kernel {
             Kernel::Simd(k) => k.classes(block),
         }
     }
+
+    /// The classes of `block` a string's body needs ([`simd::Kernel::string_classes`]; the
+    /// portable kernel gives them all).
+    #[inline]
+    pub(super) fn string_classes(self, block: &[u8; 64]) -> Classes {
+        match self {
+            Kernel::Portable => Classes::portable(block),
+            Kernel::Simd(k) => k.string_classes(block),
+        }
+    }
 }
 
 /// What one block leaves to the next.
@@ -116,12 +126,13 @@ impl Block {
         let quotes = c.quote & !escaped;
         let in_string = prefix_xor(quotes) ^ if carry.in_string { !0 } else { 0 };
         carry.in_string = in_string >> 63 == 1;
-        let other = !(c.structural | c.ws | quotes | in_string);
+        let structural = c.open | c.close | c.colon | c.comma;
+        let other = !(structural | c.ws | quotes | in_string);
         let starts = other & !(other << 1 | u64::from(carry.other));
         // The run at bit 0, if the block before ended inside it: the trailing ones of `other`.
         let continued = if carry.other { other & !other.wrapping_add(1) } else { 0 };
         carry.other = other >> 63 == 1;
-        let events = (c.structural & !in_string) | (quotes & in_string) | starts;
+        let events = (structural & !in_string) | (quotes & in_string) | starts;
         let anomalies = (c.ctrl & in_string) | c.high | (escaped & !c.simple_escape);
         Block { events, in_string, anomalies, quotes, escaped, other, digit: c.digit, starts, continued }
     }

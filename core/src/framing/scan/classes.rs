@@ -10,8 +10,6 @@ pub(super) struct Classes {
     pub(super) backslash: u64,
     /// Space, tab, LF, CR.
     pub(super) ws: u64,
-    /// `{ } [ ] : ,`.
-    pub(super) structural: u64,
     /// Below 0x20.
     pub(super) ctrl: u64,
     /// 0x80 and above: a byte of a non-ASCII character.
@@ -52,7 +50,6 @@ impl Classes {
             set(&mut c.quote, b == b'"');
             set(&mut c.backslash, b == b'\\');
             set(&mut c.ws, matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-            set(&mut c.structural, matches!(b, b'{' | b'}' | b'[' | b']' | b':' | b','));
             set(&mut c.ctrl, b < 0x20);
             set(&mut c.high, b >= 0x80);
             set(&mut c.simple_escape, matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't'));

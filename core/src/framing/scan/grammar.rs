@@ -158,11 +158,8 @@ pub(super) fn check(c: &Classes, m: &Block, pending: Pending, levels: Levels) ->
 fn after_each(at: u64, gaps: u64, kind: u16, carries: &mut u16) -> u64 {
     let carried = u64::from(*carries & kind != 0);
     let (sum, overflow) = (at << 1 | carried).overflowing_add(gaps);
-    if overflow || at >> 63 == 1 {
-        *carries |= kind;
-    } else {
-        *carries &= !kind;
-    }
+    let out = u16::from(overflow) | (at >> 63) as u16;
+    *carries = *carries & !kind | kind * out;
     sum & !gaps
 }
 

@@ -46,13 +46,16 @@ pub(super) fn check(block: &[u8; 64], c: &Classes, m: &Block) -> Runs {
         words &= words - 1;
         // A whole run ends before the block's last byte: `e + len < 64`.
         let len = (!(other >> e)).trailing_zeros() as usize;
-        let word: &[u8] = match block[e] {
-            b't' => b"true",
-            b'f' => b"false",
-            b'n' => b"null",
-            _ => b"",
+        // The word's last four letters, read as one number (`len` of 4 or 5 ends them within
+        // the run, before the block's end).
+        let (word_len, tail) = match block[e] {
+            b't' => (4, *b"true"),
+            b'f' => (5, *b"alse"),
+            b'n' => (4, *b"null"),
+            _ => (0, [0; 4]),
         };
-        if len == word.len() && block.get(e..e + len) == Some(word) {
+        let last4 = |at: usize| block.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
+        if len == word_len && last4(e + len - 4) == Some(tail) {
             literals |= ((1u64 << len) - 1) << e;
         } else {
             flags |= 1 << e;

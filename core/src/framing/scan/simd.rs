@@ -77,6 +77,21 @@ impl Kernel {
             Which::Neon => arm::neon(block),
         }
     }
+
+    /// The classes of `block` that a string's body needs (quote, backslash, ctrl, high,
+    /// simple_escape), the others left 0: less work for the blocks of a long string.
+    #[inline]
+    pub(super) fn string_classes(self, block: &[u8; 64]) -> Classes {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Which::Sse2 => x86::sse2_strings(block),
+            // Safety: as in `classes`.
+            #[cfg(target_arch = "x86_64")]
+            Which::Avx2 => unsafe { x86::avx2_strings(block) },
+            #[cfg(target_arch = "aarch64")]
+            Which::Neon => arm::neon_strings(block),
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -88,7 +103,7 @@ mod x86 {
     /// The class masks of `block`, through compares of `$width`-byte lanes (no closures:
     /// in the AVX2 function everything must be compiled with AVX2 enabled).
     macro_rules! classes_by_lanes {
-        ($block:ident, $lane:ty, $width:expr, $load:ident, $eq:ident, $or:ident, $max:ident, $sub:ident, $mask:ident, $splat:ident, $slli:ident, $mask_ty:ty) => {{
+        ($block:ident, $lane:ty, $width:expr, $load:ident, $eq:ident, $or:ident, $max:ident, $sub:ident, $mask:ident, $splat:ident, $slli:ident, $mask_ty:ty, $structure:expr) => {{
             let mut c = Classes::default();
             for k in 0..64 / $width {
                 // Safety: `k * $width + $width <= 64`, so the unaligned load reads bytes of
@@ -110,80 +125,107 @@ mod x86 {
                     let backslash = is!(b'\\');
                     c.quote |= mask!(quote);
                     c.backslash |= mask!(backslash);
-                    c.ws |= mask!($or($or(is!(b' '), is!(b'\t')), $or(is!(b'\n'), is!(b'\r'))));
-                    // `{` `}` are `[` `]` with bit 5 set.
-                    let lower = $or(v, $splat(0x20));
-                    let open = $eq(lower, $splat(b'{' as i8));
-                    let close = $eq(lower, $splat(b'}' as i8));
-                    let colon = is!(b':');
-                    let comma = is!(b',');
-                    c.structural |= mask!($or($or(open, close), $or(colon, comma)));
-                    c.open |= mask!(open);
-                    c.close |= mask!(close);
-                    c.colon |= mask!(colon);
-                    c.comma |= mask!(comma);
-                    // Bit 5 of each byte, moved to bit 7 (a 16-bit shift: no bit crosses into
-                    // the top of the next byte).
-                    c.curly |= mask!($slli::<2>(v));
                     let ctrl_max = $splat(0x1f);
                     c.ctrl |= mask!($eq($max(v, ctrl_max), ctrl_max));
                     c.high |= mask!(v);
                     let slash_b_f = $or(is!(b'/'), $or(is!(b'b'), is!(b'f')));
                     let n_r_t = $or(is!(b'n'), $or(is!(b'r'), is!(b't')));
                     c.simple_escape |= mask!($or($or(quote, backslash), $or(slash_b_f, n_r_t)));
-                    // `b - '0' <= 9`, unsigned.
-                    let nine = $splat(9);
-                    c.digit |= mask!($eq($max($sub(v, $splat(b'0' as i8)), nine), nine));
-                    c.zero |= mask!(is!(b'0'));
-                    c.minus |= mask!(is!(b'-'));
-                    c.plus |= mask!(is!(b'+'));
-                    c.dot |= mask!(is!(b'.'));
-                    // `E` is `e` without bit 5.
-                    c.exp |= mask!($eq(lower, $splat(b'e' as i8)));
+                    if $structure {
+                        c.ws |= mask!($or($or(is!(b' '), is!(b'\t')), $or(is!(b'\n'), is!(b'\r'))));
+                        // `{` `}` are `[` `]` with bit 5 set.
+                        let lower = $or(v, $splat(0x20));
+                        c.open |= mask!($eq(lower, $splat(b'{' as i8)));
+                        c.close |= mask!($eq(lower, $splat(b'}' as i8)));
+                        c.colon |= mask!(is!(b':'));
+                        c.comma |= mask!(is!(b','));
+                        // Bit 5 of each byte, moved to bit 7 (a 16-bit shift: no bit crosses
+                        // into the top of the next byte).
+                        c.curly |= mask!($slli::<2>(v));
+                        // `b - '0' <= 9`, unsigned.
+                        let nine = $splat(9);
+                        c.digit |= mask!($eq($max($sub(v, $splat(b'0' as i8)), nine), nine));
+                        c.zero |= mask!(is!(b'0'));
+                        c.minus |= mask!(is!(b'-'));
+                        c.plus |= mask!(is!(b'+'));
+                        c.dot |= mask!(is!(b'.'));
+                        // `E` is `e` without bit 5.
+                        c.exp |= mask!($eq(lower, $splat(b'e' as i8)));
+                    }
                 }
             }
             c
         }};
     }
 
-    /// SSE2, part of every x86-64 CPU: four 16-byte lanes.
-    pub(super) fn sse2(block: &[u8; 64]) -> Classes {
-        classes_by_lanes!(
-            block,
-            __m128i,
-            16,
-            _mm_loadu_si128,
-            _mm_cmpeq_epi8,
-            _mm_or_si128,
-            _mm_max_epu8,
-            _mm_sub_epi8,
-            _mm_movemask_epi8,
-            _mm_set1_epi8,
-            _mm_slli_epi16,
-            u16
-        )
+    /// SSE2's arguments of [`classes_by_lanes`]: four 16-byte lanes.
+    macro_rules! sse2 {
+        ($block:ident, $structure:expr) => {
+            classes_by_lanes!(
+                $block,
+                __m128i,
+                16,
+                _mm_loadu_si128,
+                _mm_cmpeq_epi8,
+                _mm_or_si128,
+                _mm_max_epu8,
+                _mm_sub_epi8,
+                _mm_movemask_epi8,
+                _mm_set1_epi8,
+                _mm_slli_epi16,
+                u16,
+                $structure
+            )
+        };
     }
 
-    /// AVX2: two 32-byte lanes.
+    /// AVX2's arguments of [`classes_by_lanes`]: two 32-byte lanes.
+    macro_rules! avx2 {
+        ($block:ident, $structure:expr) => {
+            classes_by_lanes!(
+                $block,
+                __m256i,
+                32,
+                _mm256_loadu_si256,
+                _mm256_cmpeq_epi8,
+                _mm256_or_si256,
+                _mm256_max_epu8,
+                _mm256_sub_epi8,
+                _mm256_movemask_epi8,
+                _mm256_set1_epi8,
+                _mm256_slli_epi16,
+                u32,
+                $structure
+            )
+        };
+    }
+
+    /// SSE2, part of every x86-64 CPU.
+    pub(super) fn sse2(block: &[u8; 64]) -> Classes {
+        sse2!(block, true)
+    }
+
+    /// SSE2, the classes inside strings only.
+    pub(super) fn sse2_strings(block: &[u8; 64]) -> Classes {
+        sse2!(block, false)
+    }
+
+    /// AVX2.
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn avx2(block: &[u8; 64]) -> Classes {
-        classes_by_lanes!(
-            block,
-            __m256i,
-            32,
-            _mm256_loadu_si256,
-            _mm256_cmpeq_epi8,
-            _mm256_or_si256,
-            _mm256_max_epu8,
-            _mm256_sub_epi8,
-            _mm256_movemask_epi8,
-            _mm256_set1_epi8,
-            _mm256_slli_epi16,
-            u32
-        )
+        avx2!(block, true)
+    }
+
+    /// AVX2, the classes inside strings only.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn avx2_strings(block: &[u8; 64]) -> Classes {
+        avx2!(block, false)
     }
 }
 
@@ -194,8 +236,9 @@ mod arm {
     use super::Classes;
 
     /// NEON, part of every AArch64 CPU: four 16-byte lanes, their compares gathered into one
-    /// 64-bit mask per class.
-    pub(super) fn neon(block: &[u8; 64]) -> Classes {
+    /// 64-bit mask per class. `structure`: every class, or those inside strings only.
+    #[inline(always)]
+    fn classes(block: &[u8; 64], structure: bool) -> Classes {
         // Safety: each load reads 16 bytes at `16 * k`, `k < 4`: bytes of `block`; the other
         // intrinsics only compute, with NEON, which every AArch64 CPU has (a default feature
         // of every aarch64 target).
@@ -211,21 +254,9 @@ mod arm {
                     mask(lanes.map(|$v| $class))
                 };
             }
-            Classes {
+            let strings = Classes {
                 quote: each!(|v| is!(v, b'"')),
                 backslash: each!(|v| is!(v, b'\\')),
-                ws: each!(|v| vorrq_u8(vorrq_u8(is!(v, b' '), is!(v, b'\t')), vorrq_u8(is!(v, b'\n'), is!(v, b'\r')))),
-                structural: each!(|v| {
-                    // `{` `}` are `[` `]` with bit 5 set.
-                    let lower = vorrq_u8(v, vdupq_n_u8(0x20));
-                    let brackets = vorrq_u8(is!(lower, b'{'), is!(lower, b'}'));
-                    vorrq_u8(brackets, vorrq_u8(is!(v, b':'), is!(v, b',')))
-                }),
-                open: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'{')),
-                close: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'}')),
-                colon: each!(|v| is!(v, b':')),
-                comma: each!(|v| is!(v, b',')),
-                curly: each!(|v| vtstq_u8(v, vdupq_n_u8(0x20))),
                 ctrl: each!(|v| vcleq_u8(v, vdupq_n_u8(0x1f))),
                 high: each!(|v| vcgeq_u8(v, vdupq_n_u8(0x80))),
                 simple_escape: each!(|v| {
@@ -234,6 +265,19 @@ mod arm {
                     let n_r_t = vorrq_u8(is!(v, b'n'), vorrq_u8(is!(v, b'r'), is!(v, b't')));
                     vorrq_u8(quote_backslash, vorrq_u8(slash_b_f, n_r_t))
                 }),
+                ..Classes::default()
+            };
+            if !structure {
+                return strings;
+            }
+            Classes {
+                ws: each!(|v| vorrq_u8(vorrq_u8(is!(v, b' '), is!(v, b'\t')), vorrq_u8(is!(v, b'\n'), is!(v, b'\r')))),
+                // `{` `}` are `[` `]` with bit 5 set.
+                open: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'{')),
+                close: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'}')),
+                colon: each!(|v| is!(v, b':')),
+                comma: each!(|v| is!(v, b',')),
+                curly: each!(|v| vtstq_u8(v, vdupq_n_u8(0x20))),
                 digit: each!(|v| vcleq_u8(vsubq_u8(v, vdupq_n_u8(b'0')), vdupq_n_u8(9))),
                 zero: each!(|v| is!(v, b'0')),
                 minus: each!(|v| is!(v, b'-')),
@@ -241,8 +285,19 @@ mod arm {
                 dot: each!(|v| is!(v, b'.')),
                 // `E` is `e` without bit 5.
                 exp: each!(|v| is!(vorrq_u8(v, vdupq_n_u8(0x20)), b'e')),
+                ..strings
             }
         }
+    }
+
+    /// NEON: every class.
+    pub(super) fn neon(block: &[u8; 64]) -> Classes {
+        classes(block, true)
+    }
+
+    /// NEON: the classes inside strings only.
+    pub(super) fn neon_strings(block: &[u8; 64]) -> Classes {
+        classes(block, false)
     }
 
     /// Four lanes of 0x00/0xff bytes as 64 bits: each byte keeps its bit of a power of two, and
@@ -282,6 +337,21 @@ mod tests {
                         kernel.classes(&block),
                         Classes::portable(&block),
                         "{} byte {byte:#x} at {at}",
+                        kernel.name()
+                    );
+                    let p = Classes::portable(&block);
+                    let strings = Classes {
+                        quote: p.quote,
+                        backslash: p.backslash,
+                        ctrl: p.ctrl,
+                        high: p.high,
+                        simple_escape: p.simple_escape,
+                        ..Classes::default()
+                    };
+                    assert_eq!(
+                        kernel.string_classes(&block),
+                        strings,
+                        "{} strings, byte {byte:#x} at {at}",
                         kernel.name()
                     );
                 }

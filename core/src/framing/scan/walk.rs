@@ -373,7 +373,7 @@ pub(super) fn skip_string(buf: &[u8], i: usize) -> usize {
             blk += 64;
             continue;
         }
-        let m = Block::of(&kernel.classes(block), &mut carry);
+        let m = Block::of(&kernel.string_classes(block), &mut carry);
         let stop = m.quotes | m.anomalies;
         if stop != 0 {
             let k = stop.trailing_zeros();
