@@ -159,7 +159,7 @@ fn after_each(at: u64, gaps: u64, kind: u16, carries: &mut u16) -> u64 {
     let carried = u64::from(*carries & kind != 0);
     let (sum, overflow) = (at << 1 | carried).overflowing_add(gaps);
     let out = u16::from(overflow) | (at >> 63) as u16;
-    *carries = *carries & !kind | kind * out;
+    *carries = (*carries & !kind) | (kind * out);
     sum & !gaps
 }
 
@@ -187,6 +187,26 @@ mod tests {
         assert_eq!(pending, Pending(KEY));
         let (pending, levels) = check_text(br#"{"a": "#).expect("valid so far");
         assert_eq!((pending, levels.depth), (Pending(COLON), 4));
+    }
+
+    #[test]
+    fn what_is_pending_is_what_the_scanner_expects() {
+        for (expect, object) in [
+            (Expect::KeyOrClose, true),
+            (Expect::ValueOrClose, false),
+            (Expect::Value, true),
+            (Expect::Value, false),
+            (Expect::Key, true),
+            (Expect::Colon, true),
+            (Expect::CommaOrClose, true),
+            (Expect::CommaOrClose, false),
+        ] {
+            let pending = Pending::of(expect, object).expect("a walk state");
+            assert_eq!(pending.expect(), expect);
+        }
+        assert_eq!(Pending::of(Expect::Key, false), None, "keys only in objects");
+        assert_eq!(Pending::of(Expect::Start, true), None);
+        assert_eq!(Pending(COMMA_IN_ARRAY).expect(), Expect::Value);
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! - the body of a long string, simple escapes included (`walk.rs`, `skip_string`): a screenshot,
 //!   printed JSON;
 //! - whole blocks of structure two levels deep or more, where the Blender checks have nothing to
-//!   look at (`walk.rs`, stage two): the grammar checked over structural characters, opening
-//!   quotes and the first byte of each number or literal, numbers and literals where they stand.
+//!   look at (`walk.rs`, stage two): each block's numbers and literals checked over masks
+//!   (`runs.rs`) and its grammar as a rule on neighbours, one addition per kind of thing
+//!   (`grammar.rs`), with no step per event; a block those checks do not take whole goes through
+//!   an event loop instead (the grammar event by event, numbers and literals where they stand).
 //!
 //! Both hand back to the scanner, in its own state, before anything they do not take whole (a
 //! control character in a string, non-ASCII, a `\u` escape, a byte the grammar does not allow,

@@ -1,14 +1,21 @@
-//! Stage two: the grammar checked over the events of whole blocks ([`blocks::Block`]), and the
-//! body of a long string skipped block by block.
+//! Stage two: whole blocks ([`blocks::Block`]) of structure, and the body of a long string
+//! skipped block by block.
 //!
 //! The walk is the byte-by-byte scanner's fast lane, never its judge: it runs where the scanner
 //! would see only structure, plain strings and ASCII (inside the reply's object, two levels deep
-//! or more, where the Blender checks have nothing to look at), checks numbers and literals where
-//! they stand with the scanner's own token functions, and hands back, in the scanner's own state,
-//! at the first thing it does not take whole: an anomaly, a byte the grammar does not allow
-//! there, a token the buffer cuts, or the last whole block. The scanner then reads on from there
-//! byte by byte, so a bad byte is found at the same offset, with the same fault, as without the
-//! walk.
+//! or more, where the Blender checks have nothing to look at). A block goes through the mask
+//! checks when they take it whole (`runs`: its numbers and literals; `grammar`: every byte's
+//! neighbours, the nesting and which strings are keys), else through the event loop, which checks
+//! the grammar event by event and numbers and literals where they stand with the scanner's own
+//! token functions, and hands back, in the scanner's own state, at the first thing it does not
+//! take whole: an anomaly, a byte the grammar does not allow there, a token the buffer cuts. The
+//! walk also hands back after the last whole block. The scanner then reads on from there byte by
+//! byte, so a bad byte is found at the same offset, with the same fault, as without the walk.
+//!
+//! The mask checks may refuse a block the event loop takes (they are never looser): a number of
+//! a form the masks do not cover, a bracket that leaves the walk's depth. Between the two, the
+//! state crosses block boundaries as what the last significant byte left pending
+//! ([`Pending`]), which is what the scanner would expect there.
 
 use super::blocks::{Block, Carry, Kernel};
 use super::classes::Classes;
@@ -135,7 +142,7 @@ impl Validator {
     /// `self.walk_from` (past the byte it stopped at).
     ///
     /// Each block goes through the mask checks (`runs`, `grammar`) when it can, with no step per
-    /// event; any block they do not take whole goes through the event loop ([`Lane`]), which
+    /// event; any block they do not take whole goes through the event loop (`Lane::events`), which
     /// hands back at the first thing it does not take.
     pub(super) fn walk(&mut self, buf: &[u8], i: usize) -> Handback {
         let kernel = Kernel::get();
@@ -235,11 +242,10 @@ impl Lane {
             match class {
                 QUOTE => string = (p, EXPECTS[usize::from(state / 2)]),
                 TOKEN if plain_token(block, e, m) => {}
-                TOKEN => {
-                    if !token_ends(buf, p, blocks_end) {
-                        return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
-                    }
+                TOKEN if !token_ends(buf, p, blocks_end) => {
+                    return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
                 }
+                TOKEN => {}
                 OPEN_OBJECT | OPEN_ARRAY => {
                     if levels.depth == grammar::MAX_DEPTH {
                         return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
