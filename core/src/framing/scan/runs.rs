@@ -6,7 +6,7 @@
 //! structure, whitespace nor quotes. A run the block holds whole is taken when it is `true`,
 //! `false`, `null` (compared where it stands) or a number, which is checked over masks: each
 //! rule of `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` is one or two mask operations, the
-//! order of the fraction and exponent a carry along the run. The run that reaches the block's
+//! order of the fraction and exponent an addition along the run. The run that reaches the block's
 //! last byte may go on in the next block: it is left to the walk, which checks it with the
 //! scanner's own token functions across the boundary (so the run that continues into a block
 //! is already checked when that block is).
@@ -81,9 +81,10 @@ pub(super) fn check(block: &[u8; 64], c: &Classes, m: &Block) -> Runs {
     flags |= (minus | plus | dot) & !(digit >> 1);
     flags |= exp & !((digit | minus | plus) >> 1);
     flags |= (dot | exp) & !(digit << 1);
-    // One dot, one `e`, the dot first.
-    flags |= dot & after_in_runs(dot | exp, n);
-    flags |= exp & after_in_runs(exp, n);
+    // One dot, one `e`, the dot first: no dot after another dot or an `e` in its run, no `e`
+    // after another.
+    flags |= dot & second_in_runs(dot | exp, n);
+    flags |= second_in_runs(exp, n);
     // The integer part's leading zero stands alone.
     let int_start = (first & digit) | (first & minus) << 1;
     flags |= int_start & c.zero & (digit >> 1);
@@ -99,24 +100,14 @@ pub(super) fn check(block: &[u8; 64], c: &Classes, m: &Block) -> Runs {
     Runs { refused, open }
 }
 
-/// The bits of `runs` that come after a bit of `marks` in the same run (`marks` within `runs`):
-/// a carry along each run, in six doubling steps.
+/// The bits of `marks` (within `runs`) that have another bit of `marks` before them in the same
+/// run: one addition. A carry put just after each mark runs through the run's bytes that are
+/// not marks and stops on the next byte that is not one: a mark of the same run, or the byte
+/// after the run.
 #[inline]
-fn after_in_runs(marks: u64, runs: u64) -> u64 {
-    let mut after = (marks << 1) & runs;
-    // Bits whose `2^k` bytes before are all in the run, `k` the step.
-    let mut reach = runs & (runs << 1);
-    after |= (after << 1) & reach;
-    reach &= reach << 1;
-    after |= (after << 2) & reach;
-    reach &= reach << 2;
-    after |= (after << 4) & reach;
-    reach &= reach << 4;
-    after |= (after << 8) & reach;
-    reach &= reach << 8;
-    after |= (after << 16) & reach;
-    reach &= reach << 16;
-    after | (after << 32) & reach
+fn second_in_runs(marks: u64, runs: u64) -> u64 {
+    let between = runs & !marks;
+    ((marks << 1).wrapping_add(between)) & marks
 }
 
 #[cfg(test)]
@@ -179,9 +170,13 @@ mod tests {
     }
 
     #[test]
-    fn the_carry_stops_at_the_end_of_each_run() {
-        let runs = u64::from_str_radix("0111101111", 2).unwrap();
-        let marks = 0b00_0010_0010;
-        assert_eq!(after_in_runs(marks, runs), 0b01_1100_1100);
+    fn a_second_mark_counts_only_in_its_own_run() {
+        // Runs at bits 0-3 and 5-9; marks at 1, 3 (same run), 5 and 9 (same run), 4 is a gap.
+        let runs = 0b11_1110_1111;
+        let marks = 0b10_0010_1010;
+        assert_eq!(second_in_runs(marks, runs), 0b10_0000_1000);
+        // Adjacent marks, and one mark per run.
+        assert_eq!(second_in_runs(0b0110, 0b0111), 0b0100);
+        assert_eq!(second_in_runs(0b1000_0001, 0b1100_0011), 0);
     }
 }
