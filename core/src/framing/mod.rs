@@ -18,7 +18,7 @@
 //! JSON reply ends already means following its strings and nesting, and the grammar check rides
 //! on that same pass; and it runs as the bytes arrive, on the I/O thread for big replies, off the
 //! event loop, where `JSON.parse` cannot (issue 20 measured it at several GB/s on long strings and
-//! printed JSON, below 1 GB/s on dense structure: `bench/native`'s `validate-bench`).
+//! printed JSON, about 1 GB/s on a dense scene dump: `bench/native`'s `validate-bench`).
 //!
 //! Security note: decoders allocate at most a bit per nesting level past 64; the caller owns
 //! the buffer and bounds it (`maxResponseBytes`), since a peer can send an endless string or
