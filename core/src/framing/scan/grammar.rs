@@ -76,8 +76,19 @@ pub(super) struct Levels {
 
 impl Levels {
     /// Whether the innermost container is an object.
-    fn top_is_object(self) -> bool {
+    pub(super) fn top_is_object(self) -> bool {
         self.bits >> (self.depth - 1) & 1 == 1
+    }
+
+    /// Opens a container (an object if `object`); `false`, and nothing opened, at
+    /// [`MAX_DEPTH`].
+    pub(super) fn push(&mut self, object: bool) -> bool {
+        if self.depth == MAX_DEPTH {
+            return false;
+        }
+        self.bits = (self.bits & !(1 << self.depth)) | (u64::from(object) << self.depth);
+        self.depth += 1;
+        true
     }
 }
 
@@ -111,11 +122,9 @@ pub(super) fn check(c: &Classes, m: &Block, pending: Pending, levels: Levels) ->
         commas &= !before;
         let curly = c.curly >> at & 1;
         if open >> at & 1 == 1 {
-            if after.depth == MAX_DEPTH {
+            if !after.push(curly == 1) {
                 return None;
             }
-            after.bits = after.bits & !(1 << after.depth) | curly << after.depth;
-            after.depth += 1;
         } else {
             if curly != object || after.depth <= 2 {
                 return None;

@@ -149,11 +149,8 @@ impl Validator {
         let n = buf.len();
         let blocks_end = i + (n - i) / 64 * 64;
         let levels = Levels { depth: self.nesting.depth, bits: self.nesting.low };
-        let pending = match levels.depth <= grammar::MAX_DEPTH {
-            true => Pending::of(self.expect, self.nesting.top_is_object()),
-            false => None,
-        };
-        let Some(pending) = pending else {
+        let pending = (levels.depth <= grammar::MAX_DEPTH).then(|| Pending::of(self.expect, levels.top_is_object()));
+        let Some(pending) = pending.flatten() else {
             self.walk_from = i + 1;
             return Handback::At(i);
         };
@@ -166,7 +163,7 @@ impl Validator {
             let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
             let c = kernel.classes(block);
             let m = Block::of(&c, &mut lane.carry);
-            if let Err(handback) = lane.block(buf, blk, blocks_end, &c, &m) {
+            if let Err(handback) = lane.block(buf, block, blk, blocks_end, &c, &m) {
                 break handback;
             }
             blk += 64;
@@ -197,8 +194,15 @@ type Stop = (usize, Expect, Handback);
 impl Lane {
     /// Takes the block at `blk` (classified as `c` and `m`), or says where the scanner goes on.
     #[inline]
-    fn block(&mut self, buf: &[u8], blk: usize, blocks_end: usize, c: &Classes, m: &Block) -> Result<(), Stop> {
-        let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
+    fn block(
+        &mut self,
+        buf: &[u8],
+        block: &[u8; 64],
+        blk: usize,
+        blocks_end: usize,
+        c: &Classes,
+        m: &Block,
+    ) -> Result<(), Stop> {
         if m.anomalies == 0 {
             let runs = runs::check(block, c, m);
             let open_run_ok = runs.open == 0 || token_ends(buf, blk + runs.open.trailing_zeros() as usize, blocks_end);
@@ -217,14 +221,13 @@ impl Lane {
                 }
             }
         }
-        self.events(buf, blk, blocks_end, m)
+        self.events(buf, block, blk, blocks_end, m)
     }
 
     /// The event loop over one block: the grammar event by event, numbers and literals where
     /// they stand.
-    fn events(&mut self, buf: &[u8], blk: usize, blocks_end: usize, m: &Block) -> Result<(), Stop> {
-        let block: &[u8; 64] = buf[blk..blk + 64].try_into().expect("a whole block");
-        let object = self.levels.bits >> (self.levels.depth - 1) & 1 == 1;
+    fn events(&mut self, buf: &[u8], block: &[u8; 64], blk: usize, blocks_end: usize, m: &Block) -> Result<(), Stop> {
+        let object = self.levels.top_is_object();
         let mut state = state_of(self.pending.expect(), object).expect("every pending kind is a walk state");
         let levels = &mut self.levels;
         let stop = m.anomalies.trailing_zeros();
@@ -246,21 +249,17 @@ impl Lane {
                     return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
                 }
                 TOKEN => {}
-                OPEN_OBJECT | OPEN_ARRAY => {
-                    if levels.depth == grammar::MAX_DEPTH {
-                        return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
-                    }
-                    let object = u64::from(class == OPEN_OBJECT);
-                    levels.bits = levels.bits & !(1 << levels.depth) | object << levels.depth;
-                    levels.depth += 1;
+                OPEN_OBJECT | OPEN_ARRAY if !levels.push(class == OPEN_OBJECT) => {
+                    return Err((p, EXPECTS[usize::from(state / 2)], Handback::At(p)));
                 }
+                OPEN_OBJECT | OPEN_ARRAY => {}
                 CLOSE_OBJECT | CLOSE_ARRAY => {
                     levels.depth -= 1;
                     if levels.depth < 2 {
                         // Back in the reply's own object: the scanner's checks again.
                         return Err((p, EXPECTS[usize::from(next / 2)], Handback::At(p + 1)));
                     }
-                    state = next | State::from(levels.bits >> (levels.depth - 1) & 1 == 1);
+                    state = next | State::from(levels.top_is_object());
                     continue;
                 }
                 _ => {}
