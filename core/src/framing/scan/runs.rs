@@ -48,14 +48,14 @@ pub(super) fn check(block: &[u8; 64], c: &Classes, m: &Block) -> Runs {
         let len = (!(other >> e)).trailing_zeros() as usize;
         // The word's last four letters, read as one number (`len` of 4 or 5 ends them within
         // the run, before the block's end).
-        let (word_len, tail) = match block[e] {
+        let (word_len, ending) = match block[e] {
             b't' => (4, *b"true"),
             b'f' => (5, *b"alse"),
             b'n' => (4, *b"null"),
             _ => (0, [0; 4]),
         };
         let last4 = |at: usize| block.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
-        if len == word_len && last4(e + len - 4) == Some(tail) {
+        if len == word_len && last4(e + len - 4) == Some(ending) {
             literals |= ((1u64 << len) - 1) << e;
         } else {
             flags |= 1 << e;
