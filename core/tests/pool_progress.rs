@@ -35,10 +35,15 @@ async fn serial_blender(gate: &Gate) -> TestServer {
 async fn a_call_sent_behind_a_long_command_names_it_while_it_waits_and_when_it_times_out() {
     let gate = Gate::new();
     let server = serial_blender(&gate).await;
+    // Two connections open before anything is sent, so that the small command has one of its
+    // own (two concurrent calls alone may share one: the first can be done before the second
+    // connection is needed).
     let pool = server.pool(|c| {
+        c.min_connections = 2;
         c.max_connections = 2;
         c.new_connection_settle = Duration::ZERO;
     });
+    let _ = server.wait_for("two connections", |c| c.accepted == 2).await;
     let (a, b) = tokio::join!(pool.execute(req("warm", json!(1))), pool.execute(req("warm", json!(2))));
     assert!(a.is_ok() && b.is_ok());
     assert_eq!(server.counts().accepted, 2);
